@@ -1,0 +1,51 @@
+# crimecast: the stable front door. `make run` and `make test` do all set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DBT_PROFILES_DIR := $(CURDIR)
+export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
+
+.PHONY: help install manifest run test lint unit dev bench clean
+
+help:
+	@echo "make run    - install, build the warehouse on the built-in sample, print accuracy"
+	@echo "make test   - install, lint (ruff, sqlfluff) and run the whole test suite"
+	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make bench  - the real-data benchmark (needs ../shared/data or CRIMECAST_DATA)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "crimecast needs Python 3.11, found " + sys.version.split()[0])'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+manifest: $(STAMP)
+	$(BIN)/dbt parse --quiet --project-dir . --profiles-dir .
+
+run: manifest
+	$(BIN)/crimecast run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project --processes 1
+
+unit: manifest
+	$(BIN)/pytest -q
+
+test: lint unit
+
+dev: manifest
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+bench: manifest
+	$(BIN)/python bench/run_bench.py
+
+clean:
+	rm -rf warehouse target logs .pytest_cache

@@ -1,0 +1,218 @@
+{#-
+    Every raw incident row, typed and trimmed, with its category resolved and the reason it is
+    dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents
+    keeps the rows whose drop_reason is NULL and data_quality__cleaning counts the others.
+-#}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'incidents') }}
+
+),
+
+category_map as (
+
+    select
+        trim(source) as source,
+        trim(match_on) as match_on,
+        trim(raw_value) as raw_value,
+        trim(category) as category
+    from {{ ref('category_map') }}
+
+),
+
+renamed as (
+
+    select
+        trim(source) as source,
+        nullif(trim(incident_id), '') as incident_id,
+        cast(occurred_at as timestamp) as occurred_at,
+        nullif(trim(occurred_at_raw), '') as occurred_at_raw,
+        nullif(trim(area), '') as area,
+        nullif(trim(category_raw), '') as category_raw,
+        nullif(upper(trim(offense_code)), '') as offense_code,
+        nullif(trim(offense_description), '') as offense_description,
+        cast(incident_count as integer) as incident_count,
+        nullif(trim(filter_reason), '') as filter_reason,
+        source_file,
+        source_sha256,
+        cast(source_row as bigint) as source_row,
+        loaded_at
+    from source
+
+),
+
+-- category_map rows by what they match on; the join keys are normalised the same way on both
+-- sides: category names case-insensitively, offense codes without leading zeros, descriptions
+-- upper-cased.
+map_category as (
+
+    select
+        source,
+        lower(raw_value) as match_key,
+        category
+    from category_map
+    where match_on = 'category'
+
+),
+
+map_offense_code as (
+
+    select
+        source,
+        ltrim(upper(raw_value), '0') as match_key,
+        category
+    from category_map
+    where match_on = 'offense_code'
+
+),
+
+map_offense_description as (
+
+    select
+        source,
+        upper(raw_value) as match_key,
+        category
+    from category_map
+    where match_on = 'offense_description'
+
+),
+
+categorised as (
+
+    select
+        renamed.*,
+        coalesce(
+            map_category.category,
+            renamed.category_raw,
+            map_offense_code.category,
+            map_offense_description.category
+        ) as category,
+        case
+            when map_category.category is not null then 'category_map:category'
+            when renamed.category_raw is not null then 'published'
+            when map_offense_code.category is not null then 'category_map:offense_code'
+            when map_offense_description.category is not null
+                then 'category_map:offense_description'
+        end as category_resolved_by
+    from renamed
+    left join map_category
+        on
+            renamed.source = map_category.source
+            and lower(renamed.category_raw) = map_category.match_key
+    left join map_offense_code
+        on
+            renamed.source = map_offense_code.source
+            and ltrim(renamed.offense_code, '0') = map_offense_code.match_key
+    left join map_offense_description
+        on
+            renamed.source = map_offense_description.source
+            and upper(renamed.offense_description) = map_offense_description.match_key
+
+),
+
+checked as (
+
+    select
+        *,
+        case
+            when filter_reason is not null then filter_reason
+            when occurred_at is null then 'unparseable_timestamp'
+            when area is null then 'missing_area'
+            when category is null then 'missing_category'
+        end as invalid_reason
+    from categorised
+
+),
+
+-- Duplicates. A row with an incident_id duplicates an earlier valid row (by source_file,
+-- source_row) of the same source with the same incident_id, offense code and description,
+-- occurred_at, area and count value (a -1 reversal never duplicates its +1). Boston publishes one
+-- INCIDENT_NUMBER once per offense code: those rows differ in offense_code and are all kept.
+-- Rows without an incident_id are compared on every canonical field (published category too).
+-- Identical id-less rows within ONE file are kept: without an id they cannot be told apart from
+-- separate incidents of the same hour, area and category (Houston publishes hourly times and no
+-- id). Republishing is what is dropped: the n-th identical id-less row of a file duplicates the
+-- n-th identical row of an earlier file.
+keyed as (
+
+    select
+        *,
+        case
+            when incident_id is null
+                then row_number() over same_record_in_file
+        end as occurrence_in_file
+    from checked
+    window same_record_in_file as (
+        partition by
+            source,
+            source_file,
+            invalid_reason is null,
+            incident_id,
+            offense_code,
+            offense_description,
+            occurred_at,
+            area,
+            incident_count,
+            category_raw
+        order by source_row asc
+    )
+
+),
+
+ranked as (
+
+    select
+        *,
+        case
+            when invalid_reason is null then row_number() over same_record
+        end as duplicate_rank
+    from keyed
+    window same_record as (
+        partition by
+            source,
+            invalid_reason is null,
+            incident_id,
+            offense_code,
+            offense_description,
+            occurred_at,
+            area,
+            incident_count,
+            case when incident_id is null then category_raw end,
+            occurrence_in_file
+        order by source_file asc, source_row asc
+    )
+
+),
+
+final as (
+
+    select
+        source,
+        incident_id,
+        occurred_at,
+        {{ to_date('occurred_at') }} as occurred_date,
+        occurred_at_raw,
+        area,
+        category,
+        category_raw,
+        category_resolved_by,
+        offense_code,
+        offense_description,
+        incident_count,
+        filter_reason,
+        coalesce(
+            invalid_reason,
+            case when duplicate_rank > 1 then 'duplicate' end
+        ) as drop_reason,
+        source_file,
+        source_sha256,
+        source_row,
+        loaded_at
+    from ranked
+
+)
+
+select * from final

@@ -1,0 +1,48 @@
+-- Every series of daily_counts is gap-free and covers its source's whole range: one row per
+-- day from the source's first day to its last full day (last day with data minus one).
+with
+
+counts as (
+
+    select * from {{ ref('daily_counts') }}
+
+),
+
+source_days as (
+
+    select
+        source,
+        min(occurred_date) as first_day,
+        max(occurred_date) as last_day
+    from {{ ref('int_incidents') }}
+    group by source
+
+),
+
+per_series as (
+
+    select
+        source,
+        series_id,
+        min(date) as first_date,
+        max(date) as last_date,
+        count(*) as n_days,
+        count(distinct date) as n_distinct_days
+    from counts
+    group by source, series_id
+
+)
+
+select
+    per_series.*,
+    source_days.first_day,
+    source_days.last_day
+from per_series
+left join source_days
+    on per_series.source = source_days.source
+where
+    source_days.source is null
+    or per_series.first_date != source_days.first_day
+    or per_series.last_date != {{ add_days('source_days.last_day', -1) }}
+    or per_series.n_days != per_series.n_distinct_days
+    or per_series.n_days != (per_series.last_date - per_series.first_date) + 1

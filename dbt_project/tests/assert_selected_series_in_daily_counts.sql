@@ -1,0 +1,15 @@
+-- Every selected series (int_series) is in daily_counts, unless its source has no full day.
+select series.*
+from {{ ref('int_series') }} as series
+where
+    not exists (
+        select 1
+        from {{ ref('daily_counts') }} as counts
+        where counts.series_id = series.series_id
+    )
+    and exists (
+        select 1
+        from {{ ref('int_incidents') }} as incidents
+        where incidents.source = series.source
+        having max(incidents.occurred_date) > min(incidents.occurred_date)
+    )

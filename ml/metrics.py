@@ -1,0 +1,107 @@
+"""Point-forecast metrics and the Poisson noise floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def mae(actual, prediction) -> float:
+    """Mean absolute error over pairs where both values are finite (NaN if none)."""
+    a, p = _pairs(actual, prediction)
+    return float(np.mean(np.abs(a - p))) if len(a) else float("nan")
+
+
+def rmse(actual, prediction) -> float:
+    """Root mean squared error over pairs where both values are finite (NaN if none)."""
+    a, p = _pairs(actual, prediction)
+    return float(np.sqrt(np.mean((a - p) ** 2))) if len(a) else float("nan")
+
+
+def _pairs(actual, prediction) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(actual, dtype="float64")
+    p = np.asarray(prediction, dtype="float64")
+    if a.shape != p.shape:
+        raise ValueError("actual and prediction differ in shape")
+    ok = np.isfinite(a) & np.isfinite(p)
+    return a[ok], p[ok]
+
+
+def poisson_median(lam) -> np.ndarray:
+    """Median of Poisson(λ): the smallest k with P(Y ≤ k) ≥ 1/2 (0 for λ = 0; NaN kept)."""
+    lam = np.asarray(lam, dtype="float64")
+    out = np.full(lam.shape, np.nan)
+    ok = np.isfinite(lam) & (lam >= 0)
+    out[ok] = stats.poisson.ppf(0.5, lam[ok])
+    out[ok & (lam == 0)] = 0.0
+    return out
+
+
+def poisson_expected_abs_error(lam) -> np.ndarray:
+    """E|Y − median(Poisson(λ))| for Y ~ Poisson(λ), elementwise (NaN for NaN/negative λ).
+
+    Exact, with a finite sum: for m = median, E|Y − m| = (λ − m) + 2·Σ_{k<m} (m − k)·P(Y = k),
+    because |Y − m| = (Y − m) + 2·max(m − Y, 0). Evaluated once per distinct λ (trailing means
+    take few distinct values).
+    """
+    lam = np.asarray(lam, dtype="float64")
+    out = np.full(lam.shape, np.nan)
+    ok = np.isfinite(lam) & (lam >= 0)
+    if not ok.any():
+        return out
+    uniq, inverse = np.unique(lam[ok], return_inverse=True)
+    med = poisson_median(uniq)
+    values = np.empty_like(uniq)
+    for i, (lam_i, m) in enumerate(zip(uniq, med, strict=True)):
+        k = np.arange(int(m))
+        below = float(np.sum((m - k) * stats.poisson.pmf(k, lam_i))) if len(k) else 0.0
+        values[i] = lam_i - m + 2.0 * below
+    out[ok] = values[inverse]
+    return out
+
+
+def noise_floor_mae(lam) -> float:
+    """Expected MAE of a perfect Poisson forecaster: mean over rows of E|Y − median(Poisson(λ))|.
+
+    ``lam`` is the per-row Poisson rate; the contract uses the trailing 28-day mean
+    (``roll_mean_28``). Rows with NaN λ are ignored.
+    """
+    values = poisson_expected_abs_error(lam)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+METRIC_COLUMNS = ["mae", "rmse", "n", "noise_floor_mae"]
+
+
+def score(predictions: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Metrics per group of a predictions long frame.
+
+    ``predictions`` needs ``model``, ``horizon``, ``prediction``, ``actual`` and, for the noise
+    floor, ``noise_lambda`` (the backtest adds it: the row's ``roll_mean_28``). Groups default to
+    ``cutoff, model, horizon`` (``cutoff`` only when present). Rows whose prediction or actual is
+    missing are not scored; ``n`` counts the scored rows and the noise floor is averaged over
+    those same rows.
+
+    Returns columns ``by + [mae, rmse, n, noise_floor_mae]``.
+    """
+    if by is None:
+        by = (["cutoff"] if "cutoff" in predictions.columns else []) + ["model", "horizon"]
+    rows = []
+    for key, g in predictions.groupby(by, sort=True, dropna=False):
+        a = g["actual"].to_numpy(dtype="float64")
+        p = g["prediction"].to_numpy(dtype="float64")
+        ok = np.isfinite(a) & np.isfinite(p)
+        lam = g["noise_lambda"].to_numpy(dtype="float64")[ok] if "noise_lambda" in g else []
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "mae": mae(a[ok], p[ok]),
+                "rmse": rmse(a[ok], p[ok]),
+                "n": int(ok.sum()),
+                "noise_floor_mae": noise_floor_mae(lam),
+            }
+        )
+    return pd.DataFrame(rows, columns=by + METRIC_COLUMNS)

@@ -1,0 +1,660 @@
+"""São Paulo phone robberies and thefts: where does it happen? A calibrated place-type classifier.
+
+Plain Python (no Dagster). Input: the records of ``marts.saopaulo_phone_theft_records`` (one row
+per robbery/theft, columns ``neighbourhood, brand, weekday, period, offence, age, sex,
+place_type``). Output: held-out metrics per model, a reliability table, a feature ablation and
+a scored table of place-type probabilities per (neighbourhood, weekday, period, brand) cell.
+
+Protocol (everything with a fixed seed):
+
+* test split: random 25 % of the records, stratified by place type; touched only for the final
+  scores (and the informative ``test_log_loss`` column of the ablation, used for no decision);
+* the other 75 % ("development") is split, stratified, into ``fit`` (60 %), ``val`` (20 %) and
+  ``cal`` (20 %): models are fitted on ``fit``; smoothing strengths, XGBoost's number of trees
+  and the feature set are chosen on ``val``; the temperature is fitted on ``cal``;
+* the frequency baselines are refitted on the whole development part once their smoothing
+  strength is chosen (they need no calibration), which can only favour them.
+
+Models:
+
+* ``prior`` — class frequencies of the development part, the same for every record;
+* ``freq_neighbourhood`` — class counts per neighbourhood plus ``alpha`` × the city prior
+  (additive/Dirichlet smoothing, ``alpha`` chosen on ``val``): a neighbourhood with few records
+  stays near the city prior; an unseen one gets the prior;
+* ``freq_neighbourhood_period`` — the same per neighbourhood × period;
+* ``freq_offence_neighbourhood_period`` — the same per offence × neighbourhood × period, smoothed
+  toward the offence's prior: the lookup table that knows everything the model's strongest
+  features know, to show what the model adds beyond counting;
+* ``xgboost_uncalibrated`` / ``xgboost`` — multi:softprob XGBoost on the selected features,
+  before / after temperature scaling.
+
+Neighbourhoods (1,285 in the real file, half with fewer than 5 records) enter the model as
+target encodings: the smoothed class frequencies of the neighbourhood (and of neighbourhood ×
+period) plus log(1 + records), computed out-of-fold (5 folds) on the training rows and from all
+training rows for the other rows, so no row sees its own label.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold, train_test_split
+
+#: The 10 place-type groups, as named in the derived SSP extract (seeds/saopaulo_place_types.csv
+#: maps raw SSP subtypes onto them). The order is the column order of every probability matrix.
+CLASSES: list[str] = [
+    "Via Publica",
+    "Transporte Publico",
+    "Residencia / Hospedagem",
+    "Estabelecimentos Comerciais / Industrias",
+    "Transporte Privado",
+    "Alimentacao",
+    "Entreterimento",
+    "Saude",
+    "Escolas / Universidade",
+    "Escritorios",
+]
+K = len(CLASSES)
+
+#: Candidate features. Target-encoded: neighbourhood, neighbourhood_period. Categorical codes:
+#: period, weekday, brand, offence, sex. Numeric: age. IDADE (age) and SEXO (sex) are RANDOM in
+#: the derived extract: they are candidates only so that the ablation can show it.
+CANDIDATE_FEATURES: list[str] = [
+    "neighbourhood",
+    "offence_neighbourhood",
+    "offence_neighbourhood_period",
+    "period",
+    "weekday",
+    "brand",
+    "offence",
+    "age",
+    "sex",
+]
+#: Target-encoded features and the columns whose combination is the key.
+TARGET_ENCODED: dict[str, list[str]] = {
+    "neighbourhood": ["neighbourhood"],
+    "neighbourhood_period": ["neighbourhood", "period"],
+    "offence_neighbourhood": ["offence", "neighbourhood"],
+    "offence_neighbourhood_period": ["offence", "neighbourhood", "period"],
+}
+_CATEGORICAL = {"period": "period", "weekday": "weekday", "brand": "brand", "offence": "offence"}
+_CATEGORICAL["sex"] = "sex"
+#: Key columns of the scored table; cells built from fewer than `min_cell_records` are dropped.
+CELL_KEYS = ["neighbourhood", "weekday", "period", "brand"]
+EPS = 1e-15
+
+
+@dataclass
+class PlaceTypeConfig:
+    seed: int = 42
+    test_size: float = 0.25
+    val_share: float = 0.20  # of the development part
+    cal_share: float = 0.20  # of the development part
+    alphas: Sequence[float] = (0.5, 1, 2, 5, 10, 20, 50, 100)
+    te_folds: int = 5
+    te_alpha: float | None = None  # None: the alpha chosen for freq_neighbourhood
+    candidate_features: Sequence[str] = tuple(CANDIDATE_FEATURES)
+    #: a feature is kept when dropping it worsens the validation log loss by more than this
+    keep_tolerance: float = 0.0005
+    run_ablation: bool = True
+    xgb_params: dict = field(
+        default_factory=lambda: {
+            "eta": 0.08,
+            "max_depth": 3,
+            "min_child_weight": 10.0,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "lambda": 10.0,
+            "max_bin": 64,
+        }
+    )
+    max_rounds: int = 1500
+    early_stopping_rounds: int = 50
+    n_jobs: int = 2
+    calibration_bins: int = 10
+    min_cell_records: int = 5
+    #: refit the final model on fit + val (trees scaled by the size ratio) before calibrating
+    refit_on_val: bool = True
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _onehot(y: np.ndarray, k: int = K) -> np.ndarray:
+    out = np.zeros((len(y), k))
+    out[np.arange(len(y)), y] = 1.0
+    return out
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log probability of the true class (natural log)."""
+    y = np.asarray(y)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], EPS, 1.0))))
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Multi-class Brier score: mean over records of Σ_k (p_k − 1[y = k])² (0 best, 2 worst)."""
+    return float(np.mean(np.sum((p - _onehot(np.asarray(y), p.shape[1])) ** 2, axis=1)))
+
+
+def top_k(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == np.asarray(y)[:, None], axis=1)))
+
+
+def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
+    """Macro F1 of the arg-max prediction over the classes present in ``y``."""
+    labels = np.unique(y)
+    return float(f1_score(y, p.argmax(axis=1), labels=labels, average="macro", zero_division=0))
+
+
+def score(y: np.ndarray, p: np.ndarray) -> dict:
+    return {
+        "log_loss": log_loss(y, p),
+        "brier": brier(y, p),
+        "top1": top_k(y, p, 1),
+        "top3": top_k(y, p, 3),
+        "macro_f1": macro_f1(y, p),
+        "n": len(y),
+    }
+
+
+def reliability_table(
+    y: np.ndarray, p: np.ndarray, model: str, bins: int = 10, classes: Sequence[str] = CLASSES
+) -> pd.DataFrame:
+    """One-vs-rest reliability bins per class: equal-width bins of the predicted probability
+    ([0, 1/bins), …, [1 − 1/bins, 1]); empty bins are omitted. Columns: model, class, bin
+    (0-based), bin_lower, bin_upper, mean_predicted, observed_frequency, count."""
+    y = np.asarray(y)
+    rows = []
+    for j, name in enumerate(classes):
+        pj = p[:, j]
+        b = np.minimum((pj * bins).astype(int), bins - 1)
+        hit = (y == j).astype(float)
+        for i in np.unique(b):
+            m = b == i
+            rows.append(
+                {
+                    "model": model,
+                    "class": name,
+                    "bin": int(i),
+                    "bin_lower": i / bins,
+                    "bin_upper": (i + 1) / bins,
+                    "mean_predicted": float(pj[m].mean()),
+                    "observed_frequency": float(hit[m].mean()),
+                    "count": int(m.sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class TemperatureScaler:
+    """Temperature scaling: p = softmax(logit / T), one T > 0 fitted by maximum likelihood on a
+    calibration split. T = 1 is the identity; T > 1 softens over-confident predictions."""
+
+    temperature: float = 1.0
+
+    def fit(self, logits: np.ndarray, y: np.ndarray) -> TemperatureScaler:
+        y = np.asarray(y)
+
+        def nll(log_t: float) -> float:
+            return log_loss(y, softmax(logits / np.exp(log_t)))
+
+        res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+        # Never worse than the identity on the calibration split.
+        self.temperature = float(np.exp(res.x)) if res.fun < nll(0.0) else 1.0
+        return self
+
+    def transform(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits / self.temperature)
+
+
+def logits_of(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, EPS, 1.0))
+
+
+# --------------------------------------------------------------------------- frequency models
+
+
+def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
+    return pd.factorize(pd.Series(values).astype("string").fillna("\x00"), sort=False)[0]
+
+
+def _key_codes(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    key = df[cols[0]].astype("string").fillna("\x00")
+    for c in cols[1:]:
+        key = key + "|" + df[c].astype("string").fillna("\x00")
+    return _codes(key)
+
+
+def _counts(keys: np.ndarray, y: np.ndarray, n_keys: int) -> np.ndarray:
+    c = np.zeros((n_keys, K))
+    np.add.at(c, (keys, y), 1.0)
+    return c
+
+
+def smoothed_frequencies(
+    keys_train: np.ndarray,
+    y_train: np.ndarray,
+    keys_eval: np.ndarray,
+    alpha: float,
+    prior: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(counts + alpha·prior) / (n + alpha) of each eval key in the training rows, and n.
+    ``keys_*`` are integer codes from one factorization; ``prior`` is (K,) or (n_eval, K)."""
+    n_keys = int(max(keys_train.max(initial=-1), keys_eval.max(initial=-1))) + 1
+    c = _counts(keys_train, y_train, n_keys)[keys_eval]
+    n = c.sum(axis=1, keepdims=True)
+    return (c + alpha * prior) / (n + alpha), n[:, 0]
+
+
+def prior_of(y: np.ndarray) -> np.ndarray:
+    return np.bincount(y, minlength=K) / len(y)
+
+
+def _choose_alpha(
+    keys: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, alphas, prior_fn
+) -> tuple[float, dict]:
+    losses = {}
+    for a in alphas:
+        p, _ = smoothed_frequencies(keys[fit], y[fit], keys[val], a, prior_fn(fit, val))
+        losses[float(a)] = log_loss(y[val], p)
+    best = min(losses, key=losses.get)
+    return best, losses
+
+
+# --------------------------------------------------------------------------- features
+
+
+class Design:
+    """Builds feature matrices for a set of features, with target encodings computed from the
+    training rows only (out-of-fold for the training rows themselves)."""
+
+    def __init__(self, df: pd.DataFrame, y: np.ndarray, te_alpha: float, cfg: PlaceTypeConfig):
+        self.df = df
+        self.y = y
+        self.te_alpha = te_alpha
+        self.cfg = cfg
+        self.codes = {name: _key_codes(df, cols) for name, cols in TARGET_ENCODED.items()}
+        for name, col in _CATEGORICAL.items():
+            self.codes[name] = _codes(df[col]).astype(float)
+            self.codes[name][df[col].isna().to_numpy()] = np.nan
+        self.age = pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=float)
+
+    def _te(self, name: str, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        keys, y = self.codes[name], self.y
+        prior = prior_of(y[train])
+        te, n = smoothed_frequencies(keys[train], y[train], keys[rows], self.te_alpha, prior)
+        return np.column_stack([te, np.log1p(n)])
+
+    def _te_oof(self, name: str, train: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(train), K + 1))
+        folds = KFold(self.cfg.te_folds, shuffle=True, random_state=self.cfg.seed)
+        for a, b in folds.split(train):
+            out[b] = self._te(name, train[a], train[b])
+        return out
+
+    def columns(self, features: Sequence[str]) -> list[str]:
+        cols = []
+        for f in features:
+            if f in TARGET_ENCODED:
+                cols += [f"{f}_p{j}" for j in range(K)] + [f"{f}_log_n"]
+            else:
+                cols.append(f)
+        return cols
+
+    def matrix(
+        self, features: Sequence[str], train: np.ndarray, rows: np.ndarray | None
+    ) -> np.ndarray:
+        """Features of ``rows`` (None: the training rows, target encodings out-of-fold)."""
+        blocks = []
+        for f in features:
+            if f in TARGET_ENCODED:
+                blocks.append(self._te_oof(f, train) if rows is None else self._te(f, train, rows))
+            elif f == "age":
+                blocks.append(self.age[train if rows is None else rows][:, None])
+            else:
+                blocks.append(self.codes[f][train if rows is None else rows][:, None])
+        return np.column_stack(blocks)
+
+
+@dataclass
+class FittedXGB:
+    booster: xgb.Booster
+    features: list[str]
+    best_iteration: int
+    val_log_loss: float
+
+    def margins(self, design: Design, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        d = xgb.DMatrix(design.matrix(self.features, train, rows))
+        return self.booster.predict(
+            d, output_margin=True, iteration_range=(0, self.best_iteration + 1)
+        )
+
+
+def _params(cfg: PlaceTypeConfig) -> dict:
+    return {
+        "objective": "multi:softprob",
+        "num_class": K,
+        "eval_metric": "mlogloss",
+        "tree_method": "hist",
+        "nthread": cfg.n_jobs,
+        "seed": cfg.seed,
+        **cfg.xgb_params,
+    }
+
+
+def refit_xgb(
+    design: Design, features: Sequence[str], train: np.ndarray, rounds: int, cfg: PlaceTypeConfig
+) -> FittedXGB:
+    dtrain = xgb.DMatrix(design.matrix(features, train, None), label=design.y[train])
+    booster = xgb.train(_params(cfg), dtrain, num_boost_round=max(rounds, 1))
+    return FittedXGB(booster, list(features), max(rounds, 1) - 1, float("nan"))
+
+
+def fit_xgb(
+    design: Design,
+    features: Sequence[str],
+    train: np.ndarray,
+    val: np.ndarray,
+    cfg: PlaceTypeConfig,
+) -> FittedXGB:
+    y = design.y
+    dtrain = xgb.DMatrix(design.matrix(features, train, None), label=y[train])
+    dval = xgb.DMatrix(design.matrix(features, train, val), label=y[val])
+    booster = xgb.train(
+        _params(cfg),
+        dtrain,
+        num_boost_round=cfg.max_rounds,
+        evals=[(dval, "val")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    best = int(booster.best_iteration)
+    p = booster.predict(dval, iteration_range=(0, best + 1))
+    return FittedXGB(booster, list(features), best, log_loss(y[val], p))
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class PlaceTypeResult:
+    metrics: pd.DataFrame
+    calibration: pd.DataFrame
+    ablation: pd.DataFrame
+    probabilities: pd.DataFrame
+    info: dict
+
+
+def encode_target(place_type: pd.Series) -> np.ndarray:
+    index = {c: i for i, c in enumerate(CLASSES)}
+    y = place_type.map(index)
+    if y.isna().any():
+        bad = sorted(place_type[y.isna()].astype(str).unique())[:5]
+        raise ValueError(f"place types outside the 10 groups: {bad}")
+    return y.to_numpy(dtype=int)
+
+
+def _stratify(y: np.ndarray) -> np.ndarray | None:
+    """Stratify by class when every class has at least 2 rows (merge rarer ones)."""
+    counts = np.bincount(y, minlength=K)
+    strata = np.where(counts[y] >= 2, y, -1)
+    return strata if np.sum(strata == -1) != 1 else np.where(strata == -1, 0, strata)
+
+
+def split_indices(y: np.ndarray, cfg: PlaceTypeConfig) -> dict[str, np.ndarray]:
+    idx = np.arange(len(y))
+    dev, test = train_test_split(
+        idx, test_size=cfg.test_size, stratify=_stratify(y), random_state=cfg.seed
+    )
+    dev = np.sort(dev)
+    holdout = cfg.val_share + cfg.cal_share
+    fit, rest = train_test_split(
+        dev, test_size=holdout, stratify=_stratify(y[dev]), random_state=cfg.seed
+    )
+    val, cal = train_test_split(
+        rest,
+        test_size=cfg.cal_share / holdout,
+        stratify=_stratify(y[rest]),
+        random_state=cfg.seed,
+    )
+    return {k: np.sort(v) for k, v in dict(dev=dev, test=test, fit=fit, val=val, cal=cal).items()}
+
+
+def run(
+    records: pd.DataFrame,
+    cfg: PlaceTypeConfig | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> PlaceTypeResult:
+    """Fit, select, calibrate and evaluate every model; score the cells. ``records`` needs the
+    columns neighbourhood, brand, weekday, period, offence, age, sex, place_type."""
+    cfg = cfg or PlaceTypeConfig()
+    started = time.perf_counter()
+    df = records.reset_index(drop=True)
+    y = encode_target(df["place_type"])
+    if len(df) < 100:
+        raise ValueError(f"too few records for the place-type model: {len(df)} (need ≥ 100)")
+    s = split_indices(y, cfg)
+    fit, val, cal, dev, test = s["fit"], s["val"], s["cal"], s["dev"], s["test"]
+    log(f"records={len(df)} fit={len(fit)} val={len(val)} cal={len(cal)} test={len(test)}")
+
+    preds: dict[str, np.ndarray] = {}
+    chosen: dict[str, dict] = {}
+    preds["prior"] = np.tile(prior_of(y[dev]), (len(test), 1))
+
+    # ---- frequency baselines: alpha on val (fitted on fit), then refit on the whole dev part
+    nb = _codes(df["neighbourhood"])
+    nbp = _codes(df["neighbourhood"].astype(str) + "|" + df["period"].astype(str))
+    off = _codes(df["offence"])
+    onbp = _codes(
+        df["offence"].astype(str)
+        + "|"
+        + df["neighbourhood"].astype(str)
+        + "|"
+        + df["period"].astype(str)
+    )
+
+    def city_prior(train, _rows):
+        return prior_of(y[train])
+
+    def offence_prior(train, rows):
+        table = np.vstack(
+            [
+                prior_of(y[train][off[train] == o])
+                if np.any(off[train] == o)
+                else prior_of(y[train])
+                for o in range(off.max() + 1)
+            ]
+        )
+        return table[off[rows]]
+
+    for name, keys, prior_fn in [
+        ("freq_neighbourhood", nb, city_prior),
+        ("freq_neighbourhood_period", nbp, city_prior),
+        ("freq_offence_neighbourhood_period", onbp, offence_prior),
+    ]:
+        alpha, losses = _choose_alpha(keys, y, fit, val, cfg.alphas, prior_fn)
+        preds[name], _ = smoothed_frequencies(
+            keys[dev], y[dev], keys[test], alpha, prior_fn(dev, test)
+        )
+        chosen[name] = {"alpha": alpha, "val_log_loss_by_alpha": losses}
+        log(f"{name}: alpha={alpha} val log loss={losses[alpha]:.4f}")
+
+    # ---- XGBoost: feature ablation on val, final model on the kept features
+    te_alpha = cfg.te_alpha or chosen["freq_neighbourhood"]["alpha"]
+    design = Design(df, y, te_alpha, cfg)
+    candidates = [f for f in cfg.candidate_features if _available(df, f)]
+    ablation_rows = []
+
+    def variant(label: str, feature: str | None, feats: list[str]) -> FittedXGB:
+        m = fit_xgb(design, feats, fit, val, cfg)
+        p_test = softmax(m.margins(design, fit, test))
+        ablation_rows.append(
+            {
+                "variant": label,
+                "feature": feature,
+                "features": json.dumps(feats),
+                "val_log_loss": m.val_log_loss,
+                "test_log_loss": log_loss(y[test], p_test),
+                "best_iteration": m.best_iteration,
+            }
+        )
+        log(f"ablation {label}: val log loss {m.val_log_loss:.4f} ({m.best_iteration} trees)")
+        return m
+
+    if cfg.run_ablation and len(candidates) > 1:
+        full = variant("all candidates", None, candidates)
+        kept = []
+        for f in candidates:
+            m = variant(f"without {f}", f, [g for g in candidates if g != f])
+            if m.val_log_loss - full.val_log_loss > cfg.keep_tolerance:
+                kept.append(f)
+        kept = kept or candidates
+        final = variant("selected", None, kept)
+    else:
+        kept = [f for f in candidates if f not in ("age", "sex")]
+        final = variant("selected", None, kept)
+    ablation = pd.DataFrame(ablation_rows)
+    base_val = ablation["val_log_loss"].iloc[0]
+    ablation["delta_val_log_loss"] = ablation["val_log_loss"] - base_val
+    ablation["kept"] = [
+        (r.feature in kept) if isinstance(r.feature, str) else None for r in ablation.itertuples()
+    ]
+    prior_val = log_loss(y[val], np.tile(prior_of(y[fit]), (len(val), 1)))
+    ablation["val_log_loss_prior"] = prior_val
+
+    # ---- refit on fit + val with the chosen number of trees (scaled to the larger set)
+    train = np.sort(np.concatenate([fit, val]))
+    if cfg.refit_on_val:
+        rounds = int(round((final.best_iteration + 1) * len(train) / len(fit)))
+        final = refit_xgb(design, final.features, train, rounds, cfg)
+    else:
+        train = fit
+
+    # ---- calibration on cal (never on test)
+    scaler = TemperatureScaler().fit(final.margins(design, train, cal), y[cal])
+    test_margins = final.margins(design, train, test)
+    preds["xgboost_uncalibrated"] = softmax(test_margins)
+    preds["xgboost"] = scaler.transform(test_margins)
+    log(f"temperature={scaler.temperature:.3f} features={kept}")
+
+    # ---- held-out metrics and reliability tables
+    prior_ll = log_loss(y[test], preds["prior"])
+    metric_rows, calib = [], []
+    for name, p in preds.items():
+        row = {"model": name, **score(y[test], p)}
+        row["log_loss_vs_prior"] = row["log_loss"] / prior_ll - 1.0
+        metric_rows.append(row)
+        calib.append(reliability_table(y[test], p, name, cfg.calibration_bins))
+    metrics = pd.DataFrame(metric_rows)
+
+    # ---- scored cells: mean calibrated probability over each cell's records, ≥ min records
+    all_rows = np.arange(len(df))
+    p_all = scaler.transform(final.margins(design, train, all_rows))
+    probabilities = cell_probabilities(df, p_all, cfg.min_cell_records)
+
+    info = {
+        "features": kept,
+        "candidates": candidates,
+        "temperature": scaler.temperature,
+        "best_iteration": final.best_iteration,
+        "te_alpha": te_alpha,
+        "baselines": chosen,
+        "splits": {k: len(v) for k, v in s.items()},
+        "records": len(df),
+        "seconds": round(time.perf_counter() - started, 1),
+        "xgb_params": cfg.xgb_params,
+    }
+    return PlaceTypeResult(
+        metrics, pd.concat(calib, ignore_index=True), ablation, probabilities, info
+    )
+
+
+def _available(df: pd.DataFrame, feature: str) -> bool:
+    """A candidate is usable when its source column has at least one value."""
+    cols = TARGET_ENCODED.get(feature, [feature])
+    return all(c in df.columns and df[c].notna().any() for c in cols)
+
+
+def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int = 5) -> pd.DataFrame:
+    """Place-type probabilities per (neighbourhood, weekday, period, brand) cell: the mean of
+    the records' calibrated probabilities (so the offence mix observed in the cell is averaged
+    over). Cells with fewer than ``min_records`` records are suppressed. Long format: one row
+    per cell and place type, with the cell's record count and the place type's rank."""
+    keys = df[CELL_KEYS].astype("string").fillna("(missing)").reset_index(drop=True)
+    wide = pd.concat([keys, pd.DataFrame(p, columns=CLASSES)], axis=1)
+    grouped = wide.groupby(CELL_KEYS, sort=True)
+    mean = grouped[CLASSES].mean()
+    n = grouped.size()
+    mean = mean[n >= min_records]
+    n = n[n >= min_records]
+    if mean.empty:
+        cols = [*CELL_KEYS, "place_type", "probability", "rank", "n_records"]
+        return pd.DataFrame(columns=cols)
+    mean = mean.div(mean.sum(axis=1), axis=0)
+    long = mean.stack().rename("probability").reset_index()
+    long = long.rename(columns={long.columns[len(CELL_KEYS)]: "place_type"})
+    long["rank"] = (
+        long.groupby(CELL_KEYS)["probability"].rank(ascending=False, method="first").astype(int)
+    )
+    long["n_records"] = long.set_index(CELL_KEYS).index.map(n).astype(int)
+    return long.sort_values([*CELL_KEYS, "rank"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- warehouse I/O
+
+RECORDS_SQL = """
+select neighbourhood, brand, weekday, period, offence, age, sex, place_type
+from marts.saopaulo_phone_theft_records
+order by source_file, source_row
+"""
+
+
+def load_records(con) -> pd.DataFrame:
+    """The usable records from the dbt mart (a DuckDB connection)."""
+    return con.execute(RECORDS_SQL).df()
+
+
+def write_results(con, result: PlaceTypeResult, run_id: str) -> dict[str, int]:
+    """Replace ml.saopaulo_metrics, _calibration, _ablation, _place_probabilities in one
+    transaction. Every row carries run_id."""
+    tables = {
+        "saopaulo_metrics": result.metrics,
+        "saopaulo_calibration": result.calibration,
+        "saopaulo_ablation": result.ablation,
+        "saopaulo_place_probabilities": result.probabilities,
+    }
+    con.execute("begin transaction")
+    try:
+        con.execute("create schema if not exists ml")
+        for name, frame in tables.items():
+            out = frame.copy()
+            out.insert(0, "run_id", run_id)
+            view = f"_{name}_df"
+            con.register(view, out)
+            con.execute(f"create or replace table ml.{name} as select * from {view}")
+            con.unregister(view)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {name: len(frame) for name, frame in tables.items()}

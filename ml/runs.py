@@ -1,0 +1,197 @@
+"""Run records and the ``ml.*`` output frames of docs/architecture.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ml.features import split_series_id
+from ml.metrics import METRIC_COLUMNS, score
+
+FORECASTS_COLUMNS = [
+    "run_id",
+    "as_of_date",
+    "source",
+    "area",
+    "category",
+    "series_id",
+    "date",
+    "horizon",
+    "model",
+    "forecast",
+]
+BACKTEST_PREDICTIONS_COLUMNS = [
+    "run_id",
+    "source",
+    "series_id",
+    "area",
+    "category",
+    "split",
+    "cutoff",
+    "date",
+    "horizon",
+    "model",
+    "prediction",
+    "actual",
+]
+BACKTEST_METRICS_COLUMNS = [
+    "run_id",
+    "source",
+    "split",
+    "cutoff",
+    "model",
+    "horizon",
+    *METRIC_COLUMNS,
+]
+MODEL_RUNS_COLUMNS = [
+    "run_id",
+    "started_at",
+    "source",
+    "model",
+    "params",
+    "train_start",
+    "train_end",
+    "cutoff",
+    "features",
+    "metrics",
+    "artifact_path",
+]
+
+
+def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    parts = split_series_id(frame["series_id"])
+    out = frame.copy()
+    for col in ("source", "area", "category"):
+        out[col] = parts[col].to_numpy()
+    return out
+
+
+def _dates(values) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def forecasts_table(forecasts: pd.DataFrame, run_id: str, as_of_date: date) -> pd.DataFrame:
+    """``ml.forecasts`` rows from :func:`ml.forecast.forecast_recursive` output."""
+    out = _with_keys(forecasts)
+    out["run_id"] = run_id
+    out["as_of_date"] = pd.Timestamp(as_of_date).date()
+    out["date"] = _dates(out["ds"])
+    return out[FORECASTS_COLUMNS].reset_index(drop=True)
+
+
+def backtest_predictions_table(
+    predictions: pd.DataFrame, run_id: str, split: str = "test"
+) -> pd.DataFrame:
+    """``ml.backtest_predictions`` rows from :func:`ml.backtest.backtest_one_step` output."""
+    out = _with_keys(predictions)
+    out["run_id"] = run_id
+    out["split"] = split
+    out["cutoff"] = _dates(out["cutoff"])
+    out["date"] = _dates(out["ds"])
+    return out[BACKTEST_PREDICTIONS_COLUMNS].reset_index(drop=True)
+
+
+def backtest_metrics_table(
+    predictions: pd.DataFrame, run_id: str, split: str = "test"
+) -> pd.DataFrame:
+    """``ml.backtest_metrics`` rows (per source, cutoff, model, horizon) from the predictions."""
+    metrics = score(_with_keys(predictions), by=["source", "cutoff", "model", "horizon"])
+    metrics["run_id"] = run_id
+    metrics["split"] = split
+    metrics["cutoff"] = _dates(metrics["cutoff"])
+    return metrics[BACKTEST_METRICS_COLUMNS].reset_index(drop=True)
+
+
+def train_window(frame: pd.DataFrame, cutoff: date | str | None = None) -> tuple[date, date]:
+    """First and last ``ds`` with a known ``y`` before ``cutoff`` (all rows when None)."""
+    ds = pd.to_datetime(frame["ds"])
+    mask = frame["y"].notna()
+    if cutoff is not None:
+        mask &= ds < pd.Timestamp(cutoff)
+    if not mask.any():
+        raise ValueError("empty training window")
+    return ds[mask].min().date(), ds[mask].max().date()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        return _json_value(value.item())
+    if isinstance(value, (date, datetime, pd.Timestamp)):
+        return value.isoformat()
+    return value
+
+
+def _dumps(obj: Mapping[str, Any] | list | None) -> str:
+    if obj is None:
+        return "null"
+    if isinstance(obj, Mapping):
+        obj = {str(k): _json_value(v) for k, v in obj.items()}
+    else:
+        obj = [_json_value(v) for v in obj]
+    return json.dumps(obj, sort_keys=isinstance(obj, dict), allow_nan=False)
+
+
+def metrics_for(metrics: pd.DataFrame, model: str, horizon: int | None = None) -> dict[str, Any]:
+    """The metric values of one model (and horizon) from a :func:`ml.metrics.score` frame."""
+    rows = metrics.loc[metrics["model"] == model]
+    if horizon is not None:
+        rows = rows.loc[rows["horizon"] == horizon]
+    if len(rows) != 1:
+        raise ValueError(f"expected one metrics row for {model!r}, found {len(rows)}")
+    return {k: _json_value(rows.iloc[0][k]) for k in METRIC_COLUMNS}
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(part)) or "_"
+
+
+def model_run_record(
+    *,
+    run_id: str,
+    source: str,
+    model,
+    name: str | None = None,
+    train_start: date | None,
+    train_end: date | None,
+    cutoff: date | str | None,
+    metrics: Mapping[str, Any] | None = None,
+    artifact_dir: str | Path | None = None,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One ``ml.model_runs`` row; saves the fitted model under ``artifact_dir`` when given.
+
+    The artifact goes to ``<artifact_dir>/<run_id>/<source>/<name>.json`` (XGBoost
+    ``save_model`` JSON, or a small JSON description for the baselines); ``artifact_path`` is
+    its absolute path (None when no directory is given). ``params``, ``features`` and
+    ``metrics`` are JSON strings. ``cutoff`` is None for the operational model trained on all
+    history.
+    """
+    label = name or getattr(model, "name", None) or type(model).__name__
+    artifact_path = None
+    if artifact_dir is not None:
+        target = Path(artifact_dir) / _safe(run_id) / _safe(source) / f"{_safe(label)}.json"
+        artifact_path = str(model.save(target).resolve())
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    features = list(getattr(model, "features", []))
+    return {
+        "run_id": run_id,
+        "started_at": started_at or datetime.now(UTC).replace(tzinfo=None),
+        "source": source,
+        "model": label,
+        "params": _dumps({k: v for k, v in params.items() if k != "features"}),
+        "train_start": train_start,
+        "train_end": train_end,
+        "cutoff": None if cutoff is None else pd.Timestamp(cutoff).date(),
+        "features": _dumps(features),
+        "metrics": _dumps(metrics),
+        "artifact_path": artifact_path,
+    }

@@ -1,0 +1,178 @@
+"""France (SSMSI recorded crime): raw files → dbt France marts → annual backtests and forecasts.
+
+Assets
+* ``[raw, france_regional]``, ``[raw, france_departmental]`` (group "raw"): the published
+  files, parsed strictly and written in one transaction (orchestration/ingest/france.py).
+  Input per file: ``CRIMECAST_INPUT_FRANCE_REGIONAL`` / ``CRIMECAST_INPUT_FRANCE_DEPARTMENTAL``,
+  else ``CRIMECAST_INPUT_FRANCE`` (a folder or glob holding both), else the generated sample.
+* ``[ml, france_forecasts]``, ``[ml, france_backtest_predictions]``,
+  ``[ml, france_backtest_metrics]`` (group "ml"): ml/annual.py on
+  ``marts.france_annual_features``. ``CRIMECAST_FRANCE_MODELS`` (comma list, e.g.
+  ``last_value,drift,holt``) restricts the models tried (default: all).
+
+Add ``france_assets`` to the Definitions (orchestration/definitions.py).
+"""
+
+import os
+import uuid
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from orchestration.config import settings
+from orchestration.ingest.france import input_specs, load_france
+from orchestration.resources import WarehouseResource
+
+RAW_FRANCE_REGIONAL = dg.AssetKey(["raw", "france_regional"])
+RAW_FRANCE_DEPARTMENTAL = dg.AssetKey(["raw", "france_departmental"])
+ML_FRANCE_FORECASTS = dg.AssetKey(["ml", "france_forecasts"])
+ML_FRANCE_BACKTEST_PREDICTIONS = dg.AssetKey(["ml", "france_backtest_predictions"])
+ML_FRANCE_BACKTEST_METRICS = dg.AssetKey(["ml", "france_backtest_metrics"])
+_KEYS = {"regional": RAW_FRANCE_REGIONAL, "departmental": RAW_FRANCE_DEPARTMENTAL}
+
+
+class FranceRawConfig(dg.Config):
+    """Run-time overrides of the inputs (file, folder, glob, URL or ``sample``); empty = the
+    environment."""
+
+    regional: str = ""
+    departmental: str = ""
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RAW_FRANCE_REGIONAL,
+            description="SSMSI recorded crime by region (data.gouv.fr file as published, "
+            "parsed: BOM, quotes, decimal comma). Offences recorded by police and gendarmerie.",
+            group_name="raw",
+            kinds={"duckdb", "python"},
+        ),
+        dg.AssetSpec(
+            RAW_FRANCE_DEPARTMENTAL,
+            description="SSMSI recorded crime by département (data.gouv.fr file as published).",
+            group_name="raw",
+            kinds={"duckdb", "python"},
+        ),
+    ],
+    pool="warehouse_writer",
+)
+def france_raw(
+    context: dg.AssetExecutionContext, config: FranceRawConfig, warehouse: WarehouseResource
+):
+    s = settings()
+    specs = input_specs(s.input_for)
+    for kind in specs:
+        override = getattr(config, kind).strip()
+        if override:
+            specs[kind] = override
+    context.log.info(f"loading France files: {specs} (None = generated sample)")
+    with warehouse.connect() as con:
+        results = load_france(
+            con,
+            specs,
+            sample_dir=s.sample_dir / "france",
+            download_dir=s.download_dir / "france",
+        )
+    for r in results:
+        yield dg.MaterializeResult(
+            asset_key=_KEYS[r.kind],
+            metadata={
+                "dagster/row_count": r.rows,
+                "source_file": r.source_file,
+                "sha256": r.sha256,
+                "years": f"{r.years[0]}–{r.years[1]}",
+            },
+        )
+
+
+def _feature_mart_key() -> dg.AssetKey:
+    """The dbt asset of marts.france_annual_features (["marts", "france_annual_features"])."""
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.assets.dbt import crimecast_dbt_assets
+
+    return get_asset_key_for_model([crimecast_dbt_assets], "france_annual_features")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ML_FRANCE_FORECASTS,
+            description="Annual rate per 100k forecasts from the last year to 2030 per "
+            "geography and indicator, with 80/95 % empirical intervals.",
+            group_name="ml",
+            kinds={"duckdb", "python"},
+            deps=[_feature_mart_key()],
+        ),
+        dg.AssetSpec(
+            ML_FRANCE_BACKTEST_PREDICTIONS,
+            description="Out-of-sample predictions of the France splits (h1: ≤2023→2024; "
+            "h1_3: ≤2021→2022–2024), every model.",
+            group_name="ml",
+            kinds={"duckdb"},
+            deps=[_feature_mart_key()],
+        ),
+        dg.AssetSpec(
+            ML_FRANCE_BACKTEST_METRICS,
+            description="MAE, RMSE, MAPE (rate per 100k) and MAE of counts per dataset, model "
+            "and horizon, beside the last_value baseline.",
+            group_name="ml",
+            kinds={"duckdb"},
+            deps=[_feature_mart_key()],
+        ),
+    ],
+    pool="warehouse_writer",
+)
+def france_ml(context: AssetExecutionContext, warehouse: WarehouseResource):
+    from ml import annual
+
+    run_id = datetime.now(UTC).strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    with warehouse.connect(read_only=True) as con:
+        features = annual.load_features(con)
+    models = [m.strip() for m in os.environ.get("CRIMECAST_FRANCE_MODELS", "").split(",")]
+    run = annual.run_annual(features, run_id, models=[m for m in models if m] or None)
+    with warehouse.connect() as con:
+        counts = annual.write_tables(con, run)
+    pooled = run.metrics.loc[run.metrics["horizon"].isna()]
+    mae_table = {
+        dataset: {m: round(float(v), 2) for m, v in zip(g["model"], g["mae"], strict=True)}
+        for dataset, g in pooled.groupby("dataset")
+    }
+    vs_last = {}
+    for dataset, g in pooled.groupby("dataset"):
+        last = float(g.loc[g["model"] == "last_value", "mae"].iloc[0])
+        best = g.loc[g["mae"].idxmin()]
+        vs_last[dataset] = (
+            f"best {best['model']} {best['mae']:.2f} vs last_value {last:.2f} "
+            f"({100 * (best['mae'] / last - 1):+.1f} %); selected on validation: "
+            f"{run.selected.get(dataset)}"
+        )
+    fc = run.forecasts
+    yield dg.MaterializeResult(
+        asset_key=ML_FRANCE_FORECASTS,
+        metadata={
+            "dagster/row_count": counts["france_forecasts"],
+            "run_id": run_id,
+            "years": f"{int(fc['year'].min())}–{int(fc['year'].max())}",
+            "as_of_year": int(fc["as_of_year"].max()),
+            "models": {k: v for k, v in run.selected.items() if k.endswith("_forecast")},
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=ML_FRANCE_BACKTEST_PREDICTIONS,
+        metadata={"dagster/row_count": counts["france_backtest_predictions"], "run_id": run_id},
+    )
+    yield dg.MaterializeResult(
+        asset_key=ML_FRANCE_BACKTEST_METRICS,
+        metadata={
+            "dagster/row_count": counts["france_backtest_metrics"],
+            "run_id": run_id,
+            "mae_by_dataset": mae_table,
+            "best_vs_last_value": vs_last,
+        },
+    )
+
+
+france_assets = [france_raw, france_ml]

@@ -1,0 +1,55 @@
+"""The one Dagster Definitions object: raw → dbt → ml, a refresh job and a daily schedule."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.dbt import crimecast_dbt_assets, dbt_project
+from orchestration.assets.ml import ml_forecasts
+from orchestration.assets.raw import raw_incidents
+from orchestration.config import settings
+from orchestration.resources import WarehouseResource
+
+ALL_ASSETS = [raw_incidents, crimecast_dbt_assets, ml_forecasts]
+
+refresh_all = dg.define_asset_job(
+    "refresh_all",
+    selection=dg.AssetSelection.all(),
+    description="Load every configured source, build the dbt marts, backtest and forecast.",
+)
+
+daily_refresh = dg.ScheduleDefinition(
+    name="daily_refresh",
+    job=refresh_all,
+    cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+
+def _dbt_executable() -> str:
+    """The dbt of this virtualenv, even when the venv is not activated."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_resources(warehouse: str | Path | None = None) -> dict:
+    return {
+        "warehouse": WarehouseResource(path=str(warehouse or settings().warehouse)),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
+    }
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[refresh_all],
+    schedules=[daily_refresh],
+    resources=build_resources(),
+    # DuckDB allows one writer: steps run one after another in one process.
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,675 @@
+"""Load a source's files into raw.* with DuckDB, per its mapping ("mirror" semantics).
+
+Per file, Python only hashes the bytes, detects the encoding (the mapping's list, tried in
+order), reads the header line and — for encodings DuckDB does not read natively — transcodes
+to a temporary UTF-8 file in streaming chunks. Everything else (CSV parsing in strict mode,
+trimming, timestamp parsing over several formats, time-zone conversion, regex area extraction,
+row filters) is one `INSERT … SELECT … FROM read_csv(…)` per file, all inside one transaction.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from orchestration.ingest.fetch import FetchError, InputFile, resolve_inputs
+from orchestration.ingest.mapping import SourceMapping, normalize_header
+
+_CHUNK = 1 << 20
+_WS = " \t\r\n\u00a0"
+_DELIMS = (",", ";", "\t", "|")
+_UTF8 = {"utf-8", "utf-8-sig"}
+
+DDL = """
+create schema if not exists raw;
+create table if not exists raw.incidents (
+    source VARCHAR, incident_id VARCHAR, occurred_at TIMESTAMP, occurred_at_raw VARCHAR,
+    area VARCHAR, category_raw VARCHAR, offense_code VARCHAR, offense_description VARCHAR,
+    incident_count INTEGER, filter_reason VARCHAR, source_file VARCHAR, source_sha256 VARCHAR,
+    source_row BIGINT, loaded_at TIMESTAMP
+);
+create table if not exists raw.source_files (
+    source VARCHAR, source_file VARCHAR, source_sha256 VARCHAR, encoding VARCHAR, rows BIGINT,
+    loaded_at TIMESTAMP
+);
+create table if not exists raw.sources (
+    source VARCHAR, title VARCHAR, country VARCHAR, timezone VARCHAR, mapping_sha256 VARCHAR,
+    loaded_at TIMESTAMP
+);
+"""
+
+
+class LoadError(Exception):
+    """A file-level problem; the message names the file (and line / column where known).
+    Nothing was written."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class LoadResult:
+    """What a load did. `files_*` and `rows_inserted` describe this load; `rows_total`,
+    `rows_flagged`, `rows_unparseable_timestamp` and the date range describe the source's rows
+    in raw.incidents after it."""
+
+    source: str
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    rows_inserted: int = 0
+    rows_flagged: dict[str, int] = field(default_factory=dict)
+    rows_unparseable_timestamp: int = 0
+    min_occurred_at: datetime | None = None
+    max_occurred_at: datetime | None = None
+    rows_total: int = 0
+    rows_deleted: int = 0
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Plain JSON-able values (for Dagster metadata)."""
+        out = asdict(self)
+        for k in ("min_occurred_at", "max_occurred_at"):
+            out[k] = out[k].isoformat(sep=" ") if out[k] is not None else None
+        out["rows_flagged"] = {str(k): int(v) for k, v in self.rows_flagged.items()}
+        return out
+
+
+@dataclass
+class _Prepared:
+    item: InputFile
+    sha: str
+    encoding: str = ""
+    read_path: Path | None = None
+    header: list[str] = field(default_factory=list)
+    index: dict[str, int | None] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection,
+    mapping: SourceMapping,
+    input_spec: str | None = None,
+    sample_dir: Path | None = None,
+) -> LoadResult:
+    """Load `mapping`'s input into raw.* (mirror semantics, one transaction).
+
+    `input_spec`: None → the mapping's `input`; `sample` → generate the sample into
+    `sample_dir` (default `<warehouse dir>/sample/<source>`) and load it; otherwise a file,
+    folder, glob or http(s) URL. A relative path is looked up in the current directory, then
+    in the repository root (the parent of the mapping's folder)."""
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    specs = (input_spec.strip(),) if input_spec and input_spec.strip() else mapping.input
+    db_dir = _database_dir(con)
+    tmp_parent = db_dir / "tmp" if db_dir else None
+    if tmp_parent:
+        tmp_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="crimecast-load-", dir=tmp_parent) as tmp:
+        tmp_dir = Path(tmp)
+        inputs = _resolve(mapping, specs, sample_dir, db_dir, tmp_dir)
+        prepared = [_Prepared(item, _sha256(item)) for item in inputs]
+
+        con.execute(DDL)
+        loaded = dict(
+            con.execute(
+                "select source_sha256, source_file from raw.source_files where source = ?",
+                [mapping.name],
+            ).fetchall()
+        )
+        stored_sha = con.execute(
+            "select mapping_sha256 from raw.sources where source = ?", [mapping.name]
+        ).fetchone()
+        if stored_sha is not None and stored_sha[0] != mapping.sha256:
+            loaded_keep: dict[str, str] = {}  # mapping changed: reload every file
+        else:
+            loaded_keep = loaded
+
+        result = LoadResult(source=mapping.name)
+        todo: list[_Prepared] = []
+        seen: set[str] = set()
+        for p in prepared:
+            if p.sha in seen or p.sha in loaded_keep:
+                result.files_skipped.append(p.item.label)
+            else:
+                todo.append(p)
+            seen.add(p.sha)
+        kept = sorted(seen & set(loaded_keep))
+        result.files_removed = sorted(f for s, f in loaded.items() if s not in kept)
+
+        for p in todo:  # all file checks before anything is written
+            _prepare(p, mapping, tmp_dir)
+
+        with _no_progress_bar(con), _transaction(con):
+            stale = "true"
+            if kept:
+                keep_sql = ", ".join(_lit(s) for s in kept)
+                stale = f"(source_sha256 is null or source_sha256 not in ({keep_sql}))"
+            result.rows_deleted = _count(
+                con, f"delete from raw.incidents where source = ? and {stale}", [mapping.name]
+            )
+            con.execute(
+                f"delete from raw.source_files where source = ? and {stale}", [mapping.name]
+            )
+            for p in todo:
+                n = _insert_file(con, p, mapping, loaded_at)
+                con.execute(
+                    "insert into raw.source_files values (?, ?, ?, ?, ?, ?)",
+                    [mapping.name, p.item.label, p.sha, p.encoding, n, loaded_at],
+                )
+                result.files_loaded.append(p.item.label)
+                result.rows_inserted += n
+            con.execute("delete from raw.sources where source = ?", [mapping.name])
+            con.execute(
+                "insert into raw.sources values (?, ?, ?, ?, ?, ?)",
+                [
+                    mapping.name,
+                    mapping.title,
+                    mapping.country,
+                    mapping.timezone,
+                    mapping.sha256,
+                    loaded_at,
+                ],
+            )
+
+    _summarise(con, result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def _database_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
+    row = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return Path(row[0]).resolve().parent if row and row[0] else None
+
+
+def _resolve(
+    mapping: SourceMapping,
+    specs: tuple[str, ...],
+    sample_dir: Path | None,
+    db_dir: Path | None,
+    tmp_dir: Path,
+) -> list[InputFile]:
+    out: list[InputFile] = []
+    base_dirs = [mapping.path.resolve().parent.parent] if mapping.path else []
+    cache_dir = (db_dir / "downloads") if db_dir else tmp_dir / "downloads"
+    for spec in specs:
+        if spec == "sample":
+            if not mapping.sample:
+                raise LoadError(
+                    f"source {mapping.name!r}: input is 'sample' but the mapping "
+                    "has no 'sample' generator"
+                )
+            from orchestration.sample.incidents import write_sample
+
+            out_dir = (
+                Path(sample_dir)
+                if sample_dir
+                else (db_dir / "sample" / mapping.name if db_dir else tmp_dir / "sample")
+            )
+            out += [
+                InputFile(p.resolve(), str(p.resolve()))
+                for p in write_sample(mapping.sample, out_dir)
+            ]
+            continue
+        try:
+            out += resolve_inputs(
+                [spec], cache_dir=cache_dir, pattern=mapping.files.pattern, base_dirs=base_dirs
+            )
+        except FetchError as exc:
+            raise LoadError(f"source {mapping.name!r}: {exc}", file=spec) from exc
+    return out
+
+
+def _sha256(item: InputFile) -> str:
+    h = hashlib.sha256()
+    try:
+        with item.path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise LoadError(
+            f"{item.label}: cannot read: {exc.strerror or exc}", file=item.label
+        ) from exc
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# per-file checks
+
+
+def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> str:
+    """The first encoding of the list that decodes the whole file (`utf-8-sig` reported when a
+    UTF-8 file starts with a BOM)."""
+    first_error = ""
+    for enc in encodings:
+        name = codecs.lookup(enc).name
+        decoder = codecs.getincrementaldecoder(name)(errors="strict")
+        offset = lines = 0
+        bom = False
+        try:
+            with item.path.open("rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    if offset == 0:
+                        bom = chunk.startswith(codecs.BOM_UTF8)
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        line = lines + chunk[: exc.start].count(b"\n") + 1
+                        raise _DecodeFailed(offset + exc.start, line, exc.reason) from exc
+                    offset += len(chunk)
+                    lines += chunk.count(b"\n")
+                decoder.decode(b"", final=True)
+        except _DecodeFailed as exc:
+            if not first_error:
+                first_error = f"as {enc}: byte offset {exc.offset} (line {exc.line}): {exc.reason}"
+            continue
+        except UnicodeDecodeError as exc:  # truncated multi-byte sequence at the very end
+            if not first_error:
+                first_error = f"as {enc}: at end of file: {exc.reason}"
+            continue
+        if name in _UTF8:
+            return "utf-8-sig" if bom else "utf-8"
+        return enc
+    raise LoadError(
+        f"{item.label}: cannot decode with any of the mapping's encodings "
+        f"({', '.join(encodings)}); first failure {first_error}",
+        file=item.label,
+    )
+
+
+class _DecodeFailed(Exception):
+    def __init__(self, offset: int, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.offset, self.line, self.reason = offset, line, reason
+
+
+def _prepare(p: _Prepared, mapping: SourceMapping, tmp_dir: Path) -> None:
+    label = p.item.label
+    if p.item.path.stat().st_size == 0:
+        raise LoadError(f"{label}: file is empty (0 bytes)", file=label)
+    p.encoding = _detect_encoding(p.item, mapping.files.encodings)
+    text_encoding = "utf-8-sig" if p.encoding in _UTF8 else codecs.lookup(p.encoding).name
+    delim, quote = mapping.files.delimiter, mapping.files.quote
+    with p.item.path.open(encoding=text_encoding, newline="") as fh:
+        first_line = fh.readline()
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delim, quotechar=quote)
+        header: list[str] | None = None
+        has_data = False
+        try:
+            for row in reader:
+                if not any(c.strip() for c in row):
+                    continue
+                if header is None:
+                    header = row
+                    continue
+                has_data = True
+                break
+        except csv.Error as exc:
+            raise LoadError(
+                f"{label}: line {reader.line_num}: {exc}", file=label, line=reader.line_num
+            ) from exc
+    if header is None:
+        raise LoadError(f"{label}: file is empty (no header line)", file=label)
+    if not has_data:
+        raise LoadError(f"{label}: file has a header but no data rows", file=label)
+    p.header = header
+
+    normalized: dict[str, int] = {}
+    for i, h in enumerate(header):
+        normalized.setdefault(normalize_header(h), i)
+
+    def find(aliases: tuple[str, ...]) -> int | None:
+        for a in aliases:
+            i = normalized.get(normalize_header(a))
+            if i is not None:
+                return i
+        return None
+
+    for name, spec in mapping.fields.items():
+        p.index[name] = find(spec.columns)
+    ts = mapping.timestamp
+    if ts.is_date_hour:
+        p.index["_date"] = find(ts.date_columns)
+        p.index["_hour"] = find(ts.hour_columns) if ts.hour_columns else None
+    else:
+        p.index["_ts"] = find(ts.columns)
+
+    for name in mapping.required:
+        if name == "timestamp":
+            parts = (
+                [("date", ts.date_columns, "_date")]
+                + ([("hour", ts.hour_columns, "_hour")] if ts.hour_columns else [])
+                if ts.is_date_hour
+                else [("timestamp", ts.columns, "_ts")]
+            )
+            for what, aliases, key in parts:
+                if p.index[key] is None:
+                    _missing(
+                        label,
+                        f"timestamp {what}" if what != "timestamp" else what,
+                        aliases,
+                        header,
+                        first_line,
+                        delim,
+                    )
+        elif p.index.get(name) is None:
+            _missing(label, name, mapping.fields[name].columns, header, first_line, delim)
+
+    if p.encoding in _UTF8:
+        p.read_path = p.item.path
+    else:
+        p.read_path = _transcode(p, tmp_dir)
+
+
+def _missing(
+    label: str,
+    name: str,
+    aliases: tuple[str, ...],
+    header: list[str],
+    first_line: str,
+    delim: str,
+) -> None:
+    shown = ", ".join(repr(h) for h in header[:30]) + (" …" if len(header) > 30 else "")
+    msg = (
+        f"{label}: required field {name!r} not found: none of the columns "
+        f"{', '.join(repr(a) for a in aliases)} is in the header (header: {shown})"
+    )
+    hint = _delimiter_hint(first_line, delim)
+    if hint:
+        msg += f"; {hint}"
+    raise LoadError(msg, file=label, line=1, column=aliases[0] if aliases else None)
+
+
+def _delimiter_hint(first_line: str, delim: str) -> str:
+    line = first_line.lstrip("\ufeff").rstrip("\r\n")
+
+    def width(d: str) -> int:
+        return len(next(csv.reader([line], delimiter=d), []))
+
+    configured = width(delim)
+    best = max(((width(d), d) for d in _DELIMS if d != delim), default=(0, ""))
+    if best[0] >= 2 and best[0] > configured:
+        return f"looks like the delimiter is {best[1]!r} not {delim!r}"
+    return ""
+
+
+def _transcode(p: _Prepared, tmp_dir: Path) -> Path:
+    out = tmp_dir / f"{p.sha[:16]}.utf8.csv"
+    with (
+        p.item.path.open(encoding=p.encoding, newline="") as src,
+        out.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        first = True
+        while chunk := src.read(_CHUNK):
+            dst.write(chunk.lstrip("\ufeff") if first else chunk)
+            first = False
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# SQL
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _list_lit(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(_lit(v) for v in values) + "]"
+
+
+def _clean(expr: str) -> str:
+    return f"nullif(trim({expr}, {_lit(_WS)}), '')"
+
+
+def _timestamp_sql(p: _Prepared, mapping: SourceMapping) -> tuple[str, str]:
+    """(occurred_at expression, occurred_at_raw expression) over the cleaned columns."""
+    ts = mapping.timestamp
+    tz = _lit(mapping.timezone)
+
+    def to_local(expr: str) -> str:
+        if ts.zone == "local" or ts.zone == mapping.timezone:
+            return expr
+        return f"timezone({tz}, timezone({_lit(ts.zone)}, {expr}))"
+
+    if ts.is_date_hour:
+        di, hi = p.index.get("_date"), p.index.get("_hour")
+        if di is None or (ts.hour_columns and hi is None):
+            return "NULL::TIMESTAMP", (f'"v{di}"' if di is not None else "NULL::VARCHAR")
+        d = f'try_strptime("v{di}", {_list_lit(ts.date_formats)})'
+        if hi is None:
+            return to_local(d), f'"v{di}"'
+        h = f'try_cast("v{hi}" AS INTEGER)'
+        naive = f"CASE WHEN {h} BETWEEN 0 AND 23 THEN {d} + to_hours({h}) END"
+        return to_local(naive), f'concat_ws(\' \', "v{di}", "v{hi}")'
+
+    ti = p.index.get("_ts")
+    if ti is None:
+        return "NULL::TIMESTAMP", "NULL::VARCHAR"
+    v = f'"v{ti}"'
+    naive = [f for f in ts.formats if not re.search(r"%[zZ]", f)]
+    aware = [f for f in ts.formats if re.search(r"%[zZ]", f)]
+    parts = []
+    if naive:
+        parts.append(to_local(f"try_strptime({v}, {_list_lit(naive)})"))
+    if aware:
+        parts.append(f"timezone({tz}, try_strptime({v}, {_list_lit(aware)}))")
+    expr = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    return expr, v
+
+
+def _filter_sql(mapping: SourceMapping) -> str:
+    if not mapping.filters:
+        return "NULL::VARCHAR"
+    column = {
+        "incident_id": "incident_id",
+        "area": "area",
+        "category": "category_raw",
+        "offense_code": "offense_code",
+        "offense_description": "offense_description",
+        "count": "count_raw",
+        "timestamp": "occurred_at_raw",
+    }
+    whens = []
+    for f in mapping.filters:
+        col = column[f.field]
+        if f.op == "matches":
+            cond = f"coalesce(regexp_matches({col}, {_lit(f.value)}), false)"
+        elif f.op == "equals":
+            cond = f"coalesce({col} = {_lit(f.value)}, false)"
+        elif f.op == "in":
+            cond = f"coalesce({col} IN ({', '.join(_lit(v) for v in f.value)}), false)"
+        else:
+            cond = f"{col} IS NULL"
+        whens.append(f"WHEN {cond} THEN {_lit(f.name)}")
+    return "CASE " + " ".join(whens) + " END"
+
+
+def _read_csv_sql(p: _Prepared, mapping: SourceMapping) -> str:
+    cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(p.header)))
+    q = mapping.files.quote
+    return (
+        f"read_csv({_lit(str(p.read_path))}, columns={{{cols}}}, header=true, "
+        f"delim={_lit(mapping.files.delimiter)}, quote={_lit(q)}, escape={_lit(q)}, "
+        "strict_mode=true, auto_detect=false, null_padding=false, ignore_errors=false)"
+    )
+
+
+def _file_sql(p: _Prepared, mapping: SourceMapping, loaded_at: datetime) -> str:
+    used = sorted({i for i in p.index.values() if i is not None})
+    cleaned = ", ".join(f'{_clean(f"c{i}")} AS "v{i}"' for i in used)
+    cleaned = (cleaned + ", ") if cleaned else ""
+
+    def field_expr(name: str) -> str:
+        i = p.index.get(name)
+        if i is None:
+            return "NULL::VARCHAR"
+        spec = mapping.fields[name]
+        if spec.regex:
+            return _clean(f'regexp_extract("v{i}", {_lit(spec.regex)}, 1)')
+        return f'"v{i}"'
+
+    occurred, occurred_raw = _timestamp_sql(p, mapping)
+    count_raw = field_expr("count") if "count" in mapping.fields else "NULL::VARCHAR"
+    return f"""
+insert into raw.incidents
+select {_lit(mapping.name)}, incident_id, occurred_at, occurred_at_raw, area, category_raw,
+       offense_code, offense_description,
+       CASE WHEN count_raw IS NULL THEN 1 ELSE try_cast(count_raw AS INTEGER) END,
+       {_filter_sql(mapping)},
+       {_lit(p.item.label)}, {_lit(p.sha)}, source_row, {_lit(loaded_at.isoformat())}::TIMESTAMP
+from (
+    select {field_expr("incident_id")} AS incident_id,
+           {occurred} AS occurred_at,
+           {occurred_raw} AS occurred_at_raw,
+           {field_expr("area")} AS area,
+           {field_expr("category")} AS category_raw,
+           {field_expr("offense_code")} AS offense_code,
+           {field_expr("offense_description")} AS offense_description,
+           {count_raw} AS count_raw,
+           source_row
+    from (
+        select {cleaned}row_number() over () AS source_row
+        from {_read_csv_sql(p, mapping)}
+    )
+)
+"""
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _csv_error(p: _Prepared, exc: duckdb.Error, delim: str) -> LoadError:
+    text = str(exc)
+    label = p.item.label
+    m = _CSV_LINE.search(text)
+    if not m:
+        first = text.strip().split("\n")[0]
+        return LoadError(f"{label}: cannot read as CSV: {first}", file=label)
+    line = int(m.group(1))
+    body = text[m.end() :].split("Possible fixes")[0]
+    original = ""
+    om = re.search(r"Original Line: (.*)", body)
+    if om:
+        original = om.group(1).strip()
+        body = body.replace(om.group(0), "")
+    reason = " ".join(body.split()) or "malformed row"
+    cm = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", reason)
+    if cm:
+        exp, got = int(cm.group(1)), int(cm.group(2))
+        kind = "truncated row" if got < exp else "row has extra fields"
+        reason = f"{kind}: expected {exp} columns (as in the header), found {got}"
+        hint = _delimiter_hint(original, delim) if got == 1 else ""
+        if hint:
+            reason += f"; {hint}"
+    elif "unterminated quote" in reason.lower():
+        reason = "unterminated quoted field (truncated file?)"
+    if len(original) > 200:
+        original = original[:200] + "…"
+    msg = f"{label}: line {line}: {reason}"
+    if original:
+        msg += f" — line reads: {original}"
+    return LoadError(msg, file=label, line=line)
+
+
+def _insert_file(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, mapping: SourceMapping, loaded_at: datetime
+) -> int:
+    label = p.item.label
+    try:
+        n = _count(con, _file_sql(p, mapping, loaded_at))
+    except duckdb.Error as exc:
+        raise _csv_error(p, exc, mapping.files.delimiter) from exc
+    if n == 0:
+        raise LoadError(f"{label}: file has a header but no data rows", file=label)
+    if "count" in mapping.fields and p.index.get("count") is not None:
+        bad = con.execute(
+            "select source_row from raw.incidents where source = ? and source_sha256 = ? "
+            "and incident_count is null order by source_row limit 1",
+            [mapping.name, p.sha],
+        ).fetchone()
+        if bad:
+            column = p.header[p.index["count"]]
+            raise LoadError(
+                f"{label}: data row {bad[0]}: count column {column!r} is not a whole number",
+                file=label,
+                line=bad[0] + 1,
+                column=column,
+            )
+    return n
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
+    row = con.execute(sql, params or []).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+@contextmanager
+def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB draws a progress bar on stderr for long queries: noise in Dagster logs."""
+    before = con.execute("select current_setting('enable_progress_bar')").fetchone()[0]
+    con.execute("set enable_progress_bar = false")
+    try:
+        yield
+    finally:
+        con.execute(f"set enable_progress_bar = {'true' if before else 'false'}")
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, result: LoadResult) -> None:
+    total, unparseable, lo, hi = con.execute(
+        "select count(*), count(*) filter (where occurred_at is null), min(occurred_at), "
+        "max(occurred_at) from raw.incidents where source = ?",
+        [result.source],
+    ).fetchone()
+    result.rows_total = int(total)
+    result.rows_unparseable_timestamp = int(unparseable)
+    result.min_occurred_at, result.max_occurred_at = lo, hi
+    result.rows_flagged = dict(
+        con.execute(
+            "select filter_reason, count(*) from raw.incidents where source = ? "
+            "and filter_reason is not null group by 1 order by 1",
+            [result.source],
+        ).fetchall()
+    )
+
+
+__all__ = ["DDL", "LoadError", "LoadResult", "load_source"]

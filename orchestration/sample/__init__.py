@@ -1,0 +1,1 @@
+"""Deterministic sample data in the real published source schemas (see `incidents`)."""

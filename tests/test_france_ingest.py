@@ -1,0 +1,162 @@
+"""France loader: parsing quirks, error rules (message names the file; warehouse unchanged),
+URL loading from a local HTTP server, and the deterministic sample."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.ingest.france import FranceLoadError, load_france, parse_bytes, parse_file
+from orchestration.sample.france import write_sample
+
+HEADER = (
+    '"Code_region";"annee";"indicateur";"unite_de_compte";"nombre";"taux_pour_mille";'
+    '"insee_pop";"insee_pop_millesime";"insee_log";"insee_log_millesime"'
+)
+ROW = '"01";"2016";"Homicides";"Victime";"32";"0,0811956";"394110";"2016";"226105";"2016"'
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "france"
+
+
+def _file(*lines: str, bom: bool = True) -> bytes:
+    return (b"\xef\xbb\xbf" if bom else b"") + ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_parses_bom_quotes_and_decimal_comma():
+    parsed = parse_bytes(_file(HEADER, ROW), "regional", "reg.csv")
+    row = parsed.frame.iloc[0]
+    assert list(parsed.frame.columns[:2]) == ["code_region", "annee"]  # BOM not in the name
+    assert row["code_region"] == "01"  # quoted, leading zero kept
+    assert row["taux_pour_mille"] == pytest.approx(0.0811956)  # decimal comma
+    assert row["nombre"] == 32 and row["insee_pop"] == 394110
+    assert parsed.years == (2016, 2016)
+    # a quoted field may contain the delimiter
+    semi = ROW.replace('"Homicides"', '"Vols; avec armes"')
+    assert parse_bytes(_file(HEADER, semi), "regional", "r").frame.iloc[0]["indicateur"] == (
+        "Vols; avec armes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "empty file"),
+        (_file(HEADER), "no data rows"),
+        (_file(HEADER.replace(";", ","), ROW.replace(";", ",")), "wrong delimiter"),
+        (_file(HEADER.replace(';"insee_pop"', ""), ROW), "missing column(s) insee_pop"),
+        (_file(HEADER, ROW.replace('"32"', '"3x2"')), "line 2, column 'nombre'"),
+        (_file(HEADER, ROW, ROW.replace('"0,0811956"', '"0,08,1"')), "line 3, column 'taux"),
+        (_file(HEADER, '"01";"2016";"Homicides"'), "line 2: expected 10 fields, found 3"),
+        ("\ufeff".encode() + HEADER.encode("latin-1") + b"\n" + ROW.encode("latin-1") + b"\xe9\n",
+         "not UTF-8"),
+    ],
+)  # fmt: skip
+def test_bad_files_name_the_file_and_the_problem(data, fragment):
+    with pytest.raises(FranceLoadError) as err:
+        parse_bytes(data, "regional", "/data/bad-reg.csv")
+    assert "/data/bad-reg.csv" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_departmental_file_is_not_accepted_as_regional(tmp_path):
+    paths = write_sample(tmp_path)
+    with pytest.raises(FranceLoadError, match="departmental file"):
+        parse_file(paths["departmental"], "regional")
+
+
+def test_sample_is_deterministic_and_realistic(tmp_path):
+    a = write_sample(tmp_path / "a")
+    b = write_sample(tmp_path / "b")
+    for kind in a:
+        assert a[kind].read_bytes() == b[kind].read_bytes()
+        assert a[kind].read_bytes().startswith(b'\xef\xbb\xbf"Code_')
+    reg = parse_file(a["regional"], "regional").frame
+    dep = parse_file(a["departmental"], "departmental").frame
+    assert reg["code_region"].nunique() == 18 and "11" in set(reg["code_region"])
+    assert reg["indicateur"].nunique() == 18 and dep["indicateur"].nunique() == 17
+    assert sorted(reg["annee"].unique()) == list(range(2016, 2025))
+    assert {"Victime", "Infraction", "Victime entendue", "Véhicule", "Mis en cause"} == set(
+        reg["unite_de_compte"]
+    )
+    # regional rows are the sums of the sample's départements
+    sums = dep.groupby(["code_region", "annee", "indicateur"])["nombre"].sum()
+    merged = reg.set_index(["code_region", "annee", "indicateur"])["nombre"]
+    assert (merged.loc[sums.index] == sums).all()
+
+
+def _tables(con) -> dict[str, tuple]:
+    return {
+        t: con.execute(f"select count(*), max(source_sha256) from raw.{t}").fetchone()
+        for t in ("france_regional", "france_departmental")
+    }
+
+
+def test_error_leaves_the_warehouse_unchanged(tmp_path):
+    good = write_sample(tmp_path / "sample")
+    bad = tmp_path / "donnee-dep-bad.csv"
+    bad.write_bytes(good["departmental"].read_bytes()[:-300])  # truncated last row
+    con = duckdb.connect(str(tmp_path / "crimecast.duckdb"))
+    kw = {"sample_dir": tmp_path / "sample", "download_dir": tmp_path / "dl"}
+    load_france(con, {"regional": None, "departmental": None}, **kw)
+    before = _tables(con)
+    # regional alone is fine; the departmental file is truncated: nothing may be written
+    other = tmp_path / "donnee-reg-other.csv"
+    other.write_bytes(good["regional"].read_bytes().replace(b'"32"', b'"33"'))
+    with pytest.raises(FranceLoadError, match="donnee-dep-bad.csv"):
+        load_france(con, {"regional": str(other), "departmental": str(bad)}, **kw)
+    assert _tables(con) == before
+    con.close()
+
+
+def test_loads_from_a_local_http_server(tmp_path):
+    paths = write_sample(tmp_path / "served")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served")
+    )
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        con = duckdb.connect(str(tmp_path / "crimecast.duckdb"))
+        specs = {
+            "regional": f"{base}/{paths['regional'].name}",
+            "departmental": f"{base}/{paths['departmental'].name}",
+        }
+        results = load_france(con, specs, sample_dir=tmp_path / "s", download_dir=tmp_path / "dl")
+        assert [r.source_file for r in results] == list(specs.values())
+        assert con.execute("select count(*) from raw.france_regional").fetchone()[0] == 2916
+        files = con.execute("select distinct source_file from raw.france_departmental").fetchall()
+        assert files == [(specs["departmental"],)]
+        with pytest.raises(FranceLoadError, match="404"):
+            load_france(
+                con,
+                {"regional": f"{base}/missing.csv"},
+                sample_dir=tmp_path / "s",
+                download_dir=tmp_path / "dl",
+            )
+        con.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real France files not available")
+def test_real_files_parse(tmp_path):
+    con = duckdb.connect(str(tmp_path / "crimecast.duckdb"))
+    results = load_france(
+        con,
+        {"regional": str(REAL), "departmental": str(REAL)},
+        sample_dir=tmp_path / "s",
+        download_dir=tmp_path / "dl",
+    )
+    assert {r.kind: r.rows for r in results} == {"regional": 2916, "departmental": 15453}
+    assert con.execute(
+        "select count(distinct code_departement) from raw.france_departmental"
+    ).fetchone() == (101,)
+    con.close()

@@ -1,0 +1,87 @@
+"""ml.metrics: point metrics, Poisson median and the Poisson noise floor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ml.metrics import (
+    mae,
+    noise_floor_mae,
+    poisson_expected_abs_error,
+    poisson_median,
+    rmse,
+    score,
+)
+
+
+def test_mae_and_rmse_on_known_inputs_ignore_missing_pairs():
+    actual = [0, 1, 2, 3, 5]
+    pred = [1, 1, 1, 1, np.nan]
+    assert mae(actual, pred) == pytest.approx(1.0)  # (1 + 0 + 1 + 2) / 4
+    assert rmse(actual, pred) == pytest.approx(math.sqrt(1.5))  # (1 + 0 + 1 + 4) / 4
+    assert math.isnan(mae([np.nan], [1.0]))
+    with pytest.raises(ValueError):
+        mae([1, 2], [1])
+
+
+def test_poisson_median_known_values():
+    # P(Y=0) = exp(-λ) ≥ 1/2 iff λ ≤ ln 2 ≈ 0.693
+    lam = np.array([0.0, 0.5, 0.69, 0.70, 1.0, 2.0, 10.0, np.nan])
+    expected = [0, 0, 0, 1, 1, 2, 10, np.nan]
+    np.testing.assert_array_equal(poisson_median(lam), expected)
+
+
+def _truncated_sum(lam: float) -> float:
+    """Direct definition: Σ_k |k − m| P(Y = k), summed far into the tail."""
+    m = stats.poisson.ppf(0.5, lam)
+    k = np.arange(0, int(stats.poisson.ppf(1 - 1e-15, lam)) + 20)
+    return float(np.sum(np.abs(k - m) * stats.poisson.pmf(k, lam)))
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.3, 1.0, 1.5, 4.0, 12.5, 60.0])
+def test_expected_abs_error_matches_direct_sum_and_monte_carlo(lam):
+    exact = float(poisson_expected_abs_error([lam])[0])
+    assert exact == pytest.approx(_truncated_sum(lam), abs=1e-12)
+
+    rng = np.random.default_rng(12345)
+    y = rng.poisson(lam, 400_000)
+    draws = np.abs(y - poisson_median([lam])[0])
+    se = draws.std() / math.sqrt(len(draws))
+    assert abs(draws.mean() - exact) < 4 * se + 1e-12
+
+
+def test_noise_floor_is_the_row_mean_and_ignores_missing_rates():
+    lam = np.array([0.0, 1.0, 1.0, 3.0, np.nan])
+    per_row = poisson_expected_abs_error(lam)
+    assert per_row[0] == 0.0
+    assert math.isnan(per_row[-1])
+    assert noise_floor_mae(lam) == pytest.approx(np.mean(per_row[:4]))
+    # λ = 1: median 1, E|Y-1| = P(0)·1 + Σ_{k≥2} (k-1)P(k) = 2·e^{-1}
+    assert per_row[1] == pytest.approx(2 * math.exp(-1))
+
+
+def test_score_groups_counts_scored_rows_and_averages_the_floor_over_them():
+    cutoff = pd.Timestamp("2024-01-01")
+    preds = pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "b", "b", "b"],
+            "horizon": [1, 1, 1, 1, 1, 1],
+            "cutoff": cutoff,
+            "prediction": [1.0, 2.0, np.nan, 0.0, 0.0, 0.0],
+            "actual": [2.0, 2.0, 5.0, 2.0, 2.0, 5.0],
+            "noise_lambda": [1.0, 2.0, 40.0, 1.0, 2.0, 40.0],
+        }
+    )
+    out = score(preds).set_index("model")
+    assert list(out.columns) == ["cutoff", "horizon", "mae", "rmse", "n", "noise_floor_mae"]
+    assert out.loc["a", "n"] == 2 and out.loc["b", "n"] == 3
+    assert out.loc["a", "mae"] == pytest.approx(0.5)
+    assert out.loc["a", "rmse"] == pytest.approx(math.sqrt(0.5))
+    assert out.loc["b", "mae"] == pytest.approx(3.0)
+    assert out.loc["a", "noise_floor_mae"] == pytest.approx(noise_floor_mae([1.0, 2.0]))
+    assert out.loc["b", "noise_floor_mae"] == pytest.approx(noise_floor_mae([1.0, 2.0, 40.0]))

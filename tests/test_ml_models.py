@@ -1,0 +1,133 @@
+"""ml.models and ml.backtest: baselines, the XGBoost count model, the leak-free backtest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.backtest import PREDICTION_COLUMNS, backtest_one_step
+from ml.features import FEATURE_COLUMNS, build_features
+from ml.metrics import score
+from ml.models import Mean7, Mean28, SeasonalNaive7, XGBCountModel, default_models, load_model
+
+
+def synthetic_frame(n_series: int = 6, days: int = 420, seed: int = 0) -> pd.DataFrame:
+    """Poisson counts with a strong weekday pattern and per-series levels, with features."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2022-01-01", periods=days)
+    weekday = np.array([0.6, 0.8, 1.0, 1.0, 1.2, 1.8, 1.6])[dates.dayofweek]
+    frames = []
+    for i in range(n_series):
+        level = 0.5 + 0.6 * i
+        frames.append(
+            pd.DataFrame(
+                {
+                    "series_id": f"src|area{i % 3}|cat{i // 3}",
+                    "ds": dates,
+                    "y": rng.poisson(level * weekday),
+                }
+            )
+        )
+    return build_features(pd.concat(frames, ignore_index=True))
+
+
+class Recorder:
+    """A model wrapper that records the frames it was fitted on and asked to predict."""
+
+    name = "recorder"
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.fit_X: pd.DataFrame | None = None
+        self.predict_X: list[pd.DataFrame] = []
+
+    def fit(self, X, y):
+        self.fit_X = X.copy()
+        self.fit_y = np.asarray(y)
+        self.inner.fit(X, y)
+        return self
+
+    def predict(self, X):
+        self.predict_X.append(X.copy())
+        return self.inner.predict(X)
+
+
+def test_baselines_return_their_feature_columns():
+    frame = synthetic_frame(n_series=2, days=60)
+    for model, col in (
+        (SeasonalNaive7(), "lag_7"),
+        (Mean7(), "roll_mean_7"),
+        (Mean28(), "roll_mean_28"),
+    ):
+        pred = model.fit(frame, frame["y"]).predict(frame)
+        np.testing.assert_array_equal(pred, frame[col].to_numpy(dtype="float64"))
+        np.testing.assert_array_equal(model.predict_mean(frame), pred)
+
+
+def test_backtest_trains_only_before_the_cutoff_and_predicts_every_later_day():
+    frame = synthetic_frame(n_series=3, days=120)
+    cutoff = pd.Timestamp("2022-04-01")
+    rec = Recorder(Mean7())
+    preds = backtest_one_step(frame, cutoff, {"rec": rec, "xgb": XGBCountModel(n_estimators=20)})
+
+    assert list(preds.columns) == PREDICTION_COLUMNS
+    assert rec.fit_X["ds"].max() < cutoff
+    assert len(rec.fit_X) == (frame["ds"] < cutoff).sum()  # nothing before the cutoff is dropped
+    assert len(rec.predict_X) == 1 and (rec.predict_X[0]["ds"] >= cutoff).all()
+
+    test = frame[frame["ds"] >= cutoff]
+    mine = preds[preds.model == "rec"].merge(test, on=["series_id", "ds"])
+    assert len(mine) == len(test)
+    assert (mine["horizon"] == 1).all() and (mine["cutoff"] == cutoff).all()
+    np.testing.assert_array_equal(mine["actual"], mine["y"])
+    # one step ahead from actual history: each prediction uses that day's own feature row
+    np.testing.assert_array_equal(mine["prediction"], mine["roll_mean_7"])
+    np.testing.assert_array_equal(mine["noise_lambda"], mine["roll_mean_28"])
+
+    ends = backtest_one_step(frame, cutoff, [Mean7()], end="2022-04-10")
+    assert ends["ds"].max() == pd.Timestamp("2022-04-10") and len(ends) == 3 * 10
+
+
+def test_xgboost_model_is_trained_on_train_rows_only():
+    """Changing the test-window targets must not change the fitted model."""
+    frame = synthetic_frame(n_series=3, days=200)
+    cutoff = "2022-06-01"
+    a = backtest_one_step(frame, cutoff, [XGBCountModel(n_estimators=50)])
+    poisoned = frame.copy()
+    poisoned.loc[poisoned["ds"] >= cutoff, "y"] = 1000.0
+    b = backtest_one_step(poisoned, cutoff, [XGBCountModel(n_estimators=50)])
+    np.testing.assert_array_equal(a["prediction"], b["prediction"])
+
+
+def test_xgboost_is_deterministic_median_valued_and_beats_the_28_day_mean():
+    frame = synthetic_frame()
+    cutoff = "2023-01-01"
+    p1 = backtest_one_step(frame, cutoff, default_models())
+    p2 = backtest_one_step(frame, cutoff, [XGBCountModel()])
+    xgb1 = p1[p1.model == "xgboost"]["prediction"].to_numpy()
+    np.testing.assert_array_equal(xgb1, p2["prediction"].to_numpy())
+    # point forecasts are Poisson medians: non-negative integers
+    assert (xgb1 >= 0).all() and np.array_equal(xgb1, np.round(xgb1))
+    metrics = score(p1).set_index("model")
+    # the weekday pattern is learnable: the global model beats every baseline
+    assert metrics.loc["xgboost", "mae"] < metrics.loc["mean_28", "mae"] - 0.05
+    assert metrics.loc["xgboost", "mae"] < metrics.loc["seasonal_naive_7", "mae"]
+
+
+def test_xgboost_mean_output_is_calibrated_on_average():
+    frame = synthetic_frame()
+    model = XGBCountModel().fit(frame, frame["y"])
+    assert model.predict_mean(frame).mean() == pytest.approx(frame["y"].mean(), rel=0.03)
+    assert model.features == FEATURE_COLUMNS
+
+
+def test_save_and_load_round_trip(tmp_path):
+    frame = synthetic_frame(n_series=2, days=80)
+    model = XGBCountModel(n_estimators=30, max_depth=2).fit(frame, frame["y"])
+    path = model.save(tmp_path / "m" / "xgb.json")
+    again = load_model(path)
+    assert isinstance(again, XGBCountModel) and again.get_params() == model.get_params()
+    np.testing.assert_array_equal(again.predict(frame), model.predict(frame))
+    base = load_model(Mean28().save(tmp_path / "mean28.json"))
+    assert isinstance(base, Mean28)

@@ -1,0 +1,168 @@
+"""The whole graph materialized in-process on a temporary warehouse with the sample data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.features import build_features, holidays_from_seed
+from orchestration.assets.raw import raw_incidents
+from orchestration.definitions import ALL_ASSETS, build_resources, defs
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Materialize every asset once on a fresh warehouse (sample inputs)."""
+    warehouse = tmp_path_factory.mktemp("pipeline") / "crimecast.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
+        for var in ("CRIMECAST_SOURCES", "CRIMECAST_CUTOFF", "CRIMECAST_INPUT_BOSTON"):
+            mp.delenv(var, raising=False)
+        result = dg.materialize(ALL_ASSETS, resources=build_resources(warehouse))
+    assert result.success
+    return warehouse
+
+
+def _query(warehouse: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _fingerprint(warehouse: Path, tables: list[str]) -> dict[str, str]:
+    """Content hash of each table, independent of row order."""
+    out = {}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        for table in tables:
+            rows = sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
+            out[table] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    finally:
+        con.close()
+    return out
+
+
+def test_graph_has_every_layer_and_dbt_tests_as_checks():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for expected in (
+        "raw/incidents",
+        "staging/stg_police__incidents",
+        "marts/daily_counts",
+        "marts/daily_features",
+        "ml/forecasts",
+        "ml/backtest_metrics",
+    ):
+        assert expected in keys, f"{expected} missing from the asset graph: {sorted(keys)}"
+    check_targets = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
+    assert "marts/daily_counts" in check_targets
+    assert "raw/incidents" in check_targets  # source tests become checks on the raw asset
+
+
+def test_marts_are_gap_free_and_cover_every_source(built: Path):
+    rows = _query(
+        built,
+        "select source, count(distinct series_id), count(*), min(date), max(date) "
+        "from marts.daily_counts group by source order by source",
+    )
+    sources = {r[0] for r in rows}
+    assert {"boston", "houston"} <= sources
+    for source, n_series, n_rows, first, last in rows:
+        days = (last - first).days + 1
+        assert n_rows == n_series * days, f"{source}: a series has a missing day"
+
+
+def test_forecasts_cover_every_series_for_the_horizon(built: Path):
+    rows = _query(
+        built,
+        "select f.source, count(distinct f.series_id), min(f.horizon), max(f.horizon), "
+        "min(f.forecast), bool_and(f.date = f.as_of_date + f.horizon::int) "
+        "from ml.forecasts f group by f.source",
+    )
+    series = dict(
+        _query(built, "select source, count(distinct series_id) from marts.daily_counts group by 1")
+    )
+    for source, n_series, hmin, hmax, fmin, dates_ok in rows:
+        assert n_series == series[source]
+        assert (hmin, hmax) == (1, 28)
+        assert fmin >= 0
+        assert dates_ok
+
+
+def test_backtest_is_out_of_sample_and_scored_beside_baselines(built: Path):
+    metrics = _query(
+        built,
+        "select source, model, mae, n, noise_floor_mae, cutoff from ml.backtest_metrics",
+    )
+    by_source: dict[str, dict[str, float]] = {}
+    for source, model, mae, n, floor, _cutoff in metrics:
+        assert n > 0 and mae >= 0 and floor > 0
+        by_source.setdefault(source, {})[model] = mae
+    for models in by_source.values():
+        assert {"seasonal_naive_7", "mean_7", "mean_28", "xgboost"} <= set(models)
+    # every backtest prediction is on or after its cutoff, and its actual is the mart's count
+    bad = _query(
+        built,
+        "select count(*) from ml.backtest_predictions p join marts.daily_counts c "
+        "on p.series_id = c.series_id and p.date = c.date "
+        "where p.date < p.cutoff or p.actual <> c.incident_count",
+    )[0][0]
+    assert bad == 0
+    runs = _query(built, "select count(*), count(artifact_path) from ml.model_runs")[0]
+    assert runs[0] > 0 and runs[0] == runs[1]
+
+
+def test_python_feature_builder_matches_the_dbt_mart(built: Path):
+    con = duckdb.connect(str(built), read_only=True)
+    try:
+        mart = con.execute(
+            "select * from marts.daily_features where source = 'boston' order by series_id, date"
+        ).df()
+        seed = con.execute("select country, date from seeds.holidays").df()
+    finally:
+        con.close()
+    long = mart[["series_id", "date", "incident_count"]].rename(
+        columns={"date": "ds", "incident_count": "y"}
+    )
+    ours = build_features(long, holidays_from_seed(seed, "US"))
+    mart = mart.sort_values(["series_id", "date"]).reset_index(drop=True)
+    for col in ["lag_1", "lag_7", "lag_364", "roll_mean_7", "roll_std_28", "doy_sin"]:
+        pd.testing.assert_series_equal(
+            ours[col].astype(float), mart[col].astype(float), check_names=False, rtol=1e-9
+        )
+    assert (ours["is_holiday"].astype(int) == mart["is_holiday"].astype(int)).all()
+    assert (ours["area_code"] == mart["area_code"]).all()
+
+
+def test_reloading_the_same_files_adds_nothing(built: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CRIMECAST_WAREHOUSE", str(built))
+    before = _fingerprint(built, ["raw.incidents"])
+    result = dg.materialize([raw_incidents], resources=build_resources(built))
+    assert result.success
+    assert _fingerprint(built, ["raw.incidents"]) == before
+
+
+def test_bad_input_fails_clearly_and_leaves_the_warehouse_unchanged(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    bad = tmp_path / "boston_bad.csv"
+    bad.write_text("INCIDENT_NUMBER;OFFENSE_CODE;DISTRICT\nI1;619;B2\n")  # wrong delimiter
+    monkeypatch.setenv("CRIMECAST_WAREHOUSE", str(built))
+    monkeypatch.setenv("CRIMECAST_INPUT_BOSTON", str(bad))
+    tables = ["raw.incidents", "raw.source_files", "marts.daily_counts"]
+    before = _fingerprint(built, tables)
+    result = dg.materialize(
+        [raw_incidents], resources=build_resources(built), raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert "boston_bad.csv" in message
+    assert _fingerprint(built, tables) == before
