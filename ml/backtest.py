@@ -1,12 +1,16 @@
-"""Leak-free one-step-ahead backtest."""
+"""Leak-free backtests: the one-step-ahead split and the rolling-origin multi-horizon plan."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
+
+from ml.features import horizon_features
 
 PREDICTION_COLUMNS = [
     "series_id",
@@ -90,3 +94,127 @@ def backtest_one_step(
             )
         )
     return pd.concat(out, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+# --- rolling-origin, multi-horizon backtest -------------------------------------------------
+
+ROLLING_COLUMNS = [
+    "series_id",
+    "ds",
+    "origin",
+    "model",
+    "prediction",
+    "prediction_mean",
+    "actual",
+    "split",
+    "cutoff",
+    "horizon",
+    "noise_lambda",
+]
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """Rolling-origin plan: ``n_cutoffs`` validation cutoffs ``window`` days apart, placed so
+    that every horizon's validation targets end the day before the test cutoff (the test
+    window never serves model choice or calibration)."""
+
+    horizons: tuple[int, ...] = (1, 7, 28)
+    n_cutoffs: int = 4
+    window: int = 28
+
+    def cv_cutoffs(self, test_cutoff) -> list[pd.Timestamp]:
+        """Ascending validation cutoffs: ``test_cutoff − (H − 1) − window·j``, j = n … 1."""
+        test_cutoff = pd.Timestamp(test_cutoff)
+        lead = max(self.horizons) - 1
+        return [
+            test_cutoff - pd.Timedelta(days=lead + self.window * j)
+            for j in range(self.n_cutoffs, 0, -1)
+        ]
+
+
+def _targets(frame_h: pd.DataFrame, cutoff, horizon: int, window: int | None, end):
+    """Rows whose origin is in ``[cutoff − 1, cutoff − 1 + window)`` (all later ones when
+    ``window`` is None), with a known actual, up to ``end``."""
+    ds = frame_h["ds"]
+    first = cutoff + pd.Timedelta(days=horizon - 1)
+    mask = ds >= first
+    if window is not None:
+        mask &= ds < first + pd.Timedelta(days=window)
+    if end is not None:
+        mask &= ds <= pd.Timestamp(end)
+    mask &= frame_h["y"].notna()
+    return frame_h.loc[mask.to_numpy()]
+
+
+def rolling_backtest(
+    frame: pd.DataFrame,
+    model_factory: Callable[[], Mapping[str, object]],
+    test_cutoff,
+    plan: BacktestPlan | None = None,
+    test_end=None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, int], object]]:
+    """Refit-per-cutoff backtest of every model at every horizon (direct strategy).
+
+    For each cutoff (``plan.cv_cutoffs(test_cutoff)`` → split ``cv``, then ``test_cutoff`` →
+    split ``test``) and horizon h, a FRESH model from ``model_factory()`` is fitted on the rows
+    whose target day is before the cutoff, with the direct h-step features
+    (:func:`ml.features.horizon_features`: only what is known h days before the target), and
+    predicts the target days whose origin (target − h) lies in the ``window`` days from the day
+    before the cutoff (test: every later day up to ``test_end``). Models with
+    ``horizon_agnostic = True`` are fitted once per cutoff. ``observe(frame)`` is called on
+    models that have it (they must use only ``y`` up to each row's origin).
+
+    Returns the predictions (:data:`ROLLING_COLUMNS`) and the fitted TEST-split models keyed
+    by (name, horizon).
+    """
+    plan = plan or BacktestPlan()
+    test_cutoff = pd.Timestamp(test_cutoff)
+    frames = {h: horizon_features(frame, h) for h in plan.horizons}
+    splits = [(c, "cv", plan.window) for c in plan.cv_cutoffs(test_cutoff)]
+    splits.append((test_cutoff, "test", None))
+    out: list[pd.DataFrame] = []
+    fitted: dict[tuple[str, int], object] = {}
+    for cutoff, split, window in splits:
+        models = model_factory()
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            done_agnostic = False
+            for h in plan.horizons:
+                fh = frames[h]
+                test = _targets(fh, cutoff, h, window, test_end if split == "test" else None)
+                if test.empty:
+                    continue
+                if hasattr(model, "observe"):
+                    model.observe(frame)
+                if not (getattr(model, "horizon_agnostic", False) and done_agnostic):
+                    fit_frame(model, fh, before=cutoff)
+                    done_agnostic = True
+                point = np.asarray(model.predict(test), dtype="float64")
+                mean_fn = getattr(model, "predict_mean", None)
+                mean = point if mean_fn is None else np.asarray(mean_fn(test), dtype="float64")
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "series_id": test["series_id"].to_numpy(),
+                            "ds": test["ds"].to_numpy(),
+                            "origin": test["origin"].to_numpy(),
+                            "model": name,
+                            "prediction": point,
+                            "prediction_mean": mean,
+                            "actual": test["y"].to_numpy(dtype="float64"),
+                            "split": split,
+                            "cutoff": cutoff,
+                            "horizon": h,
+                            "noise_lambda": test["noise_lambda"].to_numpy(dtype="float64"),
+                        }
+                    )
+                )
+                if split == "test":
+                    fitted[(name, h)] = model
+                    if not getattr(model, "horizon_agnostic", False):
+                        model = model_factory()[name] if h != plan.horizons[-1] else model
+            if log is not None:
+                log(f"  {split} {cutoff.date()} {name}: {time.perf_counter() - t0:.1f}s")
+    return pd.concat(out, ignore_index=True)[ROLLING_COLUMNS], fitted

@@ -79,7 +79,11 @@ def calendar_features(ds: pd.Series, holidays: Iterable[date] | None = None) -> 
 
 
 def window_features(
-    values: np.ndarray, ri: np.ndarray, ci: np.ndarray, chunk: int = 100_000
+    values: np.ndarray,
+    ri: np.ndarray,
+    ci: np.ndarray,
+    chunk: int = 100_000,
+    horizon: int = 1,
 ) -> dict[str, np.ndarray]:
     """Lag and rolling-window features of cells ``(ri[j], ci[j])`` of a day × series matrix.
 
@@ -88,19 +92,26 @@ def window_features(
     (ddof=1) of ``values[t - w : t, s]`` (the ``w`` days before ``t``), NaN when any of them is
     NaN or before the first day. Each window is computed exactly (two-pass), like SQL
     ``avg``/``stddev_samp`` over ``rows between w preceding and 1 preceding``.
+
+    ``horizon`` h > 1 gives the DIRECT h-step features: what is known at the forecast origin
+    ``t - h``. ``lag_k`` is ``values[t - max(k, h), s]`` (a lag shorter than the horizon is
+    replaced by the most recent known day) and the windows cover the ``w`` days ending at the
+    origin, ``values[t - h - w + 1 : t - h + 1, s]``. ``horizon=1`` is the contract above.
     """
+    if horizon < 1:
+        raise ValueError("horizon must be >= 1")
     ri = np.asarray(ri, dtype="int64")
     ci = np.asarray(ci, dtype="int64")
     out = {name: np.full(len(ri), np.nan) for name in LAG_COLUMNS + ROLL_COLUMNS}
     for lo in range(0, len(ri), chunk):
         r, c = ri[lo : lo + chunk], ci[lo : lo + chunk]
         for k in LAGS:
-            t = r - k
+            t = r - max(k, horizon)
             ok = t >= 0
             col = out[f"lag_{k}"]
             col[lo : lo + chunk][ok] = values[t[ok], c[ok]]
         for w in ROLL_WINDOWS:
-            idx = r[:, None] - np.arange(1, w + 1)[None, :]
+            idx = r[:, None] - (horizon - 1) - np.arange(1, w + 1)[None, :]
             window = values[np.maximum(idx, 0), c[:, None]]
             window[idx < 0] = np.nan
             out[f"roll_mean_{w}"][lo : lo + chunk] = window.mean(axis=1)
@@ -210,3 +221,60 @@ def holidays_from_seed(seed: pd.DataFrame, country: str | None) -> set[date]:
         return set()
     rows = seed.loc[seed["country"].astype(str).str.strip().str.upper() == country.upper()]
     return set(pd.to_datetime(rows["date"]).dt.date)
+
+
+def horizon_features(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """The direct ``horizon``-step feature frame of a long frame that already has the features.
+
+    ``frame`` is a gap-free long frame with ``y`` and the calendar/static columns (the mart,
+    :func:`from_mart`, or :func:`build_features` output, possibly extended with future days
+    whose ``y`` is NaN). The lag and rolling columns are recomputed from ``y`` as known at the
+    origin ``ds - horizon`` (:func:`window_features`); the calendar and static columns are the
+    target day's and stay as they are. Adds ``horizon`` and ``origin`` (``ds - horizon`` days)
+    and ``noise_lambda`` (the target day's own one-step ``roll_mean_28``: the λ of the Poisson
+    noise floor, identical for every horizon). For ``horizon=1`` the feature columns are the
+    input's own (the mart's, when given the mart).
+    """
+    out = frame.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
+    out["ds"] = pd.to_datetime(out["ds"])
+    wide = out.pivot(index="ds", columns="series_id", values="y")
+    wide = wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="D"))
+    values = wide.to_numpy(dtype="float64")
+    ri = wide.index.get_indexer(out["ds"])
+    ci = wide.columns.get_indexer(out["series_id"])
+    if "roll_mean_28" in out.columns and out["roll_mean_28"].notna().any():
+        out["noise_lambda"] = out["roll_mean_28"].astype("float64")
+    else:
+        out["noise_lambda"] = window_features(values, ri, ci)["roll_mean_28"]
+    if horizon != 1 or not set(LAG_COLUMNS + ROLL_COLUMNS) <= set(out.columns):
+        for name, column in window_features(values, ri, ci, horizon=horizon).items():
+            out[name] = column
+    out["horizon"] = int(horizon)
+    out["origin"] = out["ds"] - pd.Timedelta(days=horizon)
+    return out
+
+
+def extend_future(
+    frame: pd.DataFrame, days: int, holidays: Iterable[date] | None = None
+) -> pd.DataFrame:
+    """Append ``days`` future days (``y`` NaN) after each series' last day, with calendar and
+    static columns filled, so that :func:`horizon_features` can build forecast rows."""
+    frame = frame.copy()
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    last = frame.sort_values("ds").groupby("series_id", sort=True).tail(1).set_index("series_id")
+    rows = []
+    for step in range(1, days + 1):
+        f = last.reset_index()[["series_id", "ds"] + [c for c in _STATIC_KEEP if c in last]]
+        f["ds"] = f["ds"] + pd.Timedelta(days=step)
+        rows.append(f)
+    future = pd.concat(rows, ignore_index=True)
+    future["y"] = np.nan
+    cal = calendar_features(future["ds"], holidays)
+    for name in CALENDAR_COLUMNS:
+        future[name] = cal[name].to_numpy()
+    future["is_future"] = True
+    out = pd.concat([frame.assign(is_future=False), future], ignore_index=True)
+    return out.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
+
+
+_STATIC_KEEP = ["source", "area", "category", *STATIC_COLUMNS]

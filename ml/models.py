@@ -1,14 +1,28 @@
-"""Forecasting models with a plain ``fit(X, y)`` / ``predict(X)`` interface.
+"""Forecasting models behind ONE estimator interface.
 
-``X`` is a long frame holding (at least) the :data:`ml.features.FEATURE_COLUMNS`; ``y`` the
-daily counts. ``predict`` returns the POINT forecast (judged by MAE); ``predict_mean`` returns
-the expected count, which the recursive forecast feeds into later lags and rolling windows (a
-median fed back would bias the windows downwards, since count medians sit below their means).
+Every model has ``name``, ``features`` (list of columns it reads), ``fit(X, y)``,
+``predict(X)`` (the POINT forecast, judged by MAE), ``predict_mean(X)`` (the expected count:
+fed back into recursive forecasts, summed by the hierarchy and used as the centre of the
+prediction intervals), ``get_params()`` and ``save(path)`` (→ the written path; reloaded by
+:func:`load_model`). ``X`` is a long frame holding (at least) the
+:data:`ml.features.FEATURE_COLUMNS` plus ``series_id``, ``ds`` and, in the multi-horizon
+backtest, ``horizon`` and ``origin`` (:func:`ml.features.horizon_features`); ``y`` the daily
+counts. Optional hooks, used when present:
+
+* ``observe(history)``: local / sequence models (Holt-Winters, LSTM) get the observed long
+  frame (``series_id, ds, y``) and must only use ``y`` up to each row's ``origin``;
+* ``explain(X)`` → (contributions frame, one column per feature, in the model's link scale;
+  base value array): per-forecast feature contributions (SHAP for XGBoost, exact for the GLM);
+* ``importance()`` → {feature: value} and ``importance_type``: global importance.
+
+Count models fit the MEAN and report the median of Poisson(mean) as the point forecast
+(``point='poisson_median'``): MAE is minimised by the median, see :class:`XGBCountModel`.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ml.features import FEATURE_COLUMNS
+from ml.features import FEATURE_COLUMNS, LAG_COLUMNS, ROLL_COLUMNS
 from ml.metrics import poisson_median
 
 
@@ -202,6 +216,24 @@ class XGBCountModel:
             return raw
         raise ValueError(f"unknown point estimate {self.point!r}")
 
+    importance_type = "total_gain_share"
+
+    def explain(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """SHAP values (``pred_contribs=True``) in the log-rate (margin) scale, and the bias."""
+        if self.booster_ is None:
+            raise RuntimeError("model is not fitted")
+        contribs = self.booster_.predict(self._matrix(X), pred_contribs=True)
+        frame = pd.DataFrame(contribs[:, :-1], columns=self._features, index=X.index)
+        return frame, contribs[:, -1]
+
+    def importance(self) -> dict[str, float]:
+        """Share of the total split gain per feature (features never used get 0)."""
+        if self.booster_ is None:
+            raise RuntimeError("model is not fitted")
+        gain = self.booster_.get_score(importance_type="total_gain")
+        total = sum(gain.values()) or 1.0
+        return {f: float(gain.get(f, 0.0)) / total for f in self._features}
+
     def save(self, path: str | Path) -> Path:
         """Save the booster as XGBoost JSON (``save_model``)."""
         if self.booster_ is None:
@@ -224,18 +256,285 @@ class XGBCountModel:
         return model
 
 
+class _SklearnCountModel:
+    """Shared plumbing of the scikit-learn count models: mean → Poisson-median point."""
+
+    name = ""
+    importance_type = ""
+
+    def __init__(self, point: str = "poisson_median", features: list[str] | None = None):
+        self.point = point
+        self._features = list(features) if features is not None else list(FEATURE_COLUMNS)
+        self.estimator_ = None
+
+    @property
+    def features(self) -> list[str]:
+        return list(self._features)
+
+    def _hyper(self) -> dict[str, Any]:
+        return {}
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "point": self.point,
+            **self._hyper(),
+            "features": self.features,
+        }
+
+    def _data(self, X: pd.DataFrame) -> pd.DataFrame:
+        return X[self._features].astype("float64")
+
+    def _make(self):
+        raise NotImplementedError
+
+    def fit(self, X: pd.DataFrame, y):
+        y = np.asarray(y, dtype="float64")
+        ok = np.isfinite(y)
+        self.estimator_ = self._make()
+        self.estimator_.fit(self._data(X.loc[ok]), y[ok])
+        return self
+
+    def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
+        if self.estimator_ is None:
+            raise RuntimeError("model is not fitted")
+        return np.clip(np.asarray(self.estimator_.predict(self._data(X)), "float64"), 0.0, None)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        mean = self.predict_mean(X)
+        return poisson_median(mean) if self.point == "poisson_median" else mean
+
+    def save(self, path: str | Path) -> Path:
+        """Pickle the fitted model (``.pkl``; scikit-learn's own persistence format)."""
+        path = Path(path).with_suffix(".pkl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(self))
+        return path
+
+
+class PoissonGLMModel(_SklearnCountModel):
+    """Regularised Poisson GLM (log link): ``PoissonRegressor`` with an L2 penalty.
+
+    Design: lags and rolling statistics enter as ``log1p`` (so the log-rate is linear in the log
+    of the recent level: multiplicative effects), with a missing-value indicator and median
+    imputation; ``day_of_week``, ``month``, ``area_code`` and ``category_code`` are one-hot
+    (series levels and a weekly profile); everything standardised. The penalty ``alpha`` is
+    scikit-learn's (per-sample scaled L2).
+    """
+
+    name = "poisson_glm"
+    importance_type = "abs_standardised_coef"
+
+    def __init__(self, alpha: float = 1e-3, max_iter: int = 300, **kw):
+        super().__init__(**kw)
+        self.alpha = alpha
+        self.max_iter = max_iter
+
+    def _hyper(self):
+        return {"alpha": self.alpha, "max_iter": self.max_iter}
+
+    def _make(self):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import PoissonRegressor
+        from sklearn.pipeline import FunctionTransformer, make_pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        counts = [c for c in self._features if c in LAG_COLUMNS + ROLL_COLUMNS]
+        onehot = [
+            c
+            for c in self._features
+            if c in ("day_of_week", "month", "area_code", "category_code")
+        ]
+        other = [c for c in self._features if c not in counts + onehot]
+        pre = ColumnTransformer(
+            [
+                (
+                    "counts",
+                    make_pipeline(
+                        FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
+                        SimpleImputer(strategy="median", add_indicator=True),
+                        StandardScaler(),
+                    ),
+                    counts,
+                ),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False), onehot),
+                ("other", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), other),
+            ],
+            verbose_feature_names_out=False,
+        )
+        return make_pipeline(
+            pre, PoissonRegressor(alpha=self.alpha, max_iter=self.max_iter, solver="lbfgs")
+        )
+
+    def _design(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        pre = self.estimator_[0]
+        return pre.transform(self._data(X)), list(pre.get_feature_names_out())
+
+    def _input_feature(self, name: str) -> str:
+        """Design column → the input feature it comes from."""
+        for f in sorted(self._features, key=len, reverse=True):
+            if name == f or name.startswith(f + "_") or name == f"missingindicator_{f}":
+                return f
+        return name
+
+    def explain(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Exact additive contributions to the log-rate: coef × (design value − its training
+        mean, which is 0 after standardisation; one-hot columns centred on their frequency)."""
+        if self.estimator_ is None:
+            raise RuntimeError("model is not fitted")
+        design, names = self._design(X)
+        glm = self.estimator_[-1]
+        centre = self.design_mean_
+        parts = (design - centre) * glm.coef_
+        frame = pd.DataFrame(0.0, index=X.index, columns=self._features)
+        for j, n in enumerate(names):
+            frame[self._input_feature(n)] += parts[:, j]
+        base = np.full(len(X), glm.intercept_ + float(centre @ glm.coef_))
+        return frame, base
+
+    def fit(self, X: pd.DataFrame, y):
+        super().fit(X, y)
+        ok = np.isfinite(np.asarray(y, dtype="float64"))
+        self.design_mean_ = self._design(X.loc[ok])[0].mean(axis=0)
+        return self
+
+    def importance(self) -> dict[str, float]:
+        """Sum of |coef| × std of each design column, per input feature, as shares."""
+        glm = self.estimator_[-1]
+        pre = self.estimator_[0]
+        names = list(pre.get_feature_names_out())
+        out = dict.fromkeys(self._features, 0.0)
+        for n, c in zip(names, glm.coef_, strict=True):
+            out[self._input_feature(n)] += abs(float(c))
+        total = sum(out.values()) or 1.0
+        return {k: v / total for k, v in out.items()}
+
+
+class RandomForestCountModel(_SklearnCountModel):
+    """Random forest of squared-error trees on the count (its mean), Poisson-median point.
+
+    Large leaves (``min_samples_leaf``) because the target is mostly noise at the daily level.
+    """
+
+    name = "random_forest"
+    importance_type = "impurity_share"
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        min_samples_leaf: int = 40,
+        max_features: float = 0.5,
+        max_depth: int | None = 12,
+        seed: int = 0,
+        n_jobs: int = 1,
+        **kw,
+    ):
+        super().__init__(**kw)
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.max_depth = max_depth
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _hyper(self):
+        return {
+            "n_estimators": self.n_estimators,
+            "min_samples_leaf": self.min_samples_leaf,
+            "max_features": self.max_features,
+            "max_depth": self.max_depth,
+            "seed": self.seed,
+            "n_jobs": self.n_jobs,
+        }
+
+    def _make(self):
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_depth=self.max_depth,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+        )
+
+    def importance(self) -> dict[str, float]:
+        values = self.estimator_.feature_importances_
+        return {f: float(v) for f, v in zip(self._features, values, strict=True)}
+
+
+class HistGBCountModel(_SklearnCountModel):
+    """scikit-learn histogram gradient boosting with the Poisson loss (log link)."""
+
+    name = "hist_gbm"
+
+    def __init__(
+        self,
+        max_iter: int = 300,
+        learning_rate: float = 0.03,
+        max_depth: int = 3,
+        min_samples_leaf: int = 50,
+        l2_regularization: float = 1.0,
+        seed: int = 0,
+        **kw,
+    ):
+        super().__init__(**kw)
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.seed = seed
+
+    def _hyper(self):
+        return {
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": self.l2_regularization,
+            "seed": self.seed,
+        }
+
+    def _make(self):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(
+            loss="poisson",
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            early_stopping=False,
+            random_state=self.seed,
+        )
+
+
 BASELINES = {m.name: m for m in (SeasonalNaive7, Mean7, Mean28)}
 
 
 def load_model(path: str | Path):
-    """Load any model saved by this module's ``save`` methods."""
+    """Load any model saved by this module's ``save`` methods (or :mod:`ml.ets`/:mod:`ml.deep`)."""
     path = Path(path)
+    if path.suffix == ".pkl":
+        return pickle.loads(path.read_bytes())
+    if path.suffix == ".pt":
+        from ml.deep import LSTMCountModel
+
+        return LSTMCountModel.load(path)
     spec = json.loads(path.read_text())
     if isinstance(spec, dict) and spec.get("type") in {c.__name__ for c in BASELINES.values()}:
         return next(c for c in BASELINES.values() if c.__name__ == spec["type"])()
+    if isinstance(spec, dict) and spec.get("type") == "HoltWintersModel":
+        from ml.ets import HoltWintersModel
+
+        return HoltWintersModel.load(path)
     return XGBCountModel.load(path)
 
 
 def default_models() -> list:
-    """The models of a standard run: the three baselines and the global XGBoost model."""
+    """The models of the one-step benchmark run: the three baselines and XGBoost."""
     return [SeasonalNaive7(), Mean7(), Mean28(), XGBCountModel()]

@@ -64,13 +64,11 @@ CLASSES: list[str] = [
 ]
 K = len(CLASSES)
 
-#: Candidate features. Target-encoded: neighbourhood, neighbourhood_period. Categorical codes:
-#: period, weekday, brand, offence, sex. Numeric: age. IDADE (age) and SEXO (sex) are RANDOM in
-#: the derived extract: they are candidates only so that the ablation can show it.
-CANDIDATE_FEATURES: list[str] = [
+#: Candidate input columns. The ablation drops one COLUMN at a time (with every feature built
+#: from it), so that redundant encodings of one column cannot hide each other. IDADE (age) and
+#: SEXO (sex) are RANDOM in the derived extract: they are candidates so that the ablation shows it.
+CANDIDATE_COLUMNS: list[str] = [
     "neighbourhood",
-    "offence_neighbourhood",
-    "offence_neighbourhood_period",
     "period",
     "weekday",
     "brand",
@@ -101,9 +99,11 @@ class PlaceTypeConfig:
     alphas: Sequence[float] = (0.5, 1, 2, 5, 10, 20, 50, 100)
     te_folds: int = 5
     te_alpha: float | None = None  # None: the alpha chosen for freq_neighbourhood
-    candidate_features: Sequence[str] = tuple(CANDIDATE_FEATURES)
-    #: a feature is kept when dropping it worsens the validation log loss by more than this
-    keep_tolerance: float = 0.0005
+    candidate_columns: Sequence[str] = tuple(CANDIDATE_COLUMNS)
+    #: a feature is kept when dropping it worsens the validation log loss by more than
+    #: `keep_tolerance` AND by more than `keep_z` paired standard errors (per-record losses)
+    keep_tolerance: float = 0.0
+    keep_z: float = 2.0
     run_ablation: bool = True
     xgb_params: dict = field(
         default_factory=lambda: {
@@ -118,7 +118,9 @@ class PlaceTypeConfig:
     )
     max_rounds: int = 1500
     early_stopping_rounds: int = 50
-    n_jobs: int = 2
+    #: XGBoost threads. 1 by default: with the 2 cores shared by other processes, OpenMP
+    #: threads oversubscribe and a 2-thread fit was 20× slower than a 1-thread one.
+    n_jobs: int = 1
     calibration_bins: int = 10
     min_cell_records: int = 5
     #: refit the final model on fit + val (trees scaled by the size ratio) before calibrating
@@ -284,6 +286,25 @@ def _choose_alpha(
 # --------------------------------------------------------------------------- features
 
 
+def features_for(columns: Sequence[str]) -> list[str]:
+    """Model features built from a set of input columns. The neighbourhood enters as target
+    encodings: of the neighbourhood, and of its crossing with offence and period when those
+    columns are used (offence × neighbourhood, offence × neighbourhood × period, or
+    neighbourhood × period without offence)."""
+    cols = set(columns)
+    feats = []
+    if "neighbourhood" in cols:
+        feats.append("neighbourhood")
+        if "offence" in cols:
+            feats.append("offence_neighbourhood")
+            if "period" in cols:
+                feats.append("offence_neighbourhood_period")
+        elif "period" in cols:
+            feats.append("neighbourhood_period")
+    feats += [c for c in ("period", "weekday", "brand", "offence", "sex", "age") if c in cols]
+    return feats
+
+
 class Design:
     """Builds feature matrices for a set of features, with target encodings computed from the
     training rows only (out-of-fold for the training rows themselves)."""
@@ -345,9 +366,10 @@ class FittedXGB:
 
     def margins(self, design: Design, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
         d = xgb.DMatrix(design.matrix(self.features, train, rows))
-        return self.booster.predict(
+        margins = self.booster.predict(
             d, output_margin=True, iteration_range=(0, self.best_iteration + 1)
         )
+        return np.asarray(margins, dtype="float64")
 
 
 def _params(cfg: PlaceTypeConfig) -> dict:
@@ -502,18 +524,24 @@ def run(
     # ---- XGBoost: feature ablation on val, final model on the kept features
     te_alpha = cfg.te_alpha or chosen["freq_neighbourhood"]["alpha"]
     design = Design(df, y, te_alpha, cfg)
-    candidates = [f for f in cfg.candidate_features if _available(df, f)]
+    candidates = [c for c in cfg.candidate_columns if _available(df, c)]
     ablation_rows = []
 
-    def variant(label: str, feature: str | None, feats: list[str]) -> FittedXGB:
+    val_losses: dict[str, np.ndarray] = {}
+
+    def variant(label: str, column: str | None, columns: list[str]) -> FittedXGB:
+        feats = features_for(columns)
         m = fit_xgb(design, feats, fit, val, cfg)
+        p_val = softmax(m.margins(design, fit, val))
         p_test = softmax(m.margins(design, fit, test))
+        val_losses[label] = -np.log(np.clip(p_val[np.arange(len(val)), y[val]], EPS, 1.0))
         ablation_rows.append(
             {
                 "variant": label,
-                "feature": feature,
+                "column": column,
+                "columns": json.dumps(columns),
                 "features": json.dumps(feats),
-                "val_log_loss": m.val_log_loss,
+                "val_log_loss": float(val_losses[label].mean()),
                 "test_log_loss": log_loss(y[test], p_test),
                 "best_iteration": m.best_iteration,
             }
@@ -521,14 +549,24 @@ def run(
         log(f"ablation {label}: val log loss {m.val_log_loss:.4f} ({m.best_iteration} trees)")
         return m
 
+    def paired(label: str) -> tuple[float, float]:
+        """Mean and standard error of the per-record val log-loss increase vs all candidates."""
+        d = val_losses[label] - val_losses["all candidates"]
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
     if cfg.run_ablation and len(candidates) > 1:
-        full = variant("all candidates", None, candidates)
+        variant("all candidates", None, candidates)
         kept = []
         for f in candidates:
-            m = variant(f"without {f}", f, [g for g in candidates if g != f])
-            if m.val_log_loss - full.val_log_loss > cfg.keep_tolerance:
+            label = f"without {f}"
+            variant(label, f, [g for g in candidates if g != f])
+            mean, se = paired(label)
+            # Kept only with evidence: dropping it worsens val log loss beyond the noise.
+            if mean > cfg.keep_tolerance and mean > cfg.keep_z * se:
                 kept.append(f)
-        kept = kept or candidates
+        if not kept:  # no evidence for any feature: keep the one whose removal hurts most
+            deltas = {f: paired(f"without {f}")[0] for f in candidates}
+            kept = [max(deltas, key=deltas.get)]
         final = variant("selected", None, kept)
     else:
         kept = [f for f in candidates if f not in ("age", "sex")]
@@ -536,8 +574,13 @@ def run(
     ablation = pd.DataFrame(ablation_rows)
     base_val = ablation["val_log_loss"].iloc[0]
     ablation["delta_val_log_loss"] = ablation["val_log_loss"] - base_val
+    first = ablation_rows[0]["variant"]
+    ablation["delta_se"] = [
+        paired(v)[1] if v != first and first == "all candidates" else np.nan
+        for v in ablation["variant"]
+    ]
     ablation["kept"] = [
-        (r.feature in kept) if isinstance(r.feature, str) else None for r in ablation.itertuples()
+        (r.column in kept) if isinstance(r.column, str) else None for r in ablation.itertuples()
     ]
     prior_val = log_loss(y[val], np.tile(prior_of(y[fit]), (len(val), 1)))
     ablation["val_log_loss_prior"] = prior_val
@@ -555,7 +598,7 @@ def run(
     test_margins = final.margins(design, train, test)
     preds["xgboost_uncalibrated"] = softmax(test_margins)
     preds["xgboost"] = scaler.transform(test_margins)
-    log(f"temperature={scaler.temperature:.3f} features={kept}")
+    log(f"temperature={scaler.temperature:.3f} columns={kept} features={final.features}")
 
     # ---- held-out metrics and reliability tables
     prior_ll = log_loss(y[test], preds["prior"])
@@ -574,6 +617,7 @@ def run(
 
     info = {
         "features": kept,
+        "model_features": final.features,
         "candidates": candidates,
         "temperature": scaler.temperature,
         "best_iteration": final.best_iteration,
@@ -589,10 +633,9 @@ def run(
     )
 
 
-def _available(df: pd.DataFrame, feature: str) -> bool:
-    """A candidate is usable when its source column has at least one value."""
-    cols = TARGET_ENCODED.get(feature, [feature])
-    return all(c in df.columns and df[c].notna().any() for c in cols)
+def _available(df: pd.DataFrame, column: str) -> bool:
+    """A candidate column is usable when it has at least one value."""
+    return column in df.columns and df[column].notna().any()
 
 
 def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int = 5) -> pd.DataFrame:
@@ -601,7 +644,7 @@ def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int = 5) ->
     over). Cells with fewer than ``min_records`` records are suppressed. Long format: one row
     per cell and place type, with the cell's record count and the place type's rank."""
     keys = df[CELL_KEYS].astype("string").fillna("(missing)").reset_index(drop=True)
-    wide = pd.concat([keys, pd.DataFrame(p, columns=CLASSES)], axis=1)
+    wide = pd.concat([keys, pd.DataFrame(np.asarray(p, dtype="float64"), columns=CLASSES)], axis=1)
     grouped = wide.groupby(CELL_KEYS, sort=True)
     mean = grouped[CLASSES].mean()
     n = grouped.size()

@@ -14,7 +14,9 @@ from orchestration.config import REPO_ROOT, settings
 def _instance():
     import dagster as dg
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "warehouse" / "dagster_home")))
+    home = Path(
+        os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "warehouse" / "dagster_home"))
+    )
     home.mkdir(parents=True, exist_ok=True)
     return dg.DagsterInstance.get()
 
@@ -68,7 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from orchestration.ingest.preview import preview_source
 
     try:
-        print(preview_source(Path(args.mapping), args.input))
+        print(preview_source(Path(args.mapping), args.input or args.input_opt))
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "validate-source", help="validate a source mapping and preview what it would load"
     )
     v.add_argument("mapping", help="path to a mapping YAML, e.g. sources/houston.yml")
-    v.add_argument("--input", help="file, folder, glob or URL (default: the mapping's input)")
+    v.add_argument("input", nargs="?", help="file, folder, glob or URL (default: the mapping's)")
+    v.add_argument("--input", dest="input_opt", help="same as the positional input")
     v.set_defaults(func=cmd_validate)
     sub.add_parser("summary", help="print the accuracy summary of the warehouse").set_defaults(
         func=cmd_summary

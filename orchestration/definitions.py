@@ -10,12 +10,20 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.assets.dbt import crimecast_dbt_assets, dbt_project
+from orchestration.assets.france import france_assets
 from orchestration.assets.ml import ml_forecasts
 from orchestration.assets.raw import raw_incidents
+from orchestration.assets.saopaulo import saopaulo_assets
 from orchestration.config import settings
 from orchestration.resources import WarehouseResource
 
-ALL_ASSETS = [raw_incidents, crimecast_dbt_assets, ml_forecasts]
+ALL_ASSETS = [
+    raw_incidents,
+    crimecast_dbt_assets,
+    ml_forecasts,
+    *france_assets,
+    *saopaulo_assets,
+]
 
 refresh_all = dg.define_asset_job(
     "refresh_all",

@@ -158,9 +158,7 @@ def test_bad_input_fails_clearly_and_leaves_the_warehouse_unchanged(
     monkeypatch.setenv("CRIMECAST_INPUT_BOSTON", str(bad))
     tables = ["raw.incidents", "raw.source_files", "marts.daily_counts"]
     before = _fingerprint(built, tables)
-    result = dg.materialize(
-        [raw_incidents], resources=build_resources(built), raise_on_error=False
-    )
+    result = dg.materialize([raw_incidents], resources=build_resources(built), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message

@@ -1,6 +1,5 @@
 """Raw layer: every configured source mapping (sources/*.yml) loaded into raw.* tables."""
 
-
 import dagster as dg
 
 from orchestration.config import SOURCES_DIR, settings

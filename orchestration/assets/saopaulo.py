@@ -11,8 +11,6 @@ Assets
 Add ``saopaulo_assets`` to the Definitions (orchestration/definitions.py).
 """
 
-from __future__ import annotations
-
 import uuid
 from datetime import UTC, datetime
 
@@ -58,9 +56,7 @@ def saopaulo_raw(
             sample_dir=s.sample_dir / "saopaulo",
             download_dir=s.download_dir / "saopaulo",
         )
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": result.rows, **result.to_metadata()}
-    )
+    return dg.MaterializeResult(metadata={"dagster/row_count": result.rows, **result.to_metadata()})
 
 
 def _mart_key(model: str) -> dg.AssetKey:

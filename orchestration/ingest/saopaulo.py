@@ -22,6 +22,7 @@ random in the derived extract and the model does not use them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -227,10 +228,8 @@ def write_parsed(con: duckdb.DuckDBPyConnection, parsed: list[ParsedFile]) -> No
         raise
     finally:
         for view in ("_saopaulo_df", "_saopaulo_files_df"):
-            try:
+            with contextlib.suppress(Exception):  # best-effort clean-up
                 con.unregister(view)
-            except Exception:  # noqa: BLE001 - best effort clean-up
-                pass
 
 
 @dataclass

@@ -63,8 +63,8 @@ PLACES = [
 ]
 #: Base log-odds of each place against "Via Publica", per offence.
 BASE = {
-    "ROUBO": np.array([0.0, -3.7, -3.6, -3.9, -4.3, -6.3, -6.8, -7.2, -8.5, -8.5]),
-    "FURTO": np.array([0.0, -2.0, -3.0, -2.8, -3.2, -4.0, -4.2, -5.4, -6.0, -6.0]),
+    "ROUBO": np.array([0.0, -4.0, -3.8, -4.2, -4.5, -6.3, -6.8, -7.2, -8.5, -8.5]),
+    "FURTO": np.array([0.0, -1.6, -2.6, -2.3, -2.8, -3.6, -3.8, -5.0, -5.6, -5.6]),
 }
 #: Raw SSP subtypes (as a user's own download spells them) used for a few rows per group.
 RAW_SUBTYPES = {
@@ -82,12 +82,12 @@ def generate(n: int = N_RECORDS, seed: int = SEED) -> list[list[str]]:
     sizes[: len(CENTRAL)] *= 3.0
     nb_p = sizes / sizes.sum()
     # Per-neighbourhood offsets of the log-odds (central: more public transport and shops).
-    nb_effect = rng.normal(0.0, 0.45, (len(NEIGHBOURHOODS), len(PLACES)))
+    nb_effect = rng.normal(0.0, 0.8, (len(NEIGHBOURHOODS), len(PLACES)))
     nb_effect[:, 0] = 0.0
     for i, name in enumerate(NEIGHBOURHOODS):
         if name in CENTRAL:
-            nb_effect[i, 1] += 1.0
-            nb_effect[i, 3] += 0.6
+            nb_effect[i, 1] += 1.5
+            nb_effect[i, 3] += 0.8
     period_effect = {
         "MANHA": np.array([0, 0.5, 0.2, 0.3, 0.1, 0.0, -0.5, 0.5, 0.8, 0.8]),
         "TARDE": np.array([0, 0.4, 0.0, 0.5, 0.0, 0.3, 0.0, 0.3, 0.5, 0.5]),

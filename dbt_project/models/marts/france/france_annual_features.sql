@@ -12,7 +12,10 @@ with
 
 series as (
 
-    select * from {{ ref('int_france__annual_series') }}
+    select
+        *,
+        case when geo_level = 'region' then 'FR' else code_region end as parent_code
+    from {{ ref('int_france__annual_series') }}
 
 ),
 
@@ -38,7 +41,7 @@ series_keys as (
         region_name,
         indicator,
         unit,
-        case when geo_level = 'region' then 'FR' else code_region end as parent_code
+        parent_code
     from series
 
 ),
@@ -75,13 +78,13 @@ parent_totals as (
 
     select
         geo_level,
-        case when geo_level = 'region' then 'FR' else code_region end as parent_code,
+        parent_code,
         indicator,
         year,
         sum(recorded_count) as recorded_count,
         sum(population) as population
     from series
-    group by 1, 2, 3, 4
+    group by geo_level, parent_code, indicator, year
 
 ),
 
@@ -93,7 +96,7 @@ national_totals as (
         year,
         sum(recorded_count) as recorded_count
     from series
-    group by 1, 2, 3
+    group by geo_level, indicator, year
 
 ),
 

@@ -1,0 +1,381 @@
+"""Publish a read-only copy of the warehouse for the dashboards and the forecast API.
+
+DuckDB allows one read-write process or many read-only ones, never both: a dashboard build or an
+API process reading the live warehouse would block the pipeline (and vice versa). Readers use a
+*published copy* instead, replaced atomically:
+
+1. take a consistent snapshot of the warehouse's tables into a temporary file in the target's
+   folder (DuckDB ``COPY FROM DATABASE`` semantics, table by table, through a READ_ONLY attach:
+   it includes anything still in the write-ahead log and waits for no one; a raw byte copy of a
+   file that a writer has open can be torn, and misses the WAL);
+2. add the ``serving`` schema, the contract the dashboards and the API read (below);
+3. close, ``fsync`` the file, ``os.replace`` it over the target, ``fsync`` the folder.
+
+A reader therefore sees either the previous copy or the new one, never a half-written file.
+
+Only base tables are copied (views such as ``staging.stg_police__incidents`` refer to the
+warehouse by its catalog name and are not needed by readers). ``raw.incidents`` is left out by
+default: it is the largest table by far and no reader needs it (``--with-incidents`` keeps it).
+
+The ``serving`` schema
+----------------------
+Every table the dashboards and the API read exists in ``serving`` with a fixed set of columns,
+whether or not the pipeline has produced it yet: a view over the real table when it exists
+(missing optional columns such as ``lo_80`` added as typed NULLs), else an empty typed view.
+``serving.availability`` says which is which, so a page can say "not available yet" instead of
+breaking the build. See docs/dashboards.md.
+
+CLI: ``python -m orchestration.publish [--warehouse PATH] [--target PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from orchestration.config import REPO_ROOT, settings
+
+DEFAULT_TARGET = REPO_ROOT / "dashboards" / "sources" / "crimecast" / "crimecast.duckdb"
+SKIPPED_BY_DEFAULT = {("raw", "incidents")}
+SRC = "pub_src"
+DST = "pub_dst"
+
+
+@dataclass(frozen=True)
+class ServingTable:
+    """One table of the serving contract: where it comes from and the columns readers rely on.
+
+    ``candidates`` are tried in order (the first existing table wins). ``columns`` are
+    (name, DuckDB type, required): a required column missing from the source table makes the
+    table count as absent; an optional one is added as a typed NULL. ``passthrough`` keeps every
+    other column of the source too (for tables whose schema is still settling)."""
+
+    name: str
+    candidates: tuple[str, ...]
+    columns: tuple[tuple[str, str, bool], ...]
+    description: str
+    passthrough: bool = False
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+_INTERVALS = (
+    ("lo_80", "DOUBLE", False),
+    ("hi_80", "DOUBLE", False),
+    ("lo_95", "DOUBLE", False),
+    ("hi_95", "DOUBLE", False),
+)
+
+SERVING_TABLES: tuple[ServingTable, ...] = (
+    ServingTable(
+        "source_files",
+        ("raw.source_files",),
+        (
+            ("source", "VARCHAR", True),
+            ("source_file", "VARCHAR", True),
+            ("source_sha256", "VARCHAR", False),
+            ("encoding", "VARCHAR", False),
+            ("rows", "BIGINT", True),
+            ("loaded_at", "TIMESTAMP", True),
+        ),
+        "Every loaded file: rows and load time.",
+    ),
+    ServingTable(
+        "sources",
+        ("raw.sources",),
+        (
+            ("source", "VARCHAR", True),
+            ("title", "VARCHAR", False),
+            ("country", "VARCHAR", False),
+            ("timezone", "VARCHAR", False),
+            ("loaded_at", "TIMESTAMP", False),
+        ),
+        "Every loaded source mapping.",
+    ),
+    ServingTable(
+        "data_quality",
+        ("marts.data_quality__cleaning",),
+        (("source", "VARCHAR", True),),
+        "Rows read / kept / dropped by cleaning, per source and reason.",
+        passthrough=True,
+    ),
+    ServingTable(
+        "daily_counts",
+        ("marts.daily_counts",),
+        (
+            ("source", "VARCHAR", True),
+            ("area", "VARCHAR", True),
+            ("category", "VARCHAR", True),
+            ("series_id", "VARCHAR", True),
+            ("date", "DATE", True),
+            ("incident_count", "DOUBLE", True),
+        ),
+        "Daily recorded incidents per series (zero-filled).",
+    ),
+    ServingTable(
+        "forecasts",
+        ("ml.forecasts",),
+        (
+            ("run_id", "VARCHAR", True),
+            ("as_of_date", "DATE", True),
+            ("source", "VARCHAR", True),
+            ("area", "VARCHAR", True),
+            ("category", "VARCHAR", True),
+            ("series_id", "VARCHAR", True),
+            ("date", "DATE", True),
+            ("horizon", "INTEGER", True),
+            ("model", "VARCHAR", True),
+            ("forecast", "DOUBLE", True),
+            *_INTERVALS,
+        ),
+        "Operational daily forecasts, every run (vintage) kept.",
+    ),
+    ServingTable(
+        "backtest_metrics",
+        ("ml.backtest_metrics",),
+        (
+            ("run_id", "VARCHAR", True),
+            ("source", "VARCHAR", True),
+            ("split", "VARCHAR", False),
+            ("cutoff", "DATE", False),
+            ("model", "VARCHAR", True),
+            ("horizon", "INTEGER", True),
+            ("mae", "DOUBLE", True),
+            ("rmse", "DOUBLE", False),
+            ("n", "BIGINT", False),
+            ("noise_floor_mae", "DOUBLE", False),
+        ),
+        "Backtest scores per run, source, model and horizon, with the Poisson noise floor.",
+    ),
+    ServingTable(
+        "leaderboard",
+        ("ml.leaderboard", "marts.leaderboard"),
+        (("source", "VARCHAR", True), ("model", "VARCHAR", True)),
+        "A published model leaderboard (when the pipeline writes one).",
+        passthrough=True,
+    ),
+    ServingTable(
+        "explanations",
+        ("ml.forecast_explanations", "ml.explanations", "marts.forecast_explanations"),
+        (
+            ("source", "VARCHAR", True),
+            ("series_id", "VARCHAR", False),
+            ("feature", "VARCHAR", False),
+            ("importance", "DOUBLE", False),
+        ),
+        "Forecast explanations: the drivers of each forecast.",
+        passthrough=True,
+    ),
+    ServingTable(
+        "anomalies",
+        ("ml.anomalies", "marts.anomalies"),
+        (
+            ("source", "VARCHAR", True),
+            ("series_id", "VARCHAR", False),
+            ("date", "DATE", False),
+        ),
+        "Days whose recorded count was far outside the forecast.",
+        passthrough=True,
+    ),
+    ServingTable(
+        "france_annual_rates",
+        ("marts.france_annual_rates",),
+        (("level", "VARCHAR", False),),
+        "France: recorded offences per 1,000 inhabitants, per year, region/département.",
+        passthrough=True,
+    ),
+    ServingTable(
+        "france_forecasts",
+        ("ml.france_forecasts",),
+        (("series_id", "VARCHAR", False),),
+        "France: annual forecasts to 2030.",
+        passthrough=True,
+    ),
+    ServingTable(
+        "saopaulo_place_probabilities",
+        ("ml.saopaulo_place_probabilities",),
+        (("place_type", "VARCHAR", False),),
+        "São Paulo: probability of each place type given neighbourhood, weekday, period, brand.",
+        passthrough=True,
+    ),
+)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_catalog = ? and table_schema = ? and table_name = ?",
+        [catalog, schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_catalog = ? and table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [catalog, schema, table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tuple[str, str]:
+    """(select statement for serving.<name>, the table it reads or '')."""
+    for candidate in spec.candidates:
+        schema, table = candidate.split(".")
+        if not _exists(con, DST, schema, table):
+            continue
+        have = _columns(con, DST, schema, table)
+        if any(req and col not in have for col, _t, req in spec.columns):
+            continue  # not the contract: treat as absent rather than break every reader
+        listed = {col for col, _t, _r in spec.columns}
+        parts = [
+            f"try_cast({_q(col)} as {typ}) as {_q(col)}"
+            if col in have
+            else f"cast(null as {typ}) as {_q(col)}"
+            for col, typ, _r in spec.columns
+        ]
+        if spec.passthrough:
+            parts += [_q(c) for c in have if c not in listed]
+        return f"select {', '.join(parts)} from {schema}.{_q(table)}", candidate
+    parts = [f"cast(null as {typ}) as {_q(col)}" for col, typ, _r in spec.columns]
+    return f"select {', '.join(parts)} where false", ""
+
+
+def _write_serving(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema {DST}.serving")
+    con.execute(f"use {DST}")
+    rows = []
+    for spec in SERVING_TABLES:
+        select, origin = _serving_view_sql(con, spec)
+        con.execute(f"create view serving.{_q(spec.name)} as {select}")
+        n = con.execute(f"select count(*) from serving.{_q(spec.name)}").fetchone()[0]
+        rows.append((spec.name, bool(origin), origin or None, int(n), spec.description))
+    con.execute(
+        "create table serving.availability (name VARCHAR, present BOOLEAN, "
+        "origin VARCHAR, row_count BIGINT, description VARCHAR)"
+    )
+    con.executemany("insert into serving.availability values (?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "create table serving.published as select cast(? as timestamp) as published_at, "
+        "cast(? as varchar) as warehouse",
+        [time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "crimecast"],
+    )
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _snapshot(warehouse: Path, tmp: Path, with_incidents: bool) -> None:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"attach ? as {SRC} (read_only)", [str(warehouse)])
+        con.execute(f"attach ? as {DST}", [str(tmp)])
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = ? and table_type = 'BASE TABLE' order by 1, 2",
+            [SRC],
+        ).fetchall()
+        con.execute("begin transaction")
+        for schema in sorted({s for s, _t in tables}):
+            con.execute(f"create schema if not exists {DST}.{_q(schema)}")
+        for schema, table in tables:
+            if not with_incidents and (schema, table) in SKIPPED_BY_DEFAULT:
+                continue
+            con.execute(
+                f"create table {DST}.{_q(schema)}.{_q(table)} as "
+                f"select * from {SRC}.{_q(schema)}.{_q(table)}"
+            )
+        con.execute("commit")
+        con.execute(f"detach {SRC}")
+        _write_serving(con)
+        con.execute("use memory")
+        con.execute(f"checkpoint {DST}")
+        con.execute(f"detach {DST}")
+    finally:
+        con.close()
+
+
+def publish_copy(warehouse: Path, target: Path, *, with_incidents: bool = False) -> Path:
+    """Publish a consistent, read-only-use copy of ``warehouse`` at ``target``, atomically.
+
+    Returns ``target``. Raises FileNotFoundError when the warehouse does not exist and
+    RuntimeError (naming the file) when it cannot be read, e.g. while a writer holds it."""
+    warehouse, target = Path(warehouse).resolve(), Path(target).resolve()
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run the pipeline first")
+    if warehouse == target:
+        raise ValueError("the published copy must not be the warehouse itself")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            _snapshot(warehouse, tmp, with_incidents)
+        except duckdb.IOException as exc:
+            raise RuntimeError(
+                f"cannot read the warehouse {warehouse} (is the pipeline writing it right now? "
+                f"DuckDB allows one writer and no readers meanwhile; retry when it is done): {exc}"
+            ) from exc
+        _fsync(tmp)
+        # A WAL left beside the previous copy would be replayed onto the new one. Readers open
+        # the copy read-only, so there is none unless someone wrote to it by hand.
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        os.replace(tmp, target)
+        _fsync(target.parent)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.publish",
+        description="Publish a read-only copy of the warehouse for the dashboards and the API.",
+    )
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="the live warehouse (default: $CRIMECAST_WAREHOUSE or warehouse/crimecast.duckdb)",
+    )
+    parser.add_argument(
+        "--target",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help=f"where to publish (default: {DEFAULT_TARGET.relative_to(REPO_ROOT)})",
+    )
+    parser.add_argument(
+        "--with-incidents", action="store_true", help="also copy raw.incidents (large)"
+    )
+    args = parser.parse_args(argv)
+    warehouse = args.warehouse or settings().warehouse
+    t0 = time.perf_counter()
+    try:
+        out = publish_copy(warehouse, args.target, with_incidents=args.with_incidents)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        print(f"publish: {exc}", file=sys.stderr)
+        return 1
+    size = out.stat().st_size / 1e6
+    print(f"published {warehouse} -> {out} ({size:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
