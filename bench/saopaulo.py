@@ -8,7 +8,8 @@ ml/placetype.py (split, baselines, ablation, calibration, held-out metrics).
 
 The file is ``$CRIMECAST_SAOPAULO_DATA`` (file, folder, glob or URL), by default
 ``../shared/data/saopaulo/celulares_2023_tratada.csv``. ``run(results)`` appends one row per
-model (dataset ``saopaulo``; the prior is ``prior``) to ``results`` and returns those rows.
+model (dataset ``saopaulo``; the prior is ``prior``) to ``results`` and returns ``results``
+(as bench/run_bench.py expects: ``results = mod.run(results)``).
 """
 
 from __future__ import annotations
@@ -94,17 +95,17 @@ def evaluate(spec: str | None = None, keep_dir: Path | None = None, log=print):
 
 
 def run(results: list) -> list[dict]:
-    """Append one row per model (dataset 'saopaulo') to ``results``; return those rows."""
+    """Append one row per model (dataset 'saopaulo') to ``results`` and return it."""
     result, seconds = evaluate(log=lambda _m: None)
     rows = []
     for r in result.metrics.to_dict("records"):
         row = {"dataset": "saopaulo", "model": r["model"]}
-        row.update({k: (int(r[k]) if k == "n" else float(r[k])) for k in METRICS})
-        row["log_loss_vs_prior"] = float(r["log_loss_vs_prior"])
+        row.update({k: (int(r[k]) if k == "n" else round(float(r[k]), 5)) for k in METRICS})
+        row["log_loss_vs_prior"] = round(float(r["log_loss_vs_prior"]), 5)
         row["seconds"] = round(seconds, 1)
         rows.append(row)
     results.extend(rows)
-    return rows
+    return results
 
 
 def main() -> None:
@@ -117,7 +118,15 @@ def main() -> None:
     print("\nHeld-out metrics (random 25 % test split, stratified, seed 42):")
     print(result.metrics.round(4).to_markdown(index=False))
     print("\nAblation (validation split; test_log_loss for information only):")
-    cols = ["variant", "val_log_loss", "delta_val_log_loss", "kept", "test_log_loss"]
+    cols = [
+        "variant",
+        "val_log_loss",
+        "delta_val_log_loss",
+        "delta_noise_sd",
+        "z",
+        "kept",
+        "test_log_loss",
+    ]
     print(result.ablation[cols].round(4).to_markdown(index=False))
     info = {k: v for k, v in result.info.items() if k != "baselines"}
     print(

@@ -36,8 +36,12 @@ def fit_series(y: np.ndarray, initialization: str = "heuristic") -> dict[str, An
     y = np.asarray(y, dtype="float64")
     if len(y) < 2 * PERIOD + 1 or np.nanstd(y) == 0:
         # too short / constant: a flat mean with no seasonality (all smoothing off)
-        return {"alpha": 0.0, "gamma": 0.0, "level0": float(np.nanmean(y) if len(y) else 0.0),
-                "seasons0": [0.0] * PERIOD}
+        return {
+            "alpha": 0.0,
+            "gamma": 0.0,
+            "level0": float(np.nanmean(y) if len(y) else 0.0),
+            "seasons0": [0.0] * PERIOD,
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = ExponentialSmoothing(
@@ -139,9 +143,7 @@ class HoltWintersModel:
         if not self.params_ or self.history_ is None:
             raise RuntimeError("model is not fitted / has no observed history")
         ds = pd.to_datetime(X["ds"])
-        origin = (
-            pd.to_datetime(X["origin"]) if "origin" in X else ds - pd.Timedelta(days=1)
-        )
+        origin = pd.to_datetime(X["origin"]) if "origin" in X else ds - pd.Timedelta(days=1)
         out = np.full(len(X), np.nan)
         sids = X["series_id"].to_numpy()
         for sid in pd.unique(sids):

@@ -283,7 +283,11 @@ class _SklearnCountModel:
         }
 
     def _data(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X[self._features].astype("float64")
+        data = X[self._features].astype("float64")
+        empty = getattr(self, "empty_columns_", [])
+        if empty:  # never observed in training (e.g. lag_364 on < 1 year): a constant
+            data[empty] = 0.0
+        return data
 
     def _make(self):
         raise NotImplementedError
@@ -291,6 +295,8 @@ class _SklearnCountModel:
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y, dtype="float64")
         ok = np.isfinite(y)
+        train = X.loc[ok, self._features]
+        self.empty_columns_ = [c for c in self._features if train[c].isna().all()]
         self.estimator_ = self._make()
         self.estimator_.fit(self._data(X.loc[ok]), y[ok])
         return self
@@ -342,9 +348,7 @@ class PoissonGLMModel(_SklearnCountModel):
 
         counts = [c for c in self._features if c in LAG_COLUMNS + ROLL_COLUMNS]
         onehot = [
-            c
-            for c in self._features
-            if c in ("day_of_week", "month", "area_code", "category_code")
+            c for c in self._features if c in ("day_of_week", "month", "area_code", "category_code")
         ]
         other = [c for c in self._features if c not in counts + onehot]
         pre = ColumnTransformer(

@@ -26,7 +26,9 @@ Models:
   toward the offence's prior: the lookup table that knows everything the model's strongest
   features know, to show what the model adds beyond counting;
 * ``xgboost_uncalibrated`` / ``xgboost`` — multi:softprob XGBoost on the selected features,
-  before / after temperature scaling.
+  before / after temperature scaling;
+* ``xgboost_no_offence`` — the calibrated model without the offence (ROUBO/FURTO) column, the
+  question the seed system answered (profile, phone, neighbourhood, time; not the offence).
 
 Neighbourhoods (1,285 in the real file, half with fewer than 5 records) enter the model as
 target encodings: the smoothed class frequencies of the neighbourhood (and of neighbourhood ×
@@ -104,6 +106,8 @@ class PlaceTypeConfig:
     #: `keep_tolerance` AND by more than `keep_z` paired standard errors (per-record losses)
     keep_tolerance: float = 0.0
     keep_z: float = 2.0
+    #: extra fits of the all-candidates model under other seeds, to measure training noise
+    noise_seeds: int = 2
     run_ablation: bool = True
     xgb_params: dict = field(
         default_factory=lambda: {
@@ -196,6 +200,14 @@ def reliability_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def expected_calibration_error(table: pd.DataFrame) -> float:
+    """Mean over classes of the one-vs-rest expected calibration error: Σ_bins count/n ×
+    |mean predicted − observed frequency|, from a :func:`reliability_table` of one model."""
+    gap = (table["mean_predicted"] - table["observed_frequency"]).abs() * table["count"]
+    per_class = gap.groupby(table["class"]).sum() / table.groupby("class")["count"].sum()
+    return float(per_class.mean())
 
 
 # --------------------------------------------------------------------------- calibration
@@ -372,14 +384,14 @@ class FittedXGB:
         return np.asarray(margins, dtype="float64")
 
 
-def _params(cfg: PlaceTypeConfig) -> dict:
+def _params(cfg: PlaceTypeConfig, seed: int | None = None) -> dict:
     return {
         "objective": "multi:softprob",
         "num_class": K,
         "eval_metric": "mlogloss",
         "tree_method": "hist",
         "nthread": cfg.n_jobs,
-        "seed": cfg.seed,
+        "seed": cfg.seed if seed is None else seed,
         **cfg.xgb_params,
     }
 
@@ -398,12 +410,13 @@ def fit_xgb(
     train: np.ndarray,
     val: np.ndarray,
     cfg: PlaceTypeConfig,
+    seed: int | None = None,
 ) -> FittedXGB:
     y = design.y
     dtrain = xgb.DMatrix(design.matrix(features, train, None), label=y[train])
     dval = xgb.DMatrix(design.matrix(features, train, val), label=y[val])
     booster = xgb.train(
-        _params(cfg),
+        _params(cfg, seed),
         dtrain,
         num_boost_round=cfg.max_rounds,
         evals=[(dval, "val")],
@@ -529,9 +542,11 @@ def run(
 
     val_losses: dict[str, np.ndarray] = {}
 
-    def variant(label: str, column: str | None, columns: list[str]) -> FittedXGB:
+    def variant(
+        label: str, column: str | None, columns: list[str], seed: int | None = None
+    ) -> FittedXGB:
         feats = features_for(columns)
-        m = fit_xgb(design, feats, fit, val, cfg)
+        m = fit_xgb(design, feats, fit, val, cfg, seed)
         p_val = softmax(m.margins(design, fit, val))
         p_test = softmax(m.margins(design, fit, test))
         val_losses[label] = -np.log(np.clip(p_val[np.arange(len(val)), y[val]], EPS, 1.0))
@@ -549,20 +564,29 @@ def run(
         log(f"ablation {label}: val log loss {m.val_log_loss:.4f} ({m.best_iteration} trees)")
         return m
 
+    seed_sd = 0.0
+
     def paired(label: str) -> tuple[float, float]:
-        """Mean and standard error of the per-record val log-loss increase vs all candidates."""
+        """Mean increase of the per-record val log loss vs all candidates, and its noise: the
+        paired standard error (which records are in val) combined with the spread between
+        refits of the same model under other seeds (×√2: both fits are noisy)."""
         d = val_losses[label] - val_losses["all candidates"]
-        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+        se = float(d.std(ddof=1) / np.sqrt(len(d)))
+        return float(d.mean()), float(np.sqrt(se**2 + 2 * seed_sd**2))
 
     if cfg.run_ablation and len(candidates) > 1:
         variant("all candidates", None, candidates)
+        for k in range(1, cfg.noise_seeds + 1):
+            variant(f"all candidates, seed {cfg.seed + k}", None, candidates, cfg.seed + k)
+        repeats = [r["val_log_loss"] for r in ablation_rows]
+        seed_sd = float(np.std(repeats, ddof=1)) if len(repeats) > 1 else 0.0
         kept = []
         for f in candidates:
             label = f"without {f}"
             variant(label, f, [g for g in candidates if g != f])
-            mean, se = paired(label)
+            mean, noise = paired(label)
             # Kept only with evidence: dropping it worsens val log loss beyond the noise.
-            if mean > cfg.keep_tolerance and mean > cfg.keep_z * se:
+            if mean > cfg.keep_tolerance and mean > cfg.keep_z * noise:
                 kept.append(f)
         if not kept:  # no evidence for any feature: keep the one whose removal hurts most
             deltas = {f: paired(f"without {f}")[0] for f in candidates}
@@ -575,30 +599,42 @@ def run(
     base_val = ablation["val_log_loss"].iloc[0]
     ablation["delta_val_log_loss"] = ablation["val_log_loss"] - base_val
     first = ablation_rows[0]["variant"]
-    ablation["delta_se"] = [
-        paired(v)[1] if v != first and first == "all candidates" else np.nan
+    ablation["delta_noise_sd"] = [
+        paired(v)[1] if v.startswith("without ") and first == "all candidates" else np.nan
         for v in ablation["variant"]
     ]
+    ablation["z"] = ablation["delta_val_log_loss"] / ablation["delta_noise_sd"]
     ablation["kept"] = [
         (r.column in kept) if isinstance(r.column, str) else None for r in ablation.itertuples()
     ]
     prior_val = log_loss(y[val], np.tile(prior_of(y[fit]), (len(val), 1)))
     ablation["val_log_loss_prior"] = prior_val
 
-    # ---- refit on fit + val with the chosen number of trees (scaled to the larger set)
-    train = np.sort(np.concatenate([fit, val]))
-    if cfg.refit_on_val:
-        rounds = int(round((final.best_iteration + 1) * len(train) / len(fit)))
-        final = refit_xgb(design, final.features, train, rounds, cfg)
-    else:
-        train = fit
+    # ---- refit on fit + val with the chosen number of trees, calibrate on cal (never test)
+    def finish(model: FittedXGB) -> tuple[FittedXGB, TemperatureScaler, np.ndarray]:
+        train = np.sort(np.concatenate([fit, val])) if cfg.refit_on_val else fit
+        if cfg.refit_on_val:
+            rounds = int(round((model.best_iteration + 1) * len(train) / len(fit)))
+            model = refit_xgb(design, model.features, train, rounds, cfg)
+        scaler = TemperatureScaler().fit(model.margins(design, train, cal), y[cal])
+        return model, scaler, train
 
-    # ---- calibration on cal (never on test)
-    scaler = TemperatureScaler().fit(final.margins(design, train, cal), y[cal])
+    final, scaler, train = finish(final)
     test_margins = final.margins(design, train, test)
     preds["xgboost_uncalibrated"] = softmax(test_margins)
     preds["xgboost"] = scaler.transform(test_margins)
     log(f"temperature={scaler.temperature:.3f} columns={kept} features={final.features}")
+
+    # ---- the same model without the offence: the question the seed system answered (who,
+    # which phone, where and when, but not whether it was a robbery or a theft)
+    if "offence" in kept and len(kept) > 1:
+        blind_cols = [c for c in kept if c != "offence"]
+        blind = fit_xgb(design, features_for(blind_cols), fit, val, cfg)
+        blind, blind_scaler, blind_train = finish(blind)
+        preds["xgboost_no_offence"] = blind_scaler.transform(
+            blind.margins(design, blind_train, test)
+        )
+        log(f"xgboost_no_offence: columns={blind_cols}")
 
     # ---- held-out metrics and reliability tables
     prior_ll = log_loss(y[test], preds["prior"])
@@ -606,8 +642,10 @@ def run(
     for name, p in preds.items():
         row = {"model": name, **score(y[test], p)}
         row["log_loss_vs_prior"] = row["log_loss"] / prior_ll - 1.0
+        table = reliability_table(y[test], p, name, cfg.calibration_bins)
+        row["ece"] = expected_calibration_error(table)
         metric_rows.append(row)
-        calib.append(reliability_table(y[test], p, name, cfg.calibration_bins))
+        calib.append(table)
     metrics = pd.DataFrame(metric_rows)
 
     # ---- scored cells: mean calibrated probability over each cell's records, ≥ min records
@@ -625,6 +663,7 @@ def run(
         "baselines": chosen,
         "splits": {k: len(v) for k, v in s.items()},
         "records": len(df),
+        "training_noise_sd": seed_sd,
         "seconds": round(time.perf_counter() - started, 1),
         "xgb_params": cfg.xgb_params,
     }

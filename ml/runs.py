@@ -160,6 +160,7 @@ def model_run_record(
     source: str,
     model,
     name: str | None = None,
+    artifact_name: str | None = None,
     train_start: date | None,
     train_end: date | None,
     cutoff: date | str | None,
@@ -169,16 +170,19 @@ def model_run_record(
 ) -> dict[str, Any]:
     """One ``ml.model_runs`` row; saves the fitted model under ``artifact_dir`` when given.
 
-    The artifact goes to ``<artifact_dir>/<run_id>/<source>/<name>.json`` (XGBoost
-    ``save_model`` JSON, or a small JSON description for the baselines); ``artifact_path`` is
-    its absolute path (None when no directory is given). ``params``, ``features`` and
+    The artifact goes to ``<artifact_dir>/<run_id>/<source>/<artifact_name or name>.json``
+    (XGBoost ``save_model`` JSON, a small JSON description for the baselines, Holt-Winters and
+    the ensemble; a model's ``save`` may change the suffix: ``.pkl`` for scikit-learn,
+    ``.pt`` for the LSTM); ``artifact_path`` is the absolute path actually written (None when
+    no directory is given). ``params``, ``features`` and
     ``metrics`` are JSON strings. ``cutoff`` is None for the operational model trained on all
     history.
     """
     label = name or getattr(model, "name", None) or type(model).__name__
     artifact_path = None
     if artifact_dir is not None:
-        target = Path(artifact_dir) / _safe(run_id) / _safe(source) / f"{_safe(label)}.json"
+        stem = _safe(artifact_name or label)
+        target = Path(artifact_dir) / _safe(run_id) / _safe(source) / f"{stem}.json"
         artifact_path = str(model.save(target).resolve())
     params = model.get_params() if hasattr(model, "get_params") else {}
     features = list(getattr(model, "features", []))

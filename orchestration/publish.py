@@ -35,7 +35,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -55,14 +55,16 @@ class ServingTable:
     ``candidates`` are tried in order (the first existing table wins). ``columns`` are
     (name, DuckDB type, required): a required column missing from the source table makes the
     table count as absent; an optional one is added as a typed NULL. ``passthrough`` keeps every
-    other column of the source too (for tables whose schema is still settling)."""
+    other column of the source too (for tables whose schema is still settling). A column
+    ``x`` may also be found as ``forecast_x`` (``forecast_lo_80`` for ``lo_80``).
+    ``latest_run`` keeps only the rows of the largest ``run_id``."""
 
     name: str
     candidates: tuple[str, ...]
     columns: tuple[tuple[str, str, bool], ...]
     description: str
     passthrough: bool = False
-    extra: tuple[tuple[str, str], ...] = field(default=())
+    latest_run: bool = False
 
 
 _INTERVALS = (
@@ -154,6 +156,25 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         "Backtest scores per run, source, model and horizon, with the Poisson noise floor.",
     ),
     ServingTable(
+        "backtest_predictions",
+        ("ml.backtest_predictions",),
+        (
+            ("run_id", "VARCHAR", True),
+            ("source", "VARCHAR", True),
+            ("series_id", "VARCHAR", True),
+            ("area", "VARCHAR", True),
+            ("category", "VARCHAR", True),
+            ("split", "VARCHAR", False),
+            ("cutoff", "DATE", False),
+            ("date", "DATE", True),
+            ("horizon", "INTEGER", False),
+            ("model", "VARCHAR", True),
+            ("prediction", "DOUBLE", True),
+            ("actual", "DOUBLE", False),
+        ),
+        "Out-of-sample one-step-ahead predictions with their actuals.",
+    ),
+    ServingTable(
         "leaderboard",
         ("ml.leaderboard", "marts.leaderboard"),
         (("source", "VARCHAR", True), ("model", "VARCHAR", True)),
@@ -186,23 +207,58 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ServingTable(
         "france_annual_rates",
         ("marts.france_annual_rates",),
-        (("level", "VARCHAR", False),),
-        "France: recorded offences per 1,000 inhabitants, per year, region/département.",
-        passthrough=True,
+        (
+            ("series_id", "VARCHAR", True),
+            ("geo_level", "VARCHAR", True),
+            ("geo_code", "VARCHAR", True),
+            ("geo_name", "VARCHAR", True),
+            ("code_region", "VARCHAR", False),
+            ("region_name", "VARCHAR", False),
+            ("indicator", "VARCHAR", True),
+            ("unit", "VARCHAR", False),
+            ("year", "INTEGER", True),
+            ("recorded_count", "BIGINT", False),
+            ("population", "BIGINT", False),
+            ("rate_per_100k", "DOUBLE", True),
+        ),
+        "France: recorded offences per 100,000 inhabitants per year, by region and département.",
     ),
     ServingTable(
         "france_forecasts",
         ("ml.france_forecasts",),
-        (("series_id", "VARCHAR", False),),
-        "France: annual forecasts to 2030.",
-        passthrough=True,
+        (
+            ("run_id", "VARCHAR", True),
+            ("geo_level", "VARCHAR", True),
+            ("geo_code", "VARCHAR", True),
+            ("geo_name", "VARCHAR", False),
+            ("indicator", "VARCHAR", True),
+            ("unit", "VARCHAR", False),
+            ("year", "INTEGER", True),
+            ("horizon", "INTEGER", False),
+            ("model", "VARCHAR", True),
+            ("forecast", "DOUBLE", True),
+            *_INTERVALS,
+        ),
+        "France: annual forecasts of the rate to 2030 (latest run), with intervals.",
+        latest_run=True,
     ),
     ServingTable(
         "saopaulo_place_probabilities",
         ("ml.saopaulo_place_probabilities",),
-        (("place_type", "VARCHAR", False),),
-        "São Paulo: probability of each place type given neighbourhood, weekday, period, brand.",
-        passthrough=True,
+        (
+            ("run_id", "VARCHAR", True),
+            ("neighbourhood", "VARCHAR", True),
+            ("weekday", "VARCHAR", True),
+            ("period", "VARCHAR", True),
+            ("brand", "VARCHAR", True),
+            ("place_type", "VARCHAR", True),
+            ("probability", "DOUBLE", True),
+            ("rank", "INTEGER", False),
+            ("n_records", "BIGINT", False),
+        ),
+        "São Paulo: probability of each place type of a phone theft given neighbourhood, "
+        "weekday, period and brand (latest run).",
+        latest_run=True,
     ),
 )
 
@@ -226,8 +282,19 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: s
     return [r[0] for r in rows]
 
 
+def _lit(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _find(column: str, have: list[str]) -> str | None:
+    for name in (column, f"forecast_{column}"):
+        if name in have:
+            return name
+    return None
 
 
 def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tuple[str, str]:
@@ -237,18 +304,22 @@ def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tup
         if not _exists(con, DST, schema, table):
             continue
         have = _columns(con, DST, schema, table)
-        if any(req and col not in have for col, _t, req in spec.columns):
+        found = {col: _find(col, have) for col, _t, _r in spec.columns}
+        if any(req and found[col] is None for col, _t, req in spec.columns):
             continue  # not the contract: treat as absent rather than break every reader
-        listed = {col for col, _t, _r in spec.columns}
         parts = [
-            f"try_cast({_q(col)} as {typ}) as {_q(col)}"
-            if col in have
+            f"try_cast({_q(found[col])} as {typ}) as {_q(col)}"
+            if found[col]
             else f"cast(null as {typ}) as {_q(col)}"
             for col, typ, _r in spec.columns
         ]
         if spec.passthrough:
-            parts += [_q(c) for c in have if c not in listed]
-        return f"select {', '.join(parts)} from {schema}.{_q(table)}", candidate
+            used = {c for c in found.values() if c} | set(found)
+            parts += [_q(c) for c in have if c not in used]
+        where = ""
+        if spec.latest_run:
+            where = f" where run_id = (select max(run_id) from {schema}.{_q(table)})"
+        return f"select {', '.join(parts)} from {schema}.{_q(table)}{where}", candidate
     parts = [f"cast(null as {typ}) as {_q(col)}" for col, typ, _r in spec.columns]
     return f"select {', '.join(parts)} where false", ""
 
@@ -285,8 +356,9 @@ def _fsync(path: Path) -> None:
 def _snapshot(warehouse: Path, tmp: Path, with_incidents: bool) -> None:
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"attach ? as {SRC} (read_only)", [str(warehouse)])
-        con.execute(f"attach ? as {DST}", [str(tmp)])
+        # ATTACH takes no parameters: quote the paths as SQL string literals.
+        con.execute(f"attach {_lit(warehouse)} as {SRC} (read_only)")
+        con.execute(f"attach {_lit(tmp)} as {DST}")
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_catalog = ? and table_type = 'BASE TABLE' order by 1, 2",

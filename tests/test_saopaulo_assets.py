@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from test_saopaulo_model import sample_records
 
 from orchestration.assets.saopaulo import (
     ML_PROBABILITIES,
@@ -17,7 +18,6 @@ from orchestration.assets.saopaulo import (
     saopaulo_raw,
 )
 from orchestration.resources import WarehouseResource
-from test_saopaulo_model import sample_records
 
 
 def _resources(warehouse: Path) -> dict:
@@ -30,9 +30,9 @@ def test_raw_asset_loads_sample_and_fails_cleanly(tmp_path, monkeypatch):
     monkeypatch.delenv("CRIMECAST_INPUT_SAOPAULO", raising=False)
     result = dg.materialize([saopaulo_raw], resources=_resources(warehouse))
     assert result.success
-    meta = result.asset_materializations_for_node("saopaulo_raw")[0].metadata
-    assert meta["dagster/row_count"].value == 6000
-    assert result.asset_materializations_for_node("saopaulo_raw")[0].asset_key == RAW_SAOPAULO
+    (event,) = result.get_asset_materialization_events()
+    assert event.asset_key == RAW_SAOPAULO
+    assert event.materialization.metadata["dagster/row_count"].value == 6000
 
     bad = tmp_path / "bad.csv"
     bad.write_text("BAIRRO;MARCA_OBJETO\nSE;Apple\n")
@@ -71,8 +71,7 @@ def test_ml_asset_writes_tables_without_small_cells(tmp_path):
     )
     assert result.success
     mats = {
-        m.asset_key: m.metadata
-        for m in result.asset_materializations_for_node("saopaulo_place_model")
+        e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
     }
     assert len(mats) == 4
     assert mats[ML_PROBABILITIES]["cells"].value > 0

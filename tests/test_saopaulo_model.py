@@ -130,6 +130,7 @@ def test_run_on_sample(result: pt.PlaceTypeResult):
         "freq_neighbourhood_period",
         "freq_offence_neighbourhood_period",
         "xgboost_uncalibrated",
+        "xgboost_no_offence",
         "xgboost",
     }
     assert set(m.index) == expected
@@ -163,3 +164,11 @@ def test_calibration_is_fitted_on_the_calibration_split_not_test():
     assert set(s["cal"]).isdisjoint(s["fit"]) and set(s["val"]).isdisjoint(s["fit"])
     assert len(s["test"]) == pytest.approx(0.25 * len(y), abs=2)
     assert sorted(np.concatenate([s["fit"], s["val"], s["cal"], s["test"]])) == list(range(len(y)))
+
+
+def test_expected_calibration_error_detects_overconfidence():
+    logits, y = _miscalibrated(6000, 5, sharpen=3.0)
+    labels = [f"c{j}" for j in range(4)]
+    sharp = pt.reliability_table(y, pt.softmax(logits), "sharp", classes=labels)
+    honest = pt.reliability_table(y, pt.softmax(logits / 3.0), "honest", classes=labels)
+    assert pt.expected_calibration_error(sharp) > 3 * pt.expected_calibration_error(honest)

@@ -4,7 +4,7 @@
 // its in-browser / in-node DuckDB. We pin @duckdb/duckdb-wasm to 1.28.0 (DuckDB 0.9.1, the last
 // release with parquet built in: newer ones download the extension from the internet and
 // `npm run sources` hangs offline), and DuckDB 0.9.1 does not know either setting. The patch
-// appends `.catch(() => {})` to those two statements. Idempotent; fails loudly if the
+// wraps those two statements in try/catch. Idempotent; fails loudly if the
 // statements cannot be found in a universal-sql copy that mentions them (i.e. after an upgrade).
 'use strict';
 const fs = require('fs');
@@ -34,15 +34,21 @@ for (const dir of universalSqlDirs(root)) {
 		if (!fs.existsSync(target)) continue;
 		let text = fs.readFileSync(target, 'utf8');
 		for (const setting of SETTINGS) {
-			const re = new RegExp(`await connection\\.query\\((['"])SET ${setting}[^'"]*\\1\\)(\\.catch\\(\\(\\) => \\{\\}\\))?;`, 'g');
+			// In node the wasm connection throws synchronously, so a try/catch (not .catch) it is.
+			const wrapped = new RegExp(`try \\{ await connection\\.query\\((['"])SET ${setting}[^'"]*\\1\\); \\} catch \\{ /\\* [^*]* \\*/ \\}`);
+			const bare = new RegExp(`await connection\\.query\\((['"])SET ${setting}[^'"]*\\1\\)(\\.catch\\(\\(\\) => \\{\\}\\))?;`, 'g');
+			if (wrapped.test(text)) {
+				already += 1;
+				continue;
+			}
 			let found = false;
-			text = text.replace(re, (match, _q, hasCatch) => {
+			text = text.replace(bare, (match, _q, hasCatch) => {
 				found = true;
-				if (hasCatch) { already += 1; return match; }
 				patched += 1;
-				return match.replace(/;$/, '.catch(() => {});');
+				const statement = hasCatch ? match.replace('.catch(() => {})', '') : match;
+				return `try { ${statement} } catch { /* unknown to DuckDB 0.9.1: crimecast patch */ }`;
 			});
-			if (!found && text.includes(setting)) {
+			if (!found && text.includes(`SET ${setting}`)) {
 				console.error(`patch-universal-sql: cannot patch "${setting}" in ${target}: layout changed`);
 				process.exit(1);
 			}

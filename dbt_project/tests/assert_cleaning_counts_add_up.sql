@@ -1,5 +1,7 @@
 -- Nothing is dropped silently: per source, the rows read from raw.incidents equal the rows kept
 -- plus the rows dropped for every reason, in data_quality__cleaning and against the models.
+{{ config(meta={'dagster': {'ref': {'name': 'data_quality__cleaning'}}}) }}
+
 with
 
 raw_rows as (

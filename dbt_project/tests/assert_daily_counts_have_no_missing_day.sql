@@ -1,5 +1,7 @@
 -- Every series of daily_counts is gap-free and covers its source's whole range: one row per
 -- day from the source's first day to its last full day (last day with data minus one).
+{{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
+
 with
 
 counts as (

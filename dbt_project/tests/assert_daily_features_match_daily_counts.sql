@@ -1,4 +1,6 @@
 -- daily_features has exactly one row per daily_counts row, with the same target value.
+{{ config(meta={'dagster': {'ref': {'name': 'daily_features'}}}) }}
+
 select
     coalesce(counts.series_id, features.series_id) as series_id,
     coalesce(counts.date, features.date) as date,

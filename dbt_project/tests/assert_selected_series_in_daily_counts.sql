@@ -1,4 +1,6 @@
 -- Every selected series (int_series) is in daily_counts, unless its source has no full day.
+{{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
+
 select series.*
 from {{ ref('int_series') }} as series
 where

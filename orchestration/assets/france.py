@@ -24,6 +24,8 @@ from orchestration.config import settings
 from orchestration.ingest.france import input_specs, load_france
 from orchestration.resources import WarehouseResource
 
+DEFAULT_MODELS = "last_value,drift,holt,ridge"
+
 RAW_FRANCE_REGIONAL = dg.AssetKey(["raw", "france_regional"])
 RAW_FRANCE_DEPARTMENTAL = dg.AssetKey(["raw", "france_departmental"])
 ML_FRANCE_FORECASTS = dg.AssetKey(["ml", "france_forecasts"])
@@ -131,8 +133,12 @@ def france_ml(context: AssetExecutionContext, warehouse: WarehouseResource):
     run_id = datetime.now(UTC).strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     with warehouse.connect(read_only=True) as con:
         features = annual.load_features(con)
-    models = [m.strip() for m in os.environ.get("CRIMECAST_FRANCE_MODELS", "").split(",")]
-    run = annual.run_annual(features, run_id, models=[m for m in models if m] or None)
+    # The scheduled run uses a lean model set; `CRIMECAST_FRANCE_MODELS=all` (as the benchmark
+    # does) runs the whole zoo.
+    wanted = os.environ.get("CRIMECAST_FRANCE_MODELS", DEFAULT_MODELS).strip()
+    models = None if wanted == "all" else [m.strip() for m in wanted.split(",") if m.strip()]
+    context.log.info(f"France models: {models or 'all'}")
+    run = annual.run_annual(features, run_id, models=models)
     with warehouse.connect() as con:
         counts = annual.write_tables(con, run)
     pooled = run.metrics.loc[run.metrics["horizon"].isna()]

@@ -145,7 +145,7 @@ def saopaulo_place_model(
     m = result.metrics.set_index("model")
     prior_ll = float(m.loc["prior", "log_loss"])
     model_ll = float(m.loc["xgboost", "log_loss"])
-    baselines = m.drop(index=["prior", "xgboost", "xgboost_uncalibrated"])
+    baselines = m[m.index.str.startswith("freq_")]
     best_name = str(baselines["log_loss"].idxmin())
     summary = {
         "run_id": run_id,

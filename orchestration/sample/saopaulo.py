@@ -64,7 +64,7 @@ PLACES = [
 #: Base log-odds of each place against "Via Publica", per offence.
 BASE = {
     "ROUBO": np.array([0.0, -4.0, -3.8, -4.2, -4.5, -6.3, -6.8, -7.2, -8.5, -8.5]),
-    "FURTO": np.array([0.0, -1.6, -2.6, -2.3, -2.8, -3.6, -3.8, -5.0, -5.6, -5.6]),
+    "FURTO": np.array([0.0, -1.3, -2.3, -2.0, -2.6, -3.3, -3.5, -4.8, -5.4, -5.4]),
 }
 #: Raw SSP subtypes (as a user's own download spells them) used for a few rows per group.
 RAW_SUBTYPES = {
@@ -99,7 +99,7 @@ def generate(n: int = N_RECORDS, seed: int = SEED) -> list[list[str]]:
         i = rng.choice(len(NEIGHBOURHOODS), p=nb_p)
         nb = NEIGHBOURHOODS[i]
         period = PERIODS[rng.choice(4, p=PERIOD_P)]
-        offence = "FURTO" if rng.random() < (0.40 if nb in CENTRAL else 0.20) else "ROUBO"
+        offence = "FURTO" if rng.random() < (0.45 if nb in CENTRAL else 0.25) else "ROUBO"
         brand = BRANDS[rng.choice(len(BRANDS), p=BRAND_P)]
         weekday = WEEKDAYS[rng.integers(7)]
         logits = BASE[offence] + nb_effect[i] + period_effect[period]

@@ -2,7 +2,11 @@
     Every raw incident row, typed and trimmed, with its category resolved and the reason it is
     dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents
     keeps the rows whose drop_reason is NULL and data_quality__cleaning counts the others.
+    Materialized as a table, not a view: the duplicate window over every raw row is computed
+    once instead of once per downstream model and test.
 -#}
+
+{{ config(materialized='table') }}
 
 with
 

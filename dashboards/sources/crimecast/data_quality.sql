@@ -1,0 +1,11 @@
+-- Rows read / kept / dropped by cleaning, per source and reason.
+-- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
+-- then fails, so every source query that can be empty adds ONE typed placeholder row when it
+-- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
+with result as (
+    select source, status, reason, rows
+    from serving.data_quality
+)
+select *, false as is_placeholder from result
+union all by name
+select true as is_placeholder where not exists (select 1 from result)

@@ -1,0 +1,1 @@
+select published_at from serving.published

@@ -1,0 +1,692 @@
+"""One source end to end: rolling-origin backtest of the zoo, calibrated intervals, champions,
+champion forecasts with intervals, coherent hierarchy, explanations, anomalies, run records.
+
+Plain Python (no Dagster): ``orchestration/assets/ml.py`` reads the marts, calls
+:func:`run_source` per source and appends the returned frames to the ``ml.*`` tables.
+See docs/forecasting.md for the protocol and every table's columns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ml.backtest import BacktestPlan, rolling_backtest
+from ml.champion import (
+    ENSEMBLE,
+    add_ensemble,
+    champion_rows,
+    ensemble_members_by_horizon,
+    select_champions,
+)
+from ml.features import FEATURE_COLUMNS, from_mart, split_series_id
+from ml.forecast import forecast_direct
+from ml.hierarchy import aggregate
+from ml.intervals import LEVELS, add_intervals, calibrate, coverage, interval_columns
+from ml.metrics import score
+from ml.runs import model_run_record, train_window
+from ml.zoo import ensemble_members, make_model, model_factory, profile_models
+
+INTERVALS = interval_columns()
+TOP_DRIVERS = 5
+
+
+@dataclass
+class RunConfig:
+    """What one run does. ``profile`` picks the model list (:data:`ml.zoo.PROFILES`)."""
+
+    run_id: str
+    test_cutoff: date
+    horizon: int = 28
+    profile: str = "lean"
+    models: list[str] | None = None
+    plan: BacktestPlan = field(default_factory=BacktestPlan)
+    artifacts_dir: Path | None = None
+    anomaly_window_days: int = 7
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+
+    def model_names(self) -> list[str]:
+        return list(self.models) if self.models else profile_models(self.profile)
+
+    def effective_plan(self) -> BacktestPlan:
+        """The plan's horizons plus the operational horizon when it is longer."""
+        hs = tuple(
+            sorted(
+                set(self.plan.horizons)
+                | ({self.horizon} if self.horizon > max(self.plan.horizons) else set())
+            )
+        )
+        return BacktestPlan(
+            horizons=hs,
+            n_cutoffs=self.plan.n_cutoffs,
+            window=self.plan.window,
+            train_days=self.plan.train_days,
+        )
+
+
+def _keys(frame: pd.DataFrame) -> pd.DataFrame:
+    parts = split_series_id(frame["series_id"])
+    out = frame.copy()
+    for col in ("source", "area", "category"):
+        out[col] = parts[col].to_numpy()
+    return out
+
+
+def _d(values) -> pd.Series:
+    return pd.to_datetime(pd.Series(values)).dt.date.to_numpy()
+
+
+def _score_with_coverage(preds: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    m = score(preds, by=by)
+    cov = coverage(preds, by=by)
+    if not cov.empty:
+        wide = cov.pivot_table(index=by, columns="nominal", values="coverage").reset_index()
+        wide = wide.rename(columns={lv: f"coverage_{round(lv * 100)}" for lv in LEVELS})
+        m = m.merge(wide, on=by, how="left")
+    for lv in LEVELS:
+        col = f"coverage_{round(lv * 100)}"
+        if col not in m:
+            m[col] = np.nan
+    return m
+
+
+def _tail_probability(actual, mean, phi, above) -> np.ndarray:
+    mu = np.maximum(np.asarray(mean, "f8"), 0.05)
+    y = np.asarray(actual, "f8")
+    if phi <= 1e-9:
+        dist = stats.poisson(mu)
+    else:
+        n = 1 / phi
+        dist = stats.nbinom(n, n / (n + mu))
+    return np.where(above, dist.sf(y - 1), dist.cdf(y))
+
+
+def run_source(
+    source: str,
+    mart: pd.DataFrame,
+    holidays: Iterable[date],
+    config: RunConfig,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Everything for one source. Returns the ``ml.*`` frames (table name → rows) and a
+    summary for the run metadata."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    frame = from_mart(mart) if "date" in mart.columns else mart.copy()
+    last_day = frame["ds"].max().date()
+    names = config.model_names()
+    members = ensemble_members(names)
+    plan = config.effective_plan()
+    cutoff = pd.Timestamp(config.test_cutoff)
+    log(
+        f"{source}: {frame['series_id'].nunique()} series × {frame['ds'].nunique()} days; "
+        f"test from {cutoff.date()}, cv cutoffs {[str(c.date()) for c in plan.cv_cutoffs(cutoff)]}"
+        f", horizons {list(plan.horizons)}, models {names}" + (f" + {ENSEMBLE}" if members else "")
+    )
+
+    # 1. rolling-origin backtest (refit per cutoff and horizon) ---------------------------------
+    preds, fitted = rolling_backtest(frame, model_factory(names), cutoff, plan, log=log)
+    ens = ensemble_members_by_horizon(preds, members) if members else {}
+    if ens:
+        preds = add_ensemble(preds, ens)
+        log(f"{source}: ensemble members (chosen on cv) {ens}")
+    timings["backtest"] = time.perf_counter() - t0
+
+    # 2. intervals: calibrated on cv, measured on test --------------------------------------
+    cv = preds[preds["split"] == "cv"]
+    calib = calibrate(cv)
+    preds = add_intervals(preds, calib)
+
+    # 3. champions from cv only --------------------------------------------------------------
+    champions = select_champions(cv)
+    champ = champion_rows(preds, champions)
+    preds["champion_model"] = None
+    preds = pd.concat([preds, champ], ignore_index=True)
+
+    # 4. hierarchy of the champion's backtest rows: calibrated per level on cv -----------------
+    hb = aggregate(
+        champ.rename(columns={"prediction_mean": "mean"}),
+        keys=["ds", "origin", "split", "cutoff", "horizon"],
+        sum_cols=["mean", "actual", "noise_lambda"],
+    ).rename(columns={"mean": "prediction_mean"})
+    hb["prediction"] = hb["prediction_mean"]
+    hb["model"] = "champion"
+    level_calib = calibrate(hb[hb["split"] == "cv"], by=("level", "horizon"))
+    hb = add_intervals(hb, level_calib, by=("level", "horizon"))
+    # bottom rows keep the per-model intervals (identical rows to the champion's own)
+    hb = hb[hb["level"] != "area_category"]
+    timings["calibration_and_selection"] = time.perf_counter() - t0 - timings["backtest"]
+
+    # 5. tables of the backtest ---------------------------------------------------------------
+    run_id = config.run_id
+    bp = _keys(preds)
+    backtest_predictions = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "source": bp["source"],
+            "series_id": bp["series_id"],
+            "area": bp["area"],
+            "category": bp["category"],
+            "split": bp["split"],
+            "cutoff": _d(bp["cutoff"]),
+            "date": _d(bp["ds"]),
+            "horizon": bp["horizon"].astype("int64"),
+            "model": bp["model"],
+            "prediction": bp["prediction"],
+            "actual": bp["actual"],
+            "origin": _d(bp["origin"]),
+            "prediction_mean": bp["prediction_mean"],
+            **{c: bp[c] for c in INTERVALS},
+            "champion_model": bp["champion_model"],
+        }
+    )
+    metrics = _score_with_coverage(preds, ["split", "cutoff", "model", "horizon"])
+    backtest_metrics = metrics.assign(run_id=run_id, source=source, cutoff=_d(metrics["cutoff"]))
+    backtest_metrics = backtest_metrics[
+        [
+            "run_id",
+            "source",
+            "split",
+            "cutoff",
+            "model",
+            "horizon",
+            "mae",
+            "rmse",
+            "n",
+            "noise_floor_mae",
+            "coverage_80",
+            "coverage_95",
+        ]
+    ]
+    sm = score(preds, by=["series_id", "split", "cutoff", "model", "horizon"])
+    series_metrics = sm.assign(run_id=run_id, source=source, cutoff=_d(sm["cutoff"]))[
+        [
+            "run_id",
+            "source",
+            "series_id",
+            "split",
+            "cutoff",
+            "model",
+            "horizon",
+            "mae",
+            "rmse",
+            "n",
+            "noise_floor_mae",
+        ]
+    ]
+    board = _score_with_coverage(preds, ["split", "model", "horizon"])
+    ref = board[board["model"] == "mean_28"].set_index(["split", "horizon"])["mae"]
+    board["mae_vs_mean_28"] = board["mae"] / [
+        ref.get((s, h), np.nan) for s, h in zip(board["split"], board["horizon"], strict=True)
+    ]
+    board["rank"] = board.groupby(["split", "horizon"])["mae"].rank(method="min").astype(int)
+    src_champ = champions.drop_duplicates("horizon").set_index("horizon")["source_champion"]
+    n_champ = champions.groupby(["horizon", "model"]).size()
+    board["is_source_champion"] = [
+        src_champ.get(h) == m for m, h in zip(board["model"], board["horizon"], strict=True)
+    ]
+    board["n_series_champion"] = [
+        int(n_champ.get((h, m), 0)) for m, h in zip(board["model"], board["horizon"], strict=True)
+    ]
+    leaderboard = board.assign(run_id=run_id, source=source)[
+        [
+            "run_id",
+            "source",
+            "split",
+            "model",
+            "horizon",
+            "rank",
+            "mae",
+            "rmse",
+            "n",
+            "noise_floor_mae",
+            "mae_vs_mean_28",
+            "coverage_80",
+            "coverage_95",
+            "is_source_champion",
+            "n_series_champion",
+        ]
+    ].sort_values(["split", "horizon", "rank"])
+
+    cov_bottom = coverage(preds, by=["split", "model", "horizon"]).assign(level="area_category")
+    cov_levels = coverage(hb, by=["split", "level", "horizon"]).assign(model="champion")
+    cov = pd.concat([cov_bottom, cov_levels], ignore_index=True)
+    cal_long = pd.concat(
+        [
+            calib.assign(level="area_category"),
+            level_calib[level_calib["level"] != "area_category"].assign(model="champion"),
+        ],
+        ignore_index=True,
+    )
+    taus = []
+    for r in cov.itertuples():
+        model_key = r.model
+        c = cal_long[
+            (cal_long["level"] == r.level)
+            & (cal_long["model"] == model_key)
+            & (cal_long["horizon"] == r.horizon)
+        ]
+        p = round(r.nominal * 100)
+        taus.append(
+            (float(c[f"tau_{p}"].iloc[0]), float(c["phi"].iloc[0])) if len(c) else (np.nan, np.nan)
+        )
+    cov["tau"] = [t for t, _ in taus]
+    cov["phi"] = [p for _, p in taus]
+    interval_coverage = cov.assign(run_id=run_id, source=source)[
+        [
+            "run_id",
+            "source",
+            "split",
+            "level",
+            "model",
+            "horizon",
+            "nominal",
+            "coverage",
+            "n",
+            "mean_width",
+            "below",
+            "above",
+            "tau",
+            "phi",
+        ]
+    ]
+    champions_table = champions.assign(run_id=run_id)[["run_id", *champions.columns]]
+
+    # 6. anomalies: the latest out-of-sample one-step champion rows outside the 95 % band ----
+    test1 = pd.concat(
+        [
+            _keys(champ[(champ["split"] == "test") & (champ["horizon"] == 1)]).assign(
+                level="area_category"
+            ),
+            hb[(hb["split"] == "test") & (hb["horizon"] == 1)].assign(champion_model="champion"),
+        ],
+        ignore_index=True,
+    )
+    out_lo = test1["actual"] < test1["forecast_lo_95"]
+    out_hi = test1["actual"] > test1["forecast_hi_95"]
+    anomalous = test1[(out_lo | out_hi).to_numpy()].copy()
+    anomalous["direction"] = np.where(
+        anomalous["actual"] > anomalous["forecast_hi_95"], "above", "below"
+    )
+    phis = []
+    for r in anomalous.itertuples():
+        if r.level == "area_category":
+            c = calib[(calib["model"] == r.champion_model) & (calib["horizon"] == 1)]
+        else:
+            c = level_calib[(level_calib["level"] == r.level) & (level_calib["horizon"] == 1)]
+        phis.append(float(c["phi"].iloc[0]) if len(c) else 0.0)
+    anomalous["tail_probability"] = [
+        float(_tail_probability([a], [m], p, [d == "above"])[0])
+        for a, m, p, d in zip(
+            anomalous["actual"],
+            anomalous["prediction_mean"],
+            phis,
+            anomalous["direction"],
+            strict=True,
+        )
+    ]
+    window_start = pd.Timestamp(last_day) - pd.Timedelta(days=config.anomaly_window_days - 1)
+    anomalies = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "source": source,
+            "level": anomalous["level"],
+            "series_id": anomalous["series_id"],
+            "area": anomalous["area"],
+            "category": anomalous["category"],
+            "date": _d(anomalous["ds"]),
+            "as_of_date": _d(anomalous["origin"]),
+            "horizon": anomalous["horizon"].astype("int64"),
+            "model": anomalous["champion_model"],
+            "actual": anomalous["actual"],
+            "forecast": anomalous["prediction"],
+            "forecast_mean": anomalous["prediction_mean"],
+            "forecast_lo_95": anomalous["forecast_lo_95"],
+            "forecast_hi_95": anomalous["forecast_hi_95"],
+            "direction": anomalous["direction"],
+            "tail_probability": anomalous["tail_probability"],
+            "in_latest_window": (anomalous["ds"] >= window_start).to_numpy(),
+        }
+    )
+    latest_rows = int((test1["ds"] >= window_start).sum())
+    t1 = time.perf_counter()
+
+    # 7. operational forecasts from the champions, all history ----------------------------------
+    fc, op_models, op_rows = forecast_direct(
+        frame,
+        champions,
+        make_model,
+        horizon=config.horizon,
+        trained_horizons=plan.horizons,
+        holidays=holidays,
+        ensemble=(ENSEMBLE, ens) if ens else None,
+        train_days=plan.train_days,
+    )
+    fc = _forecast_intervals(fc, calib)
+    as_of = last_day
+    fk = _keys(fc)
+    forecasts = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "as_of_date": as_of,
+            "source": fk["source"],
+            "area": fk["area"],
+            "category": fk["category"],
+            "series_id": fk["series_id"],
+            "date": _d(fk["ds"]),
+            "horizon": fk["horizon"].astype("int64"),
+            "model": fk["model"],
+            "forecast": fk["forecast"],
+            "forecast_mean": fk["forecast_mean"],
+            **{c: fk[c] for c in INTERVALS},
+            "direct_horizon": fk["bucket"].astype("int64"),
+            "created_at": config.started_at,
+        }
+    )
+    hf = aggregate(
+        fc[["series_id", "ds", "horizon", "bucket", "forecast_mean"]],
+        keys=["ds", "horizon", "bucket"],
+        sum_cols=["forecast_mean"],
+    )
+    hf = hf.merge(fc[["series_id", "ds", *INTERVALS]], on=["series_id", "ds"], how="left")
+    agg_mask = (hf["level"] != "area_category").to_numpy()
+    if agg_mask.any():
+        agg = hf[agg_mask].drop(columns=INTERVALS)
+        agg = add_intervals(
+            agg.rename(columns={"horizon": "step", "bucket": "horizon"}),
+            level_calib,
+            by=("level", "horizon"),
+            mean_col="forecast_mean",
+        ).rename(columns={"horizon": "bucket", "step": "horizon"})
+        hf = pd.concat([hf[~agg_mask], agg[hf.columns]], ignore_index=True)
+    forecasts_hierarchy = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "as_of_date": as_of,
+            "created_at": config.started_at,
+            "level": hf["level"],
+            "source": hf["source"],
+            "area": hf["area"],
+            "category": hf["category"],
+            "series_id": hf["series_id"],
+            "date": _d(hf["ds"]),
+            "horizon": hf["horizon"].astype("int64"),
+            "forecast": hf["forecast_mean"],
+            **{c: hf[c] for c in INTERVALS},
+        }
+    )
+
+    # 8. explanations of the forecast rows (models with explain(); ensemble: its members) ------
+    explanations = _explanations(fc, op_models, op_rows, ens, run_id, as_of, source)
+    importance = _importance(fitted, run_id, source)
+    timings["operational"] = time.perf_counter() - t1
+
+    # 9. run records (+ versioned artifacts) -----------------------------------------------
+    model_runs = _model_runs(
+        config, source, frame, cutoff, fitted, op_models, leaderboard, champions, ens
+    )
+    timings["total"] = time.perf_counter() - t0
+    summary = _summary(
+        source,
+        cutoff,
+        last_day,
+        plan,
+        names,
+        ens,
+        leaderboard,
+        champions,
+        anomalies,
+        latest_rows,
+        timings,
+        config,
+    )
+    frames = {
+        "forecasts": forecasts,
+        "forecasts_hierarchy": forecasts_hierarchy,
+        "backtest_predictions": backtest_predictions,
+        "backtest_metrics": backtest_metrics,
+        "backtest_series_metrics": series_metrics,
+        "leaderboard": leaderboard,
+        "interval_coverage": interval_coverage,
+        "champions": champions_table,
+        "anomalies": anomalies,
+        "forecast_explanations": explanations,
+        "feature_importance": importance,
+        "model_runs": model_runs,
+    }
+    return frames, summary
+
+
+def _forecast_intervals(fc: pd.DataFrame, calib: pd.DataFrame) -> pd.DataFrame:
+    """Intervals of operational rows: the calibration of (model, direct horizon)."""
+    tmp = fc.rename(columns={"horizon": "step", "bucket": "horizon"})
+    tmp = add_intervals(tmp, calib, by=("model", "horizon"), mean_col="forecast_mean")
+    return tmp.rename(columns={"horizon": "bucket", "step": "horizon"})
+
+
+def _explanations(fc, op_models, op_rows, members, run_id, as_of, source) -> pd.DataFrame:
+    out = []
+    for (name, b), model in op_models.items():
+        if not hasattr(model, "explain"):
+            continue
+        in_ensemble = name in members.get(b, ())
+        made = fc[
+            (fc["bucket"] == b)
+            & ((fc["model"] == name) | ((fc["model"] == ENSEMBLE) & in_ensemble))
+        ]
+        if made.empty:
+            continue
+        rows = (
+            op_rows[b]
+            .set_index(["series_id", "ds"])
+            .loc[pd.MultiIndex.from_frame(made[["series_id", "ds"]])]
+            .reset_index()
+        )
+        contrib, base = model.explain(rows)
+        feats = list(contrib.columns)
+        values = contrib.to_numpy()
+        order = np.argsort(-np.abs(values), axis=1)[:, :TOP_DRIVERS]
+        n = len(rows)
+        ridx = np.repeat(np.arange(n), order.shape[1])
+        fidx = order.ravel()
+        xvals = rows[feats].to_numpy(dtype="float64")
+        out.append(
+            pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "as_of_date": as_of,
+                    "source": source,
+                    "series_id": rows["series_id"].to_numpy()[ridx],
+                    "date": _d(rows["ds"].to_numpy()[ridx]),
+                    "horizon": made["horizon"].to_numpy()[ridx].astype("int64"),
+                    "model": made["model"].to_numpy()[ridx],
+                    "explained_by": name,
+                    "rank": np.tile(np.arange(1, order.shape[1] + 1), n),
+                    "feature": np.asarray(feats, dtype=object)[fidx],
+                    "feature_value": xvals[ridx, fidx],
+                    "contribution": values[ridx, fidx],
+                    "base_value": np.asarray(base)[ridx],
+                    "scale": "log_rate",
+                }
+            )
+        )
+    if not out:
+        return pd.DataFrame(
+            columns=[
+                "run_id",
+                "as_of_date",
+                "source",
+                "series_id",
+                "date",
+                "horizon",
+                "model",
+                "explained_by",
+                "rank",
+                "feature",
+                "feature_value",
+                "contribution",
+                "base_value",
+                "scale",
+            ]
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def _importance(fitted, run_id, source) -> pd.DataFrame:
+    rows = []
+    for (name, h), model in fitted.items():
+        if not hasattr(model, "importance"):
+            continue
+        imp = model.importance()
+        ranked = sorted(imp.items(), key=lambda kv: -kv[1])
+        for rank, (feat, value) in enumerate(ranked, start=1):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "source": source,
+                    "model": name,
+                    "horizon": int(h),
+                    "feature": feat,
+                    "importance": float(value),
+                    "importance_type": model.importance_type,
+                    "rank": rank,
+                    "fitted_on": "test_cutoff",
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "run_id",
+            "source",
+            "model",
+            "horizon",
+            "feature",
+            "importance",
+            "importance_type",
+            "rank",
+            "fitted_on",
+        ],
+    )
+
+
+class _EnsembleSpec:
+    """Artifact of the ensemble: its members (their own artifacts sit beside it)."""
+
+    name = ENSEMBLE
+
+    def __init__(self, members):
+        self.members = list(members)
+        self.features = list(FEATURE_COLUMNS)
+
+    def get_params(self):
+        return {"type": "Ensemble", "members": self.members, "combine": "mean of expected counts"}
+
+    def save(self, path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.get_params(), indent=2))
+        return path
+
+
+def _model_runs(config, source, frame, cutoff, fitted, op_models, board, champions, members):
+    start, end = train_window(frame, cutoff)
+    start_all, end_all = train_window(frame)
+    test = board[board["split"] == "test"].set_index(["model", "horizon"])
+    cvb = board[board["split"] == "cv"].set_index(["model", "horizon"])
+    recs = []
+    items = [(k, m, "backtest_test") for k, m in fitted.items()]
+    items += [((ENSEMBLE, h), _EnsembleSpec(m), "backtest_test") for h, m in members.items()]
+    items += [(k, m, "operational") for k, m in op_models.items()]
+    op_ens = {int(h) for h in champions.loc[champions["model"] == ENSEMBLE, "horizon"]}
+    items += [((ENSEMBLE, h), _EnsembleSpec(members[h]), "operational") for h in sorted(op_ens)]
+    for (name, h), model, role in items:
+        metrics: dict[str, Any] = {}
+        if (name, h) in test.index:
+            r = test.loc[(name, h)]
+            metrics.update(
+                {
+                    k: r[k]
+                    for k in ("mae", "rmse", "n", "noise_floor_mae", "coverage_80", "coverage_95")
+                }
+            )
+        if (name, h) in cvb.index:
+            metrics["cv_mae"] = cvb.loc[(name, h), "mae"]
+        metrics["cv_cutoffs"] = [str(c.date()) for c in config.effective_plan().cv_cutoffs(cutoff)]
+        suffix = "_operational" if role == "operational" else ""
+        rec = model_run_record(
+            run_id=config.run_id,
+            source=source,
+            model=model,
+            name=name,
+            artifact_name=f"{name}_h{h}{suffix}",
+            train_start=start if role != "operational" else start_all,
+            train_end=end if role != "operational" else end_all,
+            cutoff=cutoff if role != "operational" else None,
+            metrics=metrics,
+            artifact_dir=config.artifacts_dir,
+            started_at=config.started_at,
+        )
+        rec["horizon"] = int(h)
+        rec["role"] = role
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+def _summary(
+    source,
+    cutoff,
+    last_day,
+    plan,
+    names,
+    members,
+    board,
+    champions,
+    anomalies,
+    latest_rows,
+    timings,
+    config,
+) -> dict[str, Any]:
+    test = board[board["split"] == "test"]
+    champ = test[test["model"] == "champion"].set_index("horizon")
+    base = test[test["model"] == "mean_28"].set_index("horizon")
+    latest = anomalies[anomalies["in_latest_window"]]
+    return {
+        "source": source,
+        "test_cutoff": str(cutoff.date()),
+        "last_day": str(last_day),
+        "cv_cutoffs": [str(c.date()) for c in plan.cv_cutoffs(cutoff)],
+        "horizons": list(plan.horizons),
+        "profile": config.profile,
+        "models": names + ([ENSEMBLE] if members else []),
+        "ensemble_members": {int(h): m for h, m in members.items()},
+        "features": list(FEATURE_COLUMNS),
+        "champion_mae": {int(h): round(float(r["mae"]), 4) for h, r in champ.iterrows()},
+        "champion_coverage_80": {
+            int(h): round(float(r["coverage_80"]), 4) for h, r in champ.iterrows()
+        },
+        "champion_coverage_95": {
+            int(h): round(float(r["coverage_95"]), 4) for h, r in champ.iterrows()
+        },
+        "mean_28_mae": {int(h): round(float(r["mae"]), 4) for h, r in base.iterrows()},
+        "noise_floor_mae": {
+            int(h): round(float(r["noise_floor_mae"]), 4) for h, r in champ.iterrows()
+        },
+        "champions": champions.groupby(["horizon", "model"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .to_dict("records"),
+        "anomalies_latest_window": int(len(latest)),
+        "anomaly_window_rows": latest_rows,
+        "anomaly_window_days": config.anomaly_window_days,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }

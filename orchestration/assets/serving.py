@@ -1,0 +1,155 @@
+"""Serving: the Evidence dashboard site over a published, read-only copy of the warehouse.
+
+Asset ``[dashboards, site]`` (group "serving"): publishes the copy
+(orchestration/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``), then
+``npm run sources`` and ``npm run build`` in ``dashboards/`` (``npm install`` first when
+``node_modules`` is missing). The static site lands in ``dashboards/build/``.
+
+``CRIMECAST_SKIP_DASHBOARDS=1`` makes the asset log that it skipped and do nothing else (no
+copy, no npm): the in-process pipeline tests materialize every asset and must not spend a
+minute and 3 GB on a site build; tests/test_dashboards.py builds it on purpose.
+
+Add ``serving_assets`` to the Definitions (orchestration/definitions.py).
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.config import REPO_ROOT
+from orchestration.publish import DEFAULT_TARGET, publish_copy
+from orchestration.resources import WarehouseResource
+
+DASHBOARDS_DIR = REPO_ROOT / "dashboards"
+BUILD_DIR = DASHBOARDS_DIR / "build"
+SITE = dg.AssetKey(["dashboards", "site"])
+SKIP_ENV = "CRIMECAST_SKIP_DASHBOARDS"
+
+_DBT_MODELS = ("daily_counts", "data_quality__cleaning", "france_annual_rates")
+_OTHER_DEPS = (
+    dg.AssetKey(["raw", "source_files"]),
+    dg.AssetKey(["raw", "sources"]),
+    dg.AssetKey(["ml", "forecasts"]),
+    dg.AssetKey(["ml", "backtest_metrics"]),
+    dg.AssetKey(["ml", "backtest_predictions"]),
+    dg.AssetKey(["ml", "france_forecasts"]),
+    dg.AssetKey(["ml", "saopaulo_place_probabilities"]),
+)
+
+
+def _site_deps() -> list[dg.AssetKey]:
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.assets.dbt import crimecast_dbt_assets
+
+    deps = []
+    for model in _DBT_MODELS:
+        try:
+            deps.append(get_asset_key_for_model([crimecast_dbt_assets], model))
+        except Exception:  # a model another branch has not merged yet: no edge, no failure
+            continue
+    return [*deps, *_OTHER_DEPS]
+
+
+def skip_requested() -> bool:
+    return os.environ.get(SKIP_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise dg.Failure(
+            description="npm is not on PATH: the dashboards are an Evidence (Node.js) site. "
+            "Install Node.js 20 and npm, or set CRIMECAST_SKIP_DASHBOARDS=1 to skip the site.",
+        )
+    return npm
+
+
+def run_npm(args: list[str], log, cwd: Path = DASHBOARDS_DIR) -> float:
+    """Run ``npm <args>`` in the dashboards folder, streaming its output to ``log``; returns the
+    wall time. Raises dg.Failure with the last lines of output when it fails."""
+    cmd = [_npm(), *args]
+    env = {**os.environ, "NO_COLOR": "1", "CI": "1"}
+    tail: deque[str] = deque(maxlen=40)
+    t0 = time.perf_counter()
+    log.info(f"$ {' '.join(['npm', *args])}  (in {cwd})")
+    with subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line and "Unknown user config" not in line and "Unknown env config" not in line:
+                tail.append(line)
+                log.debug(line)
+        code = proc.wait()
+    elapsed = time.perf_counter() - t0
+    if code != 0:
+        raise dg.Failure(
+            description=f"`npm {' '.join(args)}` failed (exit {code}) in {cwd}",
+            metadata={
+                "output (last lines)": dg.MetadataValue.md("```\n" + "\n".join(tail) + "\n```")
+            },
+        )
+    return elapsed
+
+
+def build_site(warehouse: Path, log) -> dict:
+    """Publish the copy and build the static site; returns timings and sizes."""
+    t0 = time.perf_counter()
+    published = publish_copy(warehouse, DEFAULT_TARGET)
+    timings = {"publish_s": round(time.perf_counter() - t0, 1)}
+    log.info(f"published {warehouse} -> {published}")
+    if not (DASHBOARDS_DIR / "node_modules").is_dir():
+        log.info("dashboards/node_modules is missing: running npm install (about 1-2 minutes)")
+        timings["npm_install_s"] = round(run_npm(["install", "--no-audit", "--no-fund"], log), 1)
+    timings["npm_sources_s"] = round(run_npm(["run", "sources"], log), 1)
+    timings["npm_build_s"] = round(run_npm(["run", "build"], log), 1)
+    pages = sorted(str(p.parent.relative_to(BUILD_DIR)) for p in BUILD_DIR.rglob("index.html"))
+    size = sum(p.stat().st_size for p in BUILD_DIR.rglob("*") if p.is_file())
+    return {
+        **timings,
+        "pages": pages,
+        "site_mb": round(size / 1e6, 1),
+        "published_mb": round(published.stat().st_size / 1e6, 1),
+    }
+
+
+@dg.asset(
+    key=SITE,
+    deps=_site_deps(),
+    group_name="serving",
+    kinds={"evidence", "duckdb"},
+    description="The Evidence dashboard site (dashboards/build/), built from a published "
+    "read-only copy of the warehouse. CRIMECAST_SKIP_DASHBOARDS=1 skips it.",
+)
+def dashboards_site(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    if skip_requested():
+        context.log.info(f"{SKIP_ENV} is set: skipped the dashboard site (no copy, no npm build)")
+        return dg.MaterializeResult(metadata={"skipped": True})
+    info = build_site(Path(warehouse.path), context.log)
+    context.log.info(f"dashboard site built in {BUILD_DIR}: {info}")
+    return dg.MaterializeResult(
+        metadata={
+            "skipped": False,
+            "build_dir": dg.MetadataValue.path(str(BUILD_DIR)),
+            "pages": dg.MetadataValue.json(info.pop("pages")),
+            **info,
+        }
+    )
+
+
+serving_assets = [dashboards_site]
