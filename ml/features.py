@@ -43,11 +43,16 @@ def split_series_id(series_id: pd.Series) -> pd.DataFrame:
 
     The category is everything after the second ``|`` (it may itself contain ``|``).
     """
-    parts = series_id.astype(str).str.split("|", n=2, expand=True)
-    if parts.shape[1] != 3 or parts.isna().any().any():
+    codes, uniques = pd.factorize(series_id.astype(str))
+    parts = pd.Series(uniques).str.split("|", n=2, expand=True)
+    if len(uniques) and (parts.shape[1] != 3 or parts.isna().any().any()):
         raise ValueError("series_id must look like 'source|area|category'")
+    if not len(uniques):
+        return pd.DataFrame(columns=["source", "area", "category"], index=series_id.index)
     parts.columns = ["source", "area", "category"]
-    return parts
+    out = parts.iloc[codes].reset_index(drop=True)
+    out.index = series_id.index
+    return out
 
 
 def dense_rank_codes(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:

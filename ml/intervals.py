@@ -76,14 +76,47 @@ def calibrate_tau(f_y: np.ndarray, f_y1: np.ndarray, level: float) -> tuple[floa
     return float(_TAUS[i]), float(cov[i])
 
 
+def quantiles(mean, phi: float, qs: Sequence[float]) -> list[np.ndarray]:
+    """Count quantiles Q(q) = min{k : F(k) ≥ q} of NB(μ, φ) (Poisson when φ = 0) for each q.
+
+    Walks the pmf recurrence k → k + 1 for all rows at once (much faster than scipy's generic
+    ``ppf`` on large arrays); rows with NaN mean give NaN.
+    """
+    mean = np.asarray(mean, dtype="float64")
+    finite = np.isfinite(mean)
+    mu = np.maximum(np.where(finite, mean, MIN_MEAN), MIN_MEAN)
+    qs = [float(q) for q in qs]
+    out = [np.full(mu.shape, np.nan) for _ in qs]
+    if phi <= 1e-9:
+        pmf = np.exp(-mu)
+        ratio = None
+    else:
+        n = 1.0 / phi
+        pmf = np.exp(n * (np.log(n) - np.log(n + mu)))
+        ratio = mu / (n + mu)
+    cdf = pmf.copy()
+    done = [np.zeros(mu.shape, dtype=bool) for _ in qs]
+    k = 0
+    limit = int(np.max(mu + 50 * np.sqrt(mu + phi * mu**2) + 50)) if len(mu) else 0
+    while k <= limit:
+        for i, q in enumerate(qs):
+            hit = ~done[i] & (cdf >= q - 1e-12)
+            out[i][hit] = k
+            done[i] |= hit
+        if all(d.all() for d in done):
+            break
+        pmf = pmf * mu / (k + 1) if ratio is None else pmf * (k + n) / (k + 1) * ratio
+        cdf = cdf + pmf
+        k += 1
+    for i in range(len(qs)):
+        out[i][~done[i]] = k
+        out[i][~finite] = np.nan
+    return out
+
+
 def bounds(mean, phi: float, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive integer bounds ``[Q(τ), Q(1 − τ)]`` (NaN where the mean is NaN)."""
-    mean = np.asarray(mean, dtype="float64")
-    dist = _dist(mean, phi)
-    lo, hi = dist.ppf(tau), dist.ppf(1 - tau)
-    bad = ~np.isfinite(mean)
-    lo = np.where(bad, np.nan, lo)
-    hi = np.where(bad, np.nan, hi)
+    lo, hi = quantiles(mean, phi, [tau, 1 - tau])
     return lo, hi
 
 

@@ -82,26 +82,34 @@ def score(predictions: pd.DataFrame, by: list[str] | None = None) -> pd.DataFram
     floor, ``noise_lambda`` (the backtest adds it: the row's ``roll_mean_28``). Groups default to
     ``cutoff, model, horizon`` (``cutoff`` only when present). Rows whose prediction or actual is
     missing are not scored; ``n`` counts the scored rows and the noise floor is averaged over
-    those same rows.
+    those same rows (ignoring rows without a λ).
 
-    Returns columns ``by + [mae, rmse, n, noise_floor_mae]``.
+    Returns columns ``by + [mae, rmse, n, noise_floor_mae]``. Vectorised: the per-row expected
+    absolute error of the noise floor is computed once, then averaged per group.
     """
     if by is None:
         by = (["cutoff"] if "cutoff" in predictions.columns else []) + ["model", "horizon"]
-    rows = []
-    for key, g in predictions.groupby(by, sort=True, dropna=False):
-        a = g["actual"].to_numpy(dtype="float64")
-        p = g["prediction"].to_numpy(dtype="float64")
-        ok = np.isfinite(a) & np.isfinite(p)
-        lam = g["noise_lambda"].to_numpy(dtype="float64")[ok] if "noise_lambda" in g else []
-        key = key if isinstance(key, tuple) else (key,)
-        rows.append(
-            {
-                **dict(zip(by, key, strict=True)),
-                "mae": mae(a[ok], p[ok]),
-                "rmse": rmse(a[ok], p[ok]),
-                "n": int(ok.sum()),
-                "noise_floor_mae": noise_floor_mae(lam),
-            }
-        )
-    return pd.DataFrame(rows, columns=by + METRIC_COLUMNS)
+    a = predictions["actual"].to_numpy(dtype="float64")
+    p = predictions["prediction"].to_numpy(dtype="float64")
+    ok = np.isfinite(a) & np.isfinite(p)
+    lam = (
+        predictions["noise_lambda"].to_numpy(dtype="float64")
+        if "noise_lambda" in predictions
+        else np.full(len(a), np.nan)
+    )
+    lam = np.where(ok, lam, np.nan)
+    work = predictions[by].copy()
+    work["_abs"] = np.where(ok, np.abs(a - p), np.nan)
+    work["_sq"] = np.where(ok, (a - p) ** 2, np.nan)
+    work["_n"] = ok.astype("int64")
+    work["_floor"] = poisson_expected_abs_error(lam)
+    g = work.groupby(by, sort=True, dropna=False).agg(
+        mae=("_abs", "mean"),
+        mse=("_sq", "mean"),
+        n=("_n", "sum"),
+        noise_floor_mae=("_floor", "mean"),
+    )
+    g["rmse"] = np.sqrt(g["mse"])
+    out = g.reset_index()
+    out["n"] = out["n"].astype("int64")
+    return out[by + METRIC_COLUMNS]

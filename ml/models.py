@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from threadpoolctl import threadpool_limits
 
 from ml.features import FEATURE_COLUMNS, LAG_COLUMNS, ROLL_COLUMNS
 from ml.metrics import poisson_median
@@ -298,13 +299,16 @@ class _SklearnCountModel:
         train = X.loc[ok, self._features]
         self.empty_columns_ = [c for c in self._features if train[c].isna().all()]
         self.estimator_ = self._make()
-        self.estimator_.fit(self._data(X.loc[ok]), y[ok])
+        with threadpool_limits(1):  # OpenMP/BLAS threads thrash on a shared 2-core machine
+            self.estimator_.fit(self._data(X.loc[ok]), y[ok])
         return self
 
     def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
         if self.estimator_ is None:
             raise RuntimeError("model is not fitted")
-        return np.clip(np.asarray(self.estimator_.predict(self._data(X)), "float64"), 0.0, None)
+        with threadpool_limits(1):
+            mean = self.estimator_.predict(self._data(X))
+        return np.clip(np.asarray(mean, "float64"), 0.0, None)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         mean = self.predict_mean(X)
@@ -398,9 +402,15 @@ class PoissonGLMModel(_SklearnCountModel):
         return frame, base
 
     def fit(self, X: pd.DataFrame, y):
-        super().fit(X, y)
-        ok = np.isfinite(np.asarray(y, dtype="float64"))
-        self.design_mean_ = self._design(X.loc[ok])[0].mean(axis=0)
+        y = np.asarray(y, dtype="float64")
+        ok = np.isfinite(y)
+        train = X.loc[ok, self._features]
+        self.empty_columns_ = [c for c in self._features if train[c].isna().all()]
+        self.estimator_ = self._make()
+        with threadpool_limits(1):
+            design = self.estimator_[0].fit_transform(self._data(X.loc[ok]))
+            self.estimator_[-1].fit(design, y[ok])
+        self.design_mean_ = design.mean(axis=0)
         return self
 
     def importance(self) -> dict[str, float]:

@@ -81,8 +81,11 @@ def _keys(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _d(values) -> pd.Series:
-    return pd.to_datetime(pd.Series(values)).dt.date.to_numpy()
+def _d(values) -> np.ndarray:
+    """Python dates (DuckDB DATE) of timestamps; converts each distinct day once."""
+    codes, uniques = pd.factorize(pd.to_datetime(pd.Series(values)).to_numpy())
+    days = np.array([pd.Timestamp(u).date() for u in uniques] + [None], dtype=object)
+    return days[codes]  # code -1 (NaT) → None
 
 
 def _score_with_coverage(preds: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -134,7 +137,9 @@ def run_source(
     )
 
     # 1. rolling-origin backtest (refit per cutoff and horizon) ---------------------------------
-    preds, fitted = rolling_backtest(frame, model_factory(names), cutoff, plan, log=log)
+    preds, fitted = rolling_backtest(
+        frame, model_factory(names, config.profile), cutoff, plan, log=log
+    )
     ens = ensemble_members_by_horizon(preds, members) if members else {}
     if ens:
         preds = add_ensemble(preds, ens)
@@ -364,7 +369,7 @@ def run_source(
     fc, op_models, op_rows = forecast_direct(
         frame,
         champions,
-        make_model,
+        lambda name: make_model(name, config.profile),
         horizon=config.horizon,
         trained_horizons=plan.horizons,
         holidays=holidays,

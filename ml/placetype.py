@@ -11,7 +11,8 @@ Protocol (everything with a fixed seed):
   scores (and the informative ``test_log_loss`` column of the ablation, used for no decision);
 * the other 75 % ("development") is split, stratified, into ``fit`` (60 %), ``val`` (20 %) and
   ``cal`` (20 %): models are fitted on ``fit``; smoothing strengths, XGBoost's number of trees
-  and the feature set are chosen on ``val``; the temperature is fitted on ``cal``;
+  and the feature set are chosen on ``val``; the final XGBoost is refitted on ``fit`` + ``val``
+  with that number of trees (scaled to the larger set); the temperature is fitted on ``cal``;
 * the frequency baselines are refitted on the whole development part once their smoothing
   strength is chosen (they need no calibration), which can only favour them.
 
@@ -31,9 +32,10 @@ Models:
   question the seed system answered (profile, phone, neighbourhood, time; not the offence).
 
 Neighbourhoods (1,285 in the real file, half with fewer than 5 records) enter the model as
-target encodings: the smoothed class frequencies of the neighbourhood (and of neighbourhood ×
-period) plus log(1 + records), computed out-of-fold (5 folds) on the training rows and from all
-training rows for the other rows, so no row sees its own label.
+target encodings: the smoothed class frequencies of the neighbourhood (and of its crossings with
+offence and period, see :func:`features_for`) plus log(1 + records), computed out-of-fold
+(5 folds) on the training rows and from all training rows for the other rows, so no row sees
+its own label. Feature selection: see :func:`run` and docs/saopaulo.md.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ TARGET_ENCODED: dict[str, list[str]] = {
     "offence_neighbourhood": ["offence", "neighbourhood"],
     "offence_neighbourhood_period": ["offence", "neighbourhood", "period"],
 }
-_CATEGORICAL = {"period": "period", "weekday": "weekday", "brand": "brand", "offence": "offence"}
-_CATEGORICAL["sex"] = "sex"
+#: Columns entering the model as integer codes (XGBoost splits on them like ordinals).
+_CATEGORICAL = ["period", "weekday", "brand", "offence", "sex"]
 #: Key columns of the scored table; cells built from fewer than `min_cell_records` are dropped.
 CELL_KEYS = ["neighbourhood", "weekday", "period", "brand"]
 EPS = 1e-15
@@ -102,8 +104,9 @@ class PlaceTypeConfig:
     te_folds: int = 5
     te_alpha: float | None = None  # None: the alpha chosen for freq_neighbourhood
     candidate_columns: Sequence[str] = tuple(CANDIDATE_COLUMNS)
-    #: a feature is kept when dropping it worsens the validation log loss by more than
-    #: `keep_tolerance` AND by more than `keep_z` paired standard errors (per-record losses)
+    #: a column is kept when dropping it worsens the validation log loss by more than
+    #: `keep_tolerance` AND by more than `keep_z` noise standard deviations (paired per-record
+    #: standard error combined with the seed-to-seed spread of the full model)
     keep_tolerance: float = 0.0
     keep_z: float = 2.0
     #: extra fits of the all-candidates model under other seeds, to measure training noise
@@ -327,9 +330,9 @@ class Design:
         self.te_alpha = te_alpha
         self.cfg = cfg
         self.codes = {name: _key_codes(df, cols) for name, cols in TARGET_ENCODED.items()}
-        for name, col in _CATEGORICAL.items():
-            self.codes[name] = _codes(df[col]).astype(float)
-            self.codes[name][df[col].isna().to_numpy()] = np.nan
+        for col in _CATEGORICAL:
+            self.codes[col] = _codes(df[col]).astype(float)
+            self.codes[col][df[col].isna().to_numpy()] = np.nan
         self.age = pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=float)
 
     def _te(self, name: str, train: np.ndarray, rows: np.ndarray) -> np.ndarray:

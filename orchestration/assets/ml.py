@@ -8,7 +8,7 @@ reports metadata and the anomaly check.
 Environment (all optional):
 - `CRIMECAST_ML_PROFILE`: `lean` (default; the sample run's time budget) or `full` (every
   model of the zoo, all history; what `make bench` uses). See `ml.zoo.PROFILES`.
-- `CRIMECAST_ML_TRAIN_DAYS`: days of history each fit uses (default: 365 in `lean`, all in
+- `CRIMECAST_ML_TRAIN_DAYS`: days of history each fit uses (default: 182 in `lean`, all in
   `full`).
 """
 
@@ -30,7 +30,7 @@ from orchestration.resources import WarehouseResource
 DAILY_FEATURES = get_asset_key_for_model([crimecast_dbt_assets], "daily_features")
 HOLIDAYS = get_asset_key_for_model([crimecast_dbt_assets], "holidays")
 TEST_DAYS = 56  # default out-of-sample window when CRIMECAST_CUTOFF is not set
-LEAN_TRAIN_DAYS = 365
+LEAN_TRAIN_DAYS = 182
 ML_TABLES = {
     "forecasts": "Champion forecasts (area × category) for the days after the last full day, "
     "with the model that made each row and 80/95 % intervals; every run kept (vintages by "

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from orchestration.config import SOURCES_DIR, settings
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import discover_mappings, load_mapping
+from orchestration.ingest.loader import LoadError, load_source
+from orchestration.ingest.mapping import MappingError, discover_mappings, load_mapping
 from orchestration.resources import WarehouseResource
 
 RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
@@ -49,14 +49,24 @@ def raw_incidents(
 ):
     s = settings()
     names = config.sources or s.sources
-    paths = discover_mappings(SOURCES_DIR, names)
+    try:
+        paths = discover_mappings(SOURCES_DIR, names)
+    except MappingError as exc:
+        raise dg.Failure(description=f"MappingError: {exc}") from exc
     results = []
     with warehouse.connect() as con:
         for path in paths:
-            mapping = load_mapping(path)
-            spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
-            context.log.info(f"loading source {mapping.name!r} from {spec or 'its default input'}")
-            result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
+            try:
+                mapping = load_mapping(path)
+                spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
+                context.log.info(f"loading {mapping.name!r} from {spec or 'its default input'}")
+                result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
+            except (LoadError, MappingError) as exc:
+                # Each source loads in one transaction: the warehouse keeps its previous state.
+                raise dg.Failure(
+                    description=f"{type(exc).__name__}: {exc}",
+                    metadata={"source_mapping": str(path), "warehouse": "unchanged"},
+                ) from exc
             context.log.info(f"{mapping.name}: {result.to_metadata()}")
             results.append(result)
         totals = con.execute(

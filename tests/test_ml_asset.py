@@ -1,0 +1,171 @@
+"""The ml_forecasts asset on a tiny warehouse: every table, interval columns, coherent hierarchy,
+vintages (the documented query), anomalies and the WARN asset check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.features import build_features
+from orchestration.assets.ml import ANOMALY_CHECK, ML_TABLES, ml_forecasts
+from orchestration.resources import WarehouseResource
+
+REPO = Path(__file__).resolve().parents[1]
+INTERVALS = ["forecast_lo_80", "forecast_hi_80", "forecast_lo_95", "forecast_hi_95"]
+
+
+def _mart(days: int) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    dates = pd.date_range("2023-01-01", periods=days)
+    weekday = np.array([0.7, 0.8, 1.0, 1.0, 1.1, 1.6, 1.4])[dates.dayofweek]
+    parts = []
+    for i, (area, cat) in enumerate([("A", "x"), ("A", "y"), ("B", "x"), ("B", "y")]):
+        y = rng.poisson((1.0 + 0.8 * i) * weekday).astype(float)
+        if i == 3:
+            y[-3:] = 40.0  # a spike in the latest days: anomalies
+        parts.append(pd.DataFrame({"series_id": f"town|{area}|{cat}", "ds": dates, "y": y}))
+    f = build_features(pd.concat(parts, ignore_index=True))
+    f["source"] = "town"
+    return f.rename(columns={"ds": "date", "y": "incident_count"})
+
+
+def _warehouse(path: Path, mart: pd.DataFrame) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        for schema in ("marts", "seeds", "raw"):
+            con.execute(f"create schema if not exists {schema}")
+        con.register("m", mart)
+        con.execute("create or replace table marts.daily_features as select * from m")
+        con.execute(
+            "create or replace table seeds.holidays as "
+            "select 'US' as country, date '2023-07-04' as date"
+        )
+        con.execute(
+            "create or replace table raw.sources as select 'town' as source, 'US' as country"
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs: data through day N, then through day N + 1 (two vintages)."""
+    folder = tmp_path_factory.mktemp("mlasset")
+    warehouse = folder / "crimecast.duckdb"
+    full = _mart(301)
+    results = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
+        mp.setenv("CRIMECAST_ML_PROFILE", "lean")
+        for var in ("CRIMECAST_CUTOFF", "CRIMECAST_HORIZON", "CRIMECAST_ML_TRAIN_DAYS"):
+            mp.delenv(var, raising=False)
+        for last in (pd.Timestamp("2023-10-27"), pd.Timestamp("2023-10-28")):
+            _warehouse(warehouse, full[full["date"] <= last])
+            res = dg.materialize(
+                [ml_forecasts], resources={"warehouse": WarehouseResource(path=str(warehouse))}
+            )
+            assert res.success
+            results.append(res)
+    return warehouse, results
+
+
+def _q(warehouse: Path, sql: str, params=None):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def test_every_table_is_written_with_intervals(runs):
+    warehouse, _ = runs
+    for name in ML_TABLES:
+        n = _q(warehouse, f"select count(*) as n from ml.{name}")["n"][0]
+        assert n > 0, f"ml.{name} is empty"
+    fc = _q(warehouse, "select * from ml.forecasts")
+    assert fc[INTERVALS].notna().all().all()
+    assert (fc["forecast_lo_95"] <= fc["forecast_lo_80"]).all()
+    assert (fc["forecast_lo_80"] <= fc["forecast_hi_80"]).all()
+    assert (fc["forecast_hi_80"] <= fc["forecast_hi_95"]).all()
+    assert (fc[INTERVALS] == fc[INTERVALS].round()).all().all()  # integer bounds
+    assert set(fc["horizon"]) == set(range(1, 29)) and fc["model"].notna().all()
+    cov = _q(warehouse, "select * from ml.interval_coverage where split = 'test'")
+    assert {0.8, 0.95} <= set(cov["nominal"]) and cov["coverage"].between(0, 1).all()
+    board = _q(warehouse, "select * from ml.leaderboard where split = 'test'")
+    assert {"champion", "mean_28", "xgboost"} <= set(board["model"])
+    assert {1, 7, 28} <= set(board["horizon"])
+    runs_ = _q(warehouse, "select * from ml.model_runs")
+    assert runs_["artifact_path"].map(lambda p: Path(p).exists()).all()
+    assert {"backtest_test", "operational"} <= set(runs_["role"])
+
+
+def test_hierarchy_is_coherent_in_the_warehouse(runs):
+    warehouse, _ = runs
+    bad = _q(
+        warehouse,
+        """
+        with b as (select * from ml.forecasts_hierarchy where level = 'area_category'),
+        sums as (
+            select run_id, date, 'area' as level, area as k, sum(forecast) as s
+            from b group by all
+            union all select run_id, date, 'category', category, sum(forecast) from b group by all
+            union all select run_id, date, 'city', source, sum(forecast) from b group by all
+        ),
+        agg as (
+            select run_id, date, level,
+                   case level when 'area' then area when 'category' then category
+                              else source end as k, forecast
+            from ml.forecasts_hierarchy where level <> 'area_category'
+        )
+        select count(*) as n_bad, count(agg.k) as n_matched from sums
+        left join agg using (run_id, date, level, k)
+        where agg.k is null or abs(agg.forecast - sums.s) > 1e-9
+        """,
+    )
+    assert bad["n_bad"][0] == 0
+    fc = _q(
+        warehouse,
+        "select f.forecast_mean, h.forecast from ml.forecasts f join ml.forecasts_hierarchy h "
+        "using (run_id, series_id, date) where h.level = 'area_category'",
+    )
+    assert len(fc) > 0 and np.allclose(fc["forecast_mean"], fc["forecast"])
+
+
+def _vintage_sql() -> str:
+    text = (REPO / "docs" / "forecasting.md").read_text()
+    match = re.search(r"<!-- vintage-query -->\s*```sql\n(.*?)```", text, re.S)
+    assert match, "docs/forecasting.md lost its vintage query"
+    return match.group(1)
+
+
+def test_the_documented_vintage_query(runs):
+    warehouse, _ = runs
+    sql = _vintage_sql()
+    first = _q(warehouse, sql, {"as_of_date": "2023-10-27", "target_date": "2023-11-05"})
+    second = _q(warehouse, sql, {"as_of_date": "2023-10-28", "target_date": "2023-11-05"})
+    assert len(first) == len(second) == 4  # one row per series
+    assert set(first["horizon"]) == {9} and set(second["horizon"]) == {8}
+    assert first["run_id"].nunique() == 1 and second["run_id"].nunique() == 1
+    assert first["run_id"][0] < second["run_id"][0]  # two vintages, both kept
+
+
+def test_anomalies_and_the_warn_check(runs):
+    warehouse, results = runs
+    anomalies = _q(warehouse, "select * from ml.anomalies")
+    spike = anomalies[anomalies["series_id"] == "town|B|y"]
+    assert (spike["in_latest_window"] & (spike["direction"] == "above")).any()
+    assert (anomalies["actual"] > anomalies["forecast_hi_95"]).sum() + (
+        anomalies["actual"] < anomalies["forecast_lo_95"]
+    ).sum() == len(anomalies)
+    for res in results:
+        evals = res.get_asset_check_evaluations()
+        check = next(e for e in evals if e.check_name == ANOMALY_CHECK)
+        assert not check.passed
+        assert check.severity == dg.AssetCheckSeverity.WARN
+        assert check.asset_key == dg.AssetKey(["ml", "anomalies"])
