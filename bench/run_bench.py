@@ -50,6 +50,9 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     os.environ["CRIMECAST_WAREHOUSE"] = str(warehouse)
     os.environ["CRIMECAST_SOURCES"] = source
     os.environ[f"CRIMECAST_INPUT_{source.upper()}"] = str(path)
+    # the whole model zoo on all history (docs/forecasting.md, "Profiles")
+    os.environ["CRIMECAST_ML_PROFILE"] = "full"
+    os.environ.pop("CRIMECAST_ML_TRAIN_DAYS", None)
     if cutoff:
         os.environ["CRIMECAST_CUTOFF"] = cutoff
     else:
@@ -64,17 +67,36 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     if not result.success:
         raise SystemExit(f"benchmark run {name} failed")
     seconds = time.perf_counter() - t0
+    ml_seconds = None
+    for ev in result.all_events:
+        if ev.step_key == "ml_forecasts" and ev.is_step_success:
+            ml_seconds = round(ev.event_specific_data.duration_ms / 1000, 1)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         rows = con.execute(
-            "select model, horizon, mae, rmse, n, noise_floor_mae, cutoff::varchar "
-            "from ml.backtest_metrics where source = ? order by horizon, mae",
-            [source],
+            "select model, horizon, mae, rmse, n, noise_floor_mae, coverage_80, coverage_95, "
+            "mae_vs_mean_28, is_source_champion, n_series_champion, "
+            "(select min(cutoff)::varchar from ml.backtest_metrics b "
+            " where b.run_id = l.run_id and b.split = 'test') as cut "
+            "from ml.leaderboard l where source = ? and split = 'test' "
+            "and run_id = (select max(run_id) from ml.leaderboard where source = ?) "
+            "order by horizon, mae, model",
+            [source, source],
         ).fetchall()
+        champions = dict(
+            con.execute(
+                "select horizon, string_agg(model || ' ×' || n, ', ' order by n desc) from "
+                "(select horizon, model, count(*) as n from ml.champions where source = ? "
+                " and run_id = (select max(run_id) from ml.champions where source = ?) "
+                " group by all) group by horizon",
+                [source, source],
+            ).fetchall()
+        )
     finally:
         con.close()
-    return [
-        {
+    out = []
+    for model, horizon, mae, rmse, n, floor, c80, c95, rel, is_champ, n_champ, cut in rows:
+        row = {
             "dataset": name,
             "split": f"test from {cut}",
             "model": model,
@@ -83,10 +105,20 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
             "rmse": round(rmse, 4),
             "n": n,
             "noise_floor_mae": round(floor, 4),
-            "seconds": round(seconds, 1),
+            "mae_vs_mean_28": round(rel, 4),
+            "n_series_champion": n_champ,
         }
-        for model, horizon, mae, rmse, n, floor, cut in rows
-    ]
+        if c80 is not None and c95 is not None and c80 == c80:  # models with intervals
+            row["coverage_80"] = round(c80, 4)
+            row["coverage_95"] = round(c95, 4)
+        if model == "champion":
+            row["champions"] = champions.get(horizon, "")
+        elif is_champ:
+            row["source_champion"] = True
+        row["seconds"] = round(seconds, 1)
+        row["ml_seconds"] = ml_seconds
+        out.append(row)
+    return out
 
 
 def markdown(results: list[dict]) -> str:
@@ -109,12 +141,27 @@ def main() -> int:
     for name, source, rel, cutoff, description in INCIDENT_SETS:
         print(f"\n== {name}: {description}", flush=True)
         rows = run_incident_set(name, source, DATA / rel, cutoff)
-        print(f"   noise floor (Poisson, λ = trailing 28-day mean): {rows[0]['noise_floor_mae']}")
-        for r in rows:
+        print(
+            f"   {rows[0]['split']}; whole run {rows[0]['seconds']} s, ML {rows[0]['ml_seconds']} s"
+        )
+        for h in sorted({r["horizon"] for r in rows}):
+            hr = [r for r in rows if r["horizon"] == h]
             print(
-                f"   {r['model']:<22} h={r['horizon']}  MAE {r['mae']:.4f}  "
-                f"RMSE {r['rmse']:.4f}  n={r['n']}"
+                f"   horizon {h}: noise floor (Poisson, λ = trailing 28-day mean) "
+                f"{hr[0]['noise_floor_mae']}"
             )
+            for r in hr:
+                cov = (
+                    f"  cover80 {r['coverage_80']:.3f}  cover95 {r['coverage_95']:.3f}"
+                    if "coverage_80" in r
+                    else ""
+                )
+                tag = "  <- champion per series: " + r["champions"] if "champions" in r else ""
+                tag += "  (source champion on cv)" if r.get("source_champion") else ""
+                print(
+                    f"     {r['model']:<18} MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}  "
+                    f"n={r['n']}{cov}{tag}"
+                )
         results += rows
     for module in ("france", "saopaulo"):
         bench_file = BENCH / f"{module}.py"
