@@ -18,6 +18,27 @@ order by m.source, m.horizon, m.mae
 """
 
 
+FRANCE_SQL = """
+with latest as (select max(run_id) as run_id from ml.france_backtest_metrics),
+pooled as (
+    select m.* from ml.france_backtest_metrics as m join latest using (run_id)
+    where m.horizon is null
+)
+select p.dataset, p.model, p.mae, b.mae as last_value_mae
+from pooled as p join pooled as b on p.dataset = b.dataset and b.model = 'last_value'
+where p.model = 'last_value' or p.selected
+order by p.dataset, p.model
+"""
+
+SAOPAULO_SQL = """
+select model, log_loss, top1, log_loss_vs_prior
+from ml.saopaulo_metrics
+where run_id = (select max(run_id) from ml.saopaulo_metrics)
+  and model in ('prior', 'freq_neighbourhood_period', 'xgboost')
+order by log_loss desc
+"""
+
+
 def print_summary(warehouse: Path) -> None:
     print(f"\nWarehouse: {warehouse}")
     if not warehouse.exists():
@@ -41,6 +62,20 @@ def print_summary(warehouse: Path) -> None:
             ).fetchall()
         )
         rows = con.execute(SUMMARY_SQL).fetchall()
+        france = (
+            con.execute(FRANCE_SQL).fetchall() if "ml.france_backtest_metrics" in tables else []
+        )
+        saopaulo = con.execute(SAOPAULO_SQL).fetchall() if "ml.saopaulo_metrics" in tables else []
+        inputs = {
+            name: con.execute(
+                f"select coalesce(bool_and(source_file like '%/sample/%'), true) from {table}"
+            ).fetchone()[0]
+            for name, table in (
+                ("france", "raw.france_regional"),
+                ("saopaulo", "raw.saopaulo_source_files"),
+            )
+            if table in tables
+        }
     finally:
         con.close()
     current = None
@@ -56,3 +91,14 @@ def print_summary(warehouse: Path) -> None:
             print(f"  noise floor (Poisson, λ = trailing 28-day mean): MAE {floor:.3f}")
             print(f"  {'model':<24}{'h':>3}{'MAE':>8}{'RMSE':>8}{'n':>9}")
         print(f"  {model:<24}{horizon:>3}{mae:>8.3f}{rmse:>8.3f}{n:>9}")
+    if france:
+        kind = "GENERATED SAMPLE" if inputs.get("france", True) else "input as configured"
+        print(f"\nfrance — annual rate per 100k, pooled over test years — {kind}")
+        print(f"  {'dataset':<18}{'model':<22}{'MAE':>8}{'vs last_value':>15}")
+        for dataset, model, mae, last in france:
+            print(f"  {dataset:<18}{model:<22}{mae:>8.2f}{100 * (mae / last - 1):>+14.1f}%")
+    if saopaulo:
+        kind = "GENERATED SAMPLE" if inputs.get("saopaulo", True) else "input as configured"
+        print(f"\nsaopaulo — place type of a phone theft, held-out 25 %, log loss — {kind}")
+        for model, log_loss, top1, vs_prior in saopaulo:
+            print(f"  {model:<36}{log_loss:>8.3f}  top-1 {top1:.3f}  vs prior {vs_prior:+.1%}")
