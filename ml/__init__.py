@@ -3,18 +3,31 @@
 Long frames like mlforecast: ``series_id, ds, y`` plus the ``marts.daily_features`` columns.
 """
 
-from ml.backtest import backtest_one_step, fit_frame
-from ml.features import FEATURE_COLUMNS, build_features, from_mart, holidays_from_seed
-from ml.forecast import forecast_recursive
+from ml.backtest import BacktestPlan, backtest_one_step, fit_frame, rolling_backtest
+from ml.champion import add_ensemble, champion_rows, select_champions
+from ml.features import (
+    FEATURE_COLUMNS,
+    build_features,
+    from_mart,
+    holidays_from_seed,
+    horizon_features,
+)
+from ml.forecast import forecast_direct, forecast_recursive
+from ml.hierarchy import aggregate
+from ml.intervals import add_intervals, calibrate, coverage
 from ml.metrics import mae, noise_floor_mae, poisson_median, rmse, score
 from ml.models import (
+    HistGBCountModel,
     Mean7,
     Mean28,
+    PoissonGLMModel,
+    RandomForestCountModel,
     SeasonalNaive7,
     XGBCountModel,
     default_models,
     load_model,
 )
+from ml.pipeline import RunConfig, run_source
 from ml.runs import (
     backtest_metrics_table,
     backtest_predictions_table,
@@ -25,7 +38,23 @@ from ml.runs import (
 )
 
 __all__ = [
+    "BacktestPlan",
     "FEATURE_COLUMNS",
+    "HistGBCountModel",
+    "PoissonGLMModel",
+    "RandomForestCountModel",
+    "RunConfig",
+    "add_ensemble",
+    "add_intervals",
+    "aggregate",
+    "calibrate",
+    "champion_rows",
+    "coverage",
+    "forecast_direct",
+    "horizon_features",
+    "rolling_backtest",
+    "run_source",
+    "select_champions",
     "Mean7",
     "Mean28",
     "SeasonalNaive7",

@@ -15,6 +15,7 @@ Deterministic on CPU (fixed seed, one thread).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,10 @@ class LSTMCountModel:
             keep = keep[-self.max_train_rows :]
             X, y = X.iloc[keep], y[keep]
         data = X[self._features].to_numpy(dtype="float64")
-        self.mean_ = np.nanmean(data, axis=0)
-        self.std_ = np.nanstd(data, axis=0)
+        with warnings.catch_warnings():  # all-NaN columns (lag_364 on < 1 year) → 0, 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.mean_ = np.nanmean(data, axis=0)
+            self.std_ = np.nanstd(data, axis=0)
         self.mean_ = np.where(np.isfinite(self.mean_), self.mean_, 0.0)
         self.std_ = np.where(np.isfinite(self.std_) & (self.std_ > 0), self.std_, 1.0)
         seq, scale = self._sequences(X)

@@ -41,6 +41,13 @@ class Settings:
     def download_dir(self) -> Path:
         return self.warehouse_dir / "downloads"
 
+    @property
+    def published(self) -> Path:
+        """The read-only copy readers use (`CRIMECAST_PUBLISHED`, default
+        `<warehouse dir>/published/<warehouse file name>`); replaced atomically after a run."""
+        value = os.environ.get("CRIMECAST_PUBLISHED", "").strip()
+        return _resolve(value) if value else self.warehouse_dir / "published" / self.warehouse.name
+
     def input_for(self, source: str) -> str | None:
         """`CRIMECAST_INPUT_<SOURCE>`: a file, folder, glob or URL; None → the mapping's default."""
         value = os.environ.get(f"CRIMECAST_INPUT_{source.upper()}", "").strip()

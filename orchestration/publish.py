@@ -57,11 +57,12 @@ class ServingTable:
     table count as absent; an optional one is added as a typed NULL. ``passthrough`` keeps every
     other column of the source too (for tables whose schema is still settling). A column
     ``x`` may also be found as ``forecast_x`` (``forecast_lo_80`` for ``lo_80``).
+    A fourth element lists other accepted source names for a column.
     ``latest_run`` keeps only the rows of the largest ``run_id``."""
 
     name: str
     candidates: tuple[str, ...]
-    columns: tuple[tuple[str, str, bool], ...]
+    columns: tuple[tuple, ...]
     description: str
     passthrough: bool = False
     latest_run: bool = False
@@ -134,6 +135,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("horizon", "INTEGER", True),
             ("model", "VARCHAR", True),
             ("forecast", "DOUBLE", True),
+            ("forecast_mean", "DOUBLE", False),
             *_INTERVALS,
         ),
         "Operational daily forecasts, every run (vintage) kept.",
@@ -188,7 +190,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("source", "VARCHAR", True),
             ("series_id", "VARCHAR", False),
             ("feature", "VARCHAR", False),
-            ("importance", "DOUBLE", False),
+            ("contribution", "DOUBLE", False, ("importance", "shap_value")),
         ),
         "Forecast explanations: the drivers of each forecast.",
         passthrough=True,
@@ -290,10 +292,12 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _find(column: str, have: list[str]) -> str | None:
-    for name in (column, f"forecast_{column}"):
-        if name in have:
-            return name
+def _find(column: tuple, have: list[str]) -> str | None:
+    name, *_rest = column
+    alternatives = column[3] if len(column) > 3 else ()
+    for candidate in (name, f"forecast_{name}", *alternatives):
+        if candidate in have:
+            return candidate
     return None
 
 
@@ -304,14 +308,14 @@ def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tup
         if not _exists(con, DST, schema, table):
             continue
         have = _columns(con, DST, schema, table)
-        found = {col: _find(col, have) for col, _t, _r in spec.columns}
-        if any(req and found[col] is None for col, _t, req in spec.columns):
+        found = {c[0]: _find(c, have) for c in spec.columns}
+        if any(c[2] and found[c[0]] is None for c in spec.columns):
             continue  # not the contract: treat as absent rather than break every reader
         parts = [
             f"try_cast({_q(found[col])} as {typ}) as {_q(col)}"
             if found[col]
             else f"cast(null as {typ}) as {_q(col)}"
-            for col, typ, _r in spec.columns
+            for col, typ, *_r in spec.columns
         ]
         if spec.passthrough:
             used = {c for c in found.values() if c} | set(found)
@@ -320,7 +324,7 @@ def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tup
         if spec.latest_run:
             where = f" where run_id = (select max(run_id) from {schema}.{_q(table)})"
         return f"select {', '.join(parts)} from {schema}.{_q(table)}{where}", candidate
-    parts = [f"cast(null as {typ}) as {_q(col)}" for col, typ, _r in spec.columns]
+    parts = [f"cast(null as {typ}) as {_q(col)}" for col, typ, *_r in spec.columns]
     return f"select {', '.join(parts)} where false", ""
 
 

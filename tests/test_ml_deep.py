@@ -33,7 +33,7 @@ def test_lstm_fits_deterministically_and_round_trips(tmp_path):
     train, test = fh[fh["ds"] < "2023-06-01"], fh[fh["ds"] >= "2023-06-01"]
     preds = []
     for _ in range(2):
-        m = LSTMCountModel(epochs=3, hidden=16).observe(f).fit(train, train["y"])
+        m = LSTMCountModel(epochs=2, hidden=16).observe(f).fit(train, train["y"])
         preds.append(m.predict_mean(test))
     np.testing.assert_array_equal(preds[0], preds[1])
     assert np.isfinite(preds[0]).all() and (preds[0] > 0).all()

@@ -92,8 +92,9 @@ def write_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]
                 ).fetchall()
             }
             types = dict(
-                con.execute("select column_name, column_type from (describe frame_to_write)")
-                .fetchall()
+                con.execute(
+                    "select column_name, column_type from (describe frame_to_write)"
+                ).fetchall()
             )
             for col in frame.columns:
                 if col not in have:
@@ -181,9 +182,7 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 "window_days": plan.window,
                 "train_days": plan.train_days,
             }
-            metadata["artifacts_dir"] = dg.MetadataValue.path(
-                str(s.artifacts_dir / run_id)
-            )
+            metadata["artifacts_dir"] = dg.MetadataValue.path(str(s.artifacts_dir / run_id))
             runs = combined["model_runs"]
             metadata["params"] = {
                 f"{r.source}/{r.model}/h{r.horizon}/{r.role}": r.params

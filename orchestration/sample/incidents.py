@@ -9,6 +9,12 @@ handle (test records, blank districts, exact duplicates, reversal records).
 `write_sample(name, out_dir, scale=…, years=…)`: `scale` multiplies the daily rates (issue #8
 scales to ~10M rows), `years` sets the period length. Rows are generated and appended one
 calendar year at a time, so memory stays bounded when scaled up. Same arguments → same bytes.
+
+Houston also takes `areas` and `categories` (more police districts / offence names than the 20
+and 7 of the real file: synthetic ones are added after the real ones), `start` (first day) and
+`days` (period length in days instead of years, e.g. one new day for an incremental run).
+`houston_scale_for(n_incidents, years)` gives the `scale` that yields about that many incidents
+(the bench uses 10 M incidents over 20 years, 60 areas, 32 categories).
 """
 
 from __future__ import annotations
@@ -684,7 +690,11 @@ _MONTH_NAMES = np.array(
 
 
 def _houston_rows(
-    rng: np.random.Generator, counts: np.ndarray, days: pd.DatetimeIndex
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    days: pd.DatetimeIndex,
+    districts: tuple[tuple[str, float, int, float, float], ...] = HOUSTON_DISTRICTS,
+    cats: list[Category] | tuple[Category, ...] = HOUSTON_CATEGORIES,
 ) -> pd.DataFrame:
     flat = counts.reshape(-1)
     cell = np.repeat(np.arange(flat.size), flat)
@@ -701,9 +711,9 @@ def _houston_rows(
     order = np.argsort(utc, kind="stable")
     local, utc, dist_i, cat_i = local[order], utc[order], dist_i[order], cat_i[order]
 
-    n_beats = np.array([d[2] for d in HOUSTON_DISTRICTS])[dist_i]
+    n_beats = np.array([d[2] for d in districts])[dist_i]
     beat_no = (rng.integers(0, 1 << 30, n) % n_beats + 1) * 10
-    prefix = np.array([d[0] for d in HOUSTON_DISTRICTS], dtype=object)[dist_i]
+    prefix = np.array([d[0] for d in districts], dtype=object)[dist_i]
     premise_i = _pick(rng, n, np.array([p[2] for p in HOUSTON_PREMISES]))
     street = np.array(HOUSTON_STREETS, dtype=object)[rng.integers(0, len(HOUSTON_STREETS), n)]
     type_i = _pick(rng, n, np.array([t[1] for t in HOUSTON_TYPES]))
@@ -711,8 +721,8 @@ def _houston_rows(
     block_lo = rng.integers(1, 130, n) * 100
     number = np.where(rng.random(n) < 0.008, 2, 1)
     number[rng.random(n) < 0.0015] = 3
-    lat = np.array([d[3] for d in HOUSTON_DISTRICTS])[dist_i] + rng.normal(0, 0.012, n)
-    lon = np.array([d[4] for d in HOUSTON_DISTRICTS])[dist_i] + rng.normal(0, 0.014, n)
+    lat = np.array([d[3] for d in districts])[dist_i] + rng.normal(0, 0.012, n)
+    lon = np.array([d[4] for d in districts])[dist_i] + rng.normal(0, 0.014, n)
     address = pd.Series(block_lo + 50).astype(str) + " " + street + " " + stype
     return pd.DataFrame(
         {
@@ -726,7 +736,7 @@ def _houston_rows(
             ),
             "hour": pd.Series(local.hour).astype(str),
             "premise": np.array([p[0] for p in HOUSTON_PREMISES], dtype=object)[premise_i],
-            "offense": np.array([c.name for c in HOUSTON_CATEGORIES], dtype=object)[cat_i],
+            "offense": np.array([c.name for c in cats], dtype=object)[cat_i],
             "beat": prefix + pd.Series(beat_no).astype(str),
             "block": pd.Series(block_lo).astype(str) + "-" + pd.Series(block_lo + 99).astype(str),
             "street": street,
@@ -745,23 +755,146 @@ def _houston_rows(
     )
 
 
+#: Offence names added (in this order) when a Houston sample asks for more than 7 categories.
+EXTRA_OFFENSES = (
+    "simple assault",
+    "vandalism",
+    "shoplifting",
+    "theft from motor vehicle",
+    "fraud",
+    "identity theft",
+    "drug possession",
+    "drug sale",
+    "dui",
+    "trespass",
+    "weapons violation",
+    "disorderly conduct",
+    "public intoxication",
+    "arson",
+    "forgery",
+    "embezzlement",
+    "stolen property",
+    "harassment",
+    "stalking",
+    "kidnapping",
+    "prostitution",
+    "gambling",
+    "animal cruelty",
+    "criminal mischief",
+    "family offense",
+    "liquor law violation",
+    "bribery",
+    "extortion",
+    "counterfeiting",
+    "curfew violation",
+    "runaway",
+    "burglary of motor vehicle",
+    "credit card abuse",
+    "intimidation",
+    "pickpocketing",
+    "purse snatching",
+    "bicycle theft",
+    "theft of service",
+    "indecent exposure",
+    "child abuse",
+)
+_PROFILES = ("property", "violent", "business")
+
+
+def _houston_districts(n: int | None) -> tuple[tuple[str, float, int, float, float], ...]:
+    """The 20 real districts, plus synthetic ones ("21A", "22B", …) up to `n`."""
+    if n is None or n <= len(HOUSTON_DISTRICTS):
+        return HOUSTON_DISTRICTS[: n or len(HOUSTON_DISTRICTS)]
+    extra = []
+    r = np.random.default_rng([DEFAULT_SEED, 90, n])
+    for i in range(len(HOUSTON_DISTRICTS), n):
+        extra.append(
+            (
+                f"{i + 1}{'ABCDEFGH'[i % 8]}",
+                float(r.uniform(0.02, 0.08)),
+                int(r.integers(4, 9)),
+                float(29.76 + r.normal(0, 0.08)),
+                float(-95.37 + r.normal(0, 0.10)),
+            )
+        )
+    return HOUSTON_DISTRICTS + tuple(extra)
+
+
+def _houston_categories(n: int | None) -> tuple[Category, ...]:
+    """The 7 published offences, plus synthetic ones (EXTRA_OFFENSES, then "offense N")."""
+    if n is None or n <= len(HOUSTON_CATEGORIES):
+        return HOUSTON_CATEGORIES[: n or len(HOUSTON_CATEGORIES)]
+    extra = []
+    r = np.random.default_rng([DEFAULT_SEED, 91, n])
+    for i in range(n - len(HOUSTON_CATEGORIES)):
+        name = EXTRA_OFFENSES[i] if i < len(EXTRA_OFFENSES) else f"offense {i + 1}"
+        extra.append(
+            Category(
+                name,
+                float(r.uniform(0.005, 0.06)),
+                _PROFILES[i % 3],
+                float(r.uniform(0.02, 0.2)),
+                float(r.uniform(0.7, 1.2)),
+                float(r.uniform(-0.05, 0.03)),
+            )
+        )
+    return HOUSTON_CATEGORIES + tuple(extra)
+
+
+def houston_scale_for(
+    n_incidents: float, years: float, areas: int | None = None, categories: int | None = None
+) -> float:
+    """`scale` giving about `n_incidents` Houston sample records over `years` (the daily mean
+    at scale 1 is 150 records over the 7 published categories; extra categories add their
+    share on top)."""
+    cats = _houston_categories(categories)
+    shares = np.array([c.share for c in cats])
+    total_share = shares.sum() / sum(c.share for c in HOUSTON_CATEGORIES)
+    # the mean of each category's trend exp(trend · t) over the period, share-weighted
+    t = np.linspace(0.0, years, 1001)
+    trend = np.array([np.exp(c.trend * t).mean() for c in cats])
+    per_record = float((shares / shares.sum() * trend).sum())
+    del areas  # areas split the same total
+    return n_incidents / (150.0 * 365.25 * years * total_share * per_record)
+
+
 def write_houston(
-    out_dir: Path, *, scale: float = 1.0, years: float = 2.0, seed: int = DEFAULT_SEED
+    out_dir: Path,
+    *,
+    scale: float = 1.0,
+    years: float = 2.0,
+    seed: int = DEFAULT_SEED,
+    areas: int | None = None,
+    categories: int | None = None,
+    start: date | None = None,
+    days: int | None = None,
 ) -> list[Path]:
     """One file per calendar year in Houston's 17-column schema (`time` UTC, `date` M/D/YYYY
     and `hour` local). A few records count 2 or 3 (`number`); a few are reversed later in the
-    same file by an identical record with `number` = -1."""
+    same file by an identical record with `number` = -1.
+
+    `areas` / `categories`: more districts / offences than the real 20 / 7 (synthetic ones
+    added); `start`: first day (default 2022-01-01); `days`: period length in days (instead of
+    `years`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    days = _period(date(2022, 1, 1), years)
+    first = start or date(2022, 1, 1)
+    if days is not None:
+        period = pd.date_range(first, periods=days, freq="D")
+    else:
+        period = _period(first, years)
+    districts = _houston_districts(areas)
+    cats = list(_houston_categories(categories))
     rng = np.random.default_rng([seed, 10])
-    shares = np.array([d[1] for d in HOUSTON_DISTRICTS])
-    counts = _nb(rng, _expected(days, shares, list(HOUSTON_CATEGORIES), 150.0 * scale, rng))
+    shares = np.array([d[1] for d in districts])
+    total_share = sum(c.share for c in cats) / sum(c.share for c in HOUSTON_CATEGORIES)
+    per_day = 150.0 * scale * total_share
+    counts = _nb(rng, _expected(period, shares, cats, per_day, rng))
     paths = []
-    for year in sorted(set(days.year)):
-        sel = np.flatnonzero(days.year == year)
+    for year in sorted(set(period.year)):
+        sel = np.flatnonzero(period.year == year)
         r = np.random.default_rng([seed, 11, year])
-        df = _houston_rows(r, counts[sel], days[sel])
+        df = _houston_rows(r, counts[sel], period[sel], districts, cats)
         reversed_rows = df[(r.random(len(df)) < 0.003) & (df["number"] == "1")].copy()
         reversed_rows["number"] = "-1"
         df = pd.concat([df, reversed_rows], ignore_index=True)
@@ -796,9 +929,13 @@ def write_sample(
     years: float | None = None,
     seed: int = DEFAULT_SEED,
     reuse: bool = True,
+    **extra: object,
 ) -> list[Path]:
     """Write the sample files of generator `source_name` (a mapping's `sample` key) into
     `out_dir` and return their paths. Deterministic: same arguments → same bytes.
+
+    `extra` keyword arguments go to the generator (Houston: `areas`, `categories`, `start`,
+    `days`; see `write_houston`); None values are ignored.
 
     A manifest (`.sample.json`) records the arguments, a hash of this module's code and each
     file's sha256; with `reuse`, files that still match it are returned without regenerating.
@@ -817,11 +954,14 @@ def write_sample(
         if years < 1:
             raise ValueError(f"years must be at least 1, got {years}")
         kwargs["years"] = years
+    for name, value in extra.items():
+        if value is not None:
+            kwargs[name] = value  # type: ignore[assignment]
     out_dir = Path(out_dir)
     manifest_path = out_dir / ".sample.json"
     key = {
         "generator": source_name,
-        "args": kwargs,
+        "args": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in kwargs.items()},
         "code_sha256": _file_sha(Path(__file__)),
     }
     if reuse and manifest_path.exists():

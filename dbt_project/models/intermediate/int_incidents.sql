@@ -1,7 +1,10 @@
 {#-
     The canonical incidents shared by all sources: the staging rows that are kept
     (drop_reason is NULL). Reversal rows (incident_count = -1) stay in; summing nets them.
+    A view: a filter over the staging table, cheaper than copying every kept row.
 -#}
+
+{{ config(materialized='view') }}
 
 with
 

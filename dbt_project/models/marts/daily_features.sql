@@ -4,11 +4,43 @@
     zero-filled, so one row = one day). Rolling windows end THE DAY BEFORE the target day and
     are NULL until full; roll_std_* is the sample standard deviation (ddof = 1). area_code and
     category_code are dense ranks over the selected series (int_series) of each source.
+
+    Incremental (delete+insert on series_id, date). Per source, rows from `from_day` on are
+    rebuilt: the source's first day when the source is new or its area/category codes changed;
+    otherwise the first day whose daily_counts fingerprint (sum of hash(series_id,
+    incident_count)) differs from this table's, or the day after its last day. The windows read
+    daily_counts from from_day - 364 days (the longest lag), so every rebuilt row sees its whole
+    history. Rows no longer in daily_counts are deleted by the post-hook. A change of the
+    holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
 -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['series_id', 'date'],
+    on_schema_change='fail',
+    post_hook="""
+        delete from {{ this }} as t
+        where not exists (
+            select 1
+            from (
+                select
+                    series_id,
+                    min(date) as first_day,
+                    max(date) as last_day
+                from {{ ref('daily_counts') }}
+                group by series_id
+            ) as r
+            where
+                r.series_id = t.series_id
+                and t.date between r.first_day and r.last_day
+        )
+    """
+) }}
 
 with
 
-counts as (
+all_counts as (
 
     select * from {{ ref('daily_counts') }}
 
@@ -18,11 +50,161 @@ series_codes as (
 
     -- dense ranks over the few selected series, not over every daily row
     select
+        source,
         series_id,
         cast(dense_rank() over (partition by source order by area) as integer) as area_code,
         cast(dense_rank() over (partition by source order by category) as integer)
             as category_code
     from {{ ref('int_series') }}
+
+),
+
+source_ranges as (
+
+    select
+        source,
+        min(date) as first_day
+    from all_counts
+    group by source
+
+),
+
+{% if is_incremental() -%}
+
+new_prints as (
+
+    select
+        source,
+        date,
+        sum(hash(series_id, incident_count)) as print
+    from all_counts
+    group by source, date
+
+),
+
+old_prints as (
+
+    select
+        source,
+        date,
+        sum(hash(series_id, incident_count)) as print
+    from {{ this }}
+    group by source, date
+
+),
+
+changed_days as (
+
+    select
+        coalesce(new_prints.source, old_prints.source) as source,
+        min(coalesce(new_prints.date, old_prints.date)) as first_changed_day
+    from new_prints
+    full outer join old_prints
+        on
+            new_prints.source = old_prints.source
+            and new_prints.date = old_prints.date
+    where new_prints.print is distinct from old_prints.print
+    group by coalesce(new_prints.source, old_prints.source)
+
+),
+
+old_ranges as (
+
+    select
+        source,
+        min(date) as first_day,
+        max(date) as last_day
+    from {{ this }}
+    group by source
+
+),
+
+code_changes as (
+
+    select distinct source
+    from (
+        (
+            select
+                source,
+                series_id,
+                area_code,
+                category_code
+            from series_codes
+            except
+            select distinct
+                source,
+                series_id,
+                area_code,
+                category_code
+            from {{ this }}
+        )
+        union all
+        (
+            select distinct
+                source,
+                series_id,
+                area_code,
+                category_code
+            from {{ this }}
+            except
+            select
+                source,
+                series_id,
+                area_code,
+                category_code
+            from series_codes
+        )
+    )
+
+),
+
+rebuild as (
+
+    select
+        source_ranges.source,
+        case
+            when
+                old_ranges.source is null
+                or old_ranges.first_day != source_ranges.first_day
+                or code_changes.source is not null
+                then source_ranges.first_day
+            else
+                least(
+                    coalesce(changed_days.first_changed_day, old_ranges.last_day + 1),
+                    old_ranges.last_day + 1
+                )
+        end as from_day
+    from source_ranges
+    left join old_ranges
+        on source_ranges.source = old_ranges.source
+    left join code_changes
+        on source_ranges.source = code_changes.source
+    left join changed_days
+        on source_ranges.source = changed_days.source
+
+),
+
+{%- else %}
+
+rebuild as (
+
+    select
+        source,
+        first_day as from_day
+    from source_ranges
+
+),
+
+{%- endif %}
+
+-- the rows to rebuild and the 364 days before them (the longest lag)
+counts as (
+
+    select all_counts.*
+    from all_counts
+    inner join rebuild
+        on all_counts.source = rebuild.source
+    where all_counts.date >= {{ add_days('rebuild.from_day', -364) }}
 
 ),
 
@@ -59,21 +241,35 @@ windowed as (
         lag(incident_count, 14) over by_day as lag_14,
         lag(incident_count, 28) over by_day as lag_28,
         lag(incident_count, 364) over by_day as lag_364,
+        -- from exact integer window sums (n, Σx, Σx²): the same bits whatever the partition
+        -- size, so an incremental build equals a full refresh exactly (avg / stddev_samp
+        -- combine partial doubles in an order that depends on the partition).
         case
             when count(incident_count) over last_7_days = 7
-                then avg(incident_count) over last_7_days
+                then sum(incident_count) over last_7_days / 7.0
         end as roll_mean_7,
         case
             when count(incident_count) over last_7_days = 7
-                then stddev_samp(incident_count) over last_7_days
+                then sqrt(
+                    (
+                        7 * sum(cast(incident_count as bigint) * incident_count) over last_7_days
+                        - power(sum(cast(incident_count as bigint)) over last_7_days, 2)
+                    ) / 42.0
+                )
         end as roll_std_7,
         case
             when count(incident_count) over last_28_days = 28
-                then avg(incident_count) over last_28_days
+                then sum(incident_count) over last_28_days / 28.0
         end as roll_mean_28,
         case
             when count(incident_count) over last_28_days = 28
-                then stddev_samp(incident_count) over last_28_days
+                then sqrt(
+                    (
+                        28 * sum(cast(incident_count as bigint) * incident_count)
+                            over last_28_days
+                        - power(sum(cast(incident_count as bigint)) over last_28_days, 2)
+                    ) / 756.0
+                )
         end as roll_std_28
     from counts
     window
@@ -116,6 +312,10 @@ final as (
         series_codes.area_code,
         series_codes.category_code
     from windowed
+    inner join rebuild
+        on
+            windowed.source = rebuild.source
+            and windowed.date >= rebuild.from_day
     inner join series_codes
         on windowed.series_id = series_codes.series_id
     left join sources

@@ -21,6 +21,8 @@ standard_reasons as (
     union all
     select 'unparseable_timestamp' as reason
     union all
+    select 'implausible_date' as reason
+    union all
     select 'missing_area' as reason
     union all
     select 'missing_category' as reason

@@ -2,19 +2,125 @@
     Every raw incident row, typed and trimmed, with its category resolved and the reason it is
     dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents
     keeps the rows whose drop_reason is NULL and data_quality__cleaning counts the others.
-    Materialized as a table, not a view: the duplicate window over every raw row is computed
-    once instead of once per downstream model and test.
+
+    Incremental (delete+insert on source, source_file, source_row). A raw file version is
+    (source, source_sha256, loaded_at): the loader keeps an unchanged file's rows and loaded_at.
+    An incremental build recomputes only the rows that can have changed: every raw row sharing
+    (source, occurred_at) with a row of a file version not yet here, or with a row here whose
+    file version is gone from raw.source_files (removed or replaced files; those rows are
+    deleted by the post-hook). Duplicate ranks are windows partitioned by (source, occurred_at,
+    …), so recomputing whole (source, occurred_at) groups gives exactly the full-refresh result.
+    A change of the category_map seed, of the min year var or of this SQL needs
+    `dbt build --full-refresh` (docs/reliability.md).
+
+    implausible_date: occurred before 1 January of var min_plausible_year (env
+    CRIMECAST_MIN_YEAR, default 1990) or more than 14 hours after the row's load time (local
+    wall-clock time can be at most UTC+14, loaded_at is UTC): a date in the future.
 -#}
 
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['source', 'source_file', 'source_row'],
+    on_schema_change='fail',
+    post_hook="""
+        delete from {{ this }} as t
+        where not exists (
+            select 1 from {{ source('raw', 'source_files') }} as f
+            where
+                f.source = t.source
+                and f.source_sha256 = t.source_sha256
+                and f.loaded_at = t.loaded_at
+        )
+    """
+) }}
+
+{%- set min_year = var('min_plausible_year', env_var('CRIMECAST_MIN_YEAR', '1990')) | int %}
 
 with
+
+{% if is_incremental() -%}
+
+-- file versions not built yet
+new_files as (
+
+    select distinct
+        source,
+        source_sha256,
+        loaded_at
+    from {{ source('raw', 'source_files') }} as f
+    where not exists (
+        select 1 from {{ this }} as t
+        where
+            t.source = f.source
+            and t.source_sha256 = f.source_sha256
+            and t.loaded_at = f.loaded_at
+    )
+
+),
+
+-- (source, occurred_at) groups touched by a new file version or by a row whose file is gone
+changed_groups as (
+
+    select distinct
+        r.source,
+        r.occurred_at
+    from {{ source('raw', 'incidents') }} as r
+    inner join new_files
+        on
+            r.source = new_files.source
+            and r.source_sha256 = new_files.source_sha256
+            and r.loaded_at = new_files.loaded_at
+    where r.occurred_at is not null
+
+    union
+
+    select distinct
+        t.source,
+        t.occurred_at
+    from {{ this }} as t
+    where
+        t.occurred_at is not null
+        and not exists (
+            select 1 from {{ source('raw', 'source_files') }} as f
+            where
+                f.source = t.source
+                and f.source_sha256 = t.source_sha256
+                and f.loaded_at = t.loaded_at
+        )
+
+),
+
+source as (
+
+    select r.*
+    from {{ source('raw', 'incidents') }} as r
+    where
+        exists (
+            select 1 from new_files
+            where
+                new_files.source = r.source
+                and new_files.source_sha256 = r.source_sha256
+                and new_files.loaded_at = r.loaded_at
+        )
+        or exists (
+            select 1 from changed_groups
+            where
+                changed_groups.source = r.source
+                and changed_groups.occurred_at = r.occurred_at
+        )
+
+),
+
+{%- else %}
 
 source as (
 
     select * from {{ source('raw', 'incidents') }}
 
 ),
+
+{%- endif %}
 
 category_map as (
 
@@ -124,6 +230,10 @@ checked as (
         case
             when filter_reason is not null then filter_reason
             when occurred_at is null then 'unparseable_timestamp'
+            when
+                occurred_at < make_timestamp({{ min_year }}, 1, 1, 0, 0, 0)
+                or occurred_at > loaded_at + interval 14 hour
+                then 'implausible_date'
             when area is null then 'missing_area'
             when category is null then 'missing_category'
         end as invalid_reason
