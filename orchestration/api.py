@@ -118,6 +118,7 @@ class ForecastPoint(BaseModel):
     horizon: int | None
     model: str
     forecast: float | None
+    forecast_mean: float | None = Field(None, description="the mean, when the run publishes it")
     lo_80: float | None = None
     hi_80: float | None = None
     lo_95: float | None = None
@@ -396,7 +397,7 @@ def create_app(
                 )
             sql = (
                 "select date, horizon, model, forecast, lo_80, hi_80, lo_95, hi_95, "
-                "as_of_date, series_id from serving.forecasts "
+                "forecast_mean from serving.forecasts "
                 "where source = ? and area = ? and category = ? and run_id = ?"
             )
             params: list[Any] = [source, area, category, run_id]
@@ -438,6 +439,7 @@ def create_app(
                 horizon=r[1],
                 model=r[2],
                 forecast=_clean(r[3]),
+                forecast_mean=_clean(r[8]),
                 **{k: _clean(v) for k, v in zip(INTERVALS, r[4:8], strict=True)},
             )
             for r in rows

@@ -365,7 +365,8 @@ def _snapshot(warehouse: Path, tmp: Path, with_incidents: bool) -> None:
         con.execute(f"attach {_lit(tmp)} as {DST}")
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_catalog = ? and table_type = 'BASE TABLE' order by 1, 2",
+            "where table_catalog = ? and table_type = 'BASE TABLE' "
+            "and table_schema <> 'serving' order by 1, 2",  # a copy's own contract is rebuilt
             [SRC],
         ).fetchall()
         con.execute("begin transaction")

@@ -14,6 +14,7 @@ select m.source, m.split, m.cutoff::varchar as cutoff, m.model, m.horizon,
        m.mae, m.rmse, m.n, m.noise_floor_mae
 from ml.backtest_metrics as m
 join latest using (source, run_id)
+where m.split = 'test' and m.horizon = 1
 order by m.source, m.horizon, m.mae
 """
 

@@ -148,3 +148,17 @@ def test_backtest_predictions_do_not_change_when_the_future_changes(frame):
     early = m[m["origin_a"] <= "2023-08-03"]  # forecasts made before the poisoned days
     assert len(early) > 0
     np.testing.assert_allclose(early["prediction_mean_a"], early["prediction_mean_b"])
+
+
+@pytest.mark.parametrize("name", ["xgboost", "poisson_glm"])
+def test_explanations_add_up_to_the_log_rate(name, frame):
+    model = make_model(name, "lean")
+    model.fit(frame, frame["y"].to_numpy())
+    rows = frame.tail(50)
+    contrib, base = model.explain(rows)
+    assert list(contrib.columns) == model.features
+    np.testing.assert_allclose(
+        contrib.sum(axis=1).to_numpy() + base, np.log(model.predict_mean(rows)), atol=1e-4
+    )
+    imp = model.importance()
+    assert set(imp) == set(model.features) and sum(imp.values()) == pytest.approx(1.0)

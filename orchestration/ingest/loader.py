@@ -268,6 +268,7 @@ def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> str:
     """The first encoding of the list that decodes the whole file (`utf-8-sig` reported when a
     UTF-8 file starts with a BOM)."""
     first_error = ""
+    _reject_nul_bytes(item, encodings)
     for enc in encodings:
         name = codecs.lookup(enc).name
         decoder = codecs.getincrementaldecoder(name)(errors="strict")
@@ -302,6 +303,32 @@ def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> str:
         f"({', '.join(encodings)}); first failure {first_error}",
         file=item.label,
     )
+
+
+def _reject_nul_bytes(item: InputFile, encodings: tuple[str, ...]) -> None:
+    """A NUL byte never occurs in a CSV text file in an 8-bit or UTF-8 encoding: the file is
+    UTF-16/32 or binary. Without this, `latin-1` (which accepts every byte) would "decode" it
+    into garbage headers."""
+    if any(codecs.lookup(e).name.startswith(("utf-16", "utf-32")) for e in encodings):
+        return
+    lines = 0
+    with item.path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                line = lines + chunk[:at].count(b"\n") + 1
+                utf16 = chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+                    lines == 0 and at <= 1
+                )
+                hint = "UTF-16 text?" if utf16 else "a binary file?"
+                raise LoadError(
+                    f"{item.label}: line {line}: cannot decode with any of the mapping's "
+                    f"encodings ({', '.join(encodings)}): NUL bytes ({hint} add the codec to "
+                    "files.encodings if so)",
+                    file=item.label,
+                    line=line,
+                )
+            lines += chunk.count(b"\n")
 
 
 class _DecodeFailed(Exception):

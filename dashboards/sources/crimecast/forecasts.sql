@@ -1,4 +1,5 @@
--- The latest run's daily forecasts per source, with the intervals (NULL until the pipeline
+-- The latest run's daily forecasts per source (point forecast, and the mean where published),
+-- with the intervals (NULL until the pipeline
 -- writes them) and, where the day has happened since, the recorded count.
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
@@ -9,7 +10,7 @@ with result as (
     )
     select
         f.run_id, f.as_of_date, f.source, f.area, f.category, f.series_id, f.date, f.horizon,
-        f.model, f.forecast, f.lo_80, f.hi_80, f.lo_95, f.hi_95,
+        f.model, f.forecast, f.forecast_mean, f.lo_80, f.hi_80, f.lo_95, f.hi_95,
         c.incident_count as actual
     from serving.forecasts as f
     inner join latest using (source, run_id)

@@ -246,7 +246,7 @@ series_days as (
     inner join spine
         on
             spine.date_day between source_days.first_day and source_days.last_full_day
-            and spine.date_day >= rebuild.from_day
+            and rebuild.from_day <= spine.date_day
 
 ),
 

@@ -251,11 +251,12 @@ windowed as (
         case
             when count(incident_count) over last_7_days = 7
                 then sqrt(
-                    (
-                        7 * sum(cast(incident_count as bigint) * incident_count) over last_7_days
-                        - power(sum(cast(incident_count as bigint)) over last_7_days, 2)
-                    ) / 42.0
-                )
+                        (
+                            7
+                            * sum(cast(incident_count as bigint) * incident_count) over last_7_days
+                            - power(sum(cast(incident_count as bigint)) over last_7_days, 2)
+                        ) / 42.0
+                    )
         end as roll_std_7,
         case
             when count(incident_count) over last_28_days = 28
@@ -264,12 +265,12 @@ windowed as (
         case
             when count(incident_count) over last_28_days = 28
                 then sqrt(
-                    (
-                        28 * sum(cast(incident_count as bigint) * incident_count)
-                            over last_28_days
-                        - power(sum(cast(incident_count as bigint)) over last_28_days, 2)
-                    ) / 756.0
-                )
+                        (
+                            28 * sum(cast(incident_count as bigint) * incident_count)
+                                over last_28_days
+                            - power(sum(cast(incident_count as bigint)) over last_28_days, 2)
+                        ) / 756.0
+                    )
         end as roll_std_28
     from counts
     window

@@ -1,0 +1,41 @@
+-- No series-day nets below zero. A -1 record reverses an earlier record of the same incident
+-- (Houston); a reversal with nothing to reverse makes the day negative, which no model can
+-- forecast. Severity error: the build stops before daily_features (and so before ml and the
+-- published copy). Each result row names the raw file and data row of a negative record of
+-- such a day.
+{{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
+
+with
+
+negative_days as (
+
+    select
+        source,
+        area,
+        category,
+        date,
+        incident_count
+    from {{ ref('daily_counts') }}
+    where incident_count < 0
+
+)
+
+select
+    negative_days.source,
+    negative_days.area,
+    negative_days.category,
+    negative_days.date,
+    negative_days.incident_count as net_count,
+    incidents.source_file,
+    incidents.source_row,
+    incidents.incident_count
+from negative_days
+inner join {{ ref('stg_police__incidents') }} as incidents
+    on
+        negative_days.source = incidents.source
+        and negative_days.area = incidents.area
+        and negative_days.category = incidents.category
+        and negative_days.date = incidents.occurred_date
+where
+    incidents.drop_reason is null
+    and incidents.incident_count < 0

@@ -1,0 +1,268 @@
+"""Serving: the published, read-only copy of the warehouse, and the raw-layer contract checks.
+
+Asset ``[published, warehouse]`` (group "serving") runs last: after every marts and ml asset
+of the run succeeded, it exports the warehouse's tables (marts.*, ml.*, raw lineage tables
+raw.source_files / raw.sources, the data-quality mart, plus the ``serving`` contract schema)
+into a NEW DuckDB file beside the target, fsyncs it and ``os.replace``s it over
+``settings().published`` (default ``<warehouse dir>/published/crimecast.duckdb``, env
+``CRIMECAST_PUBLISHED``). It reuses ``orchestration.publish.publish_copy`` (the dashboards'
+publisher). Readers (dashboards, the API, analysts) open that copy read-only and so never see
+a half-written file nor block the pipeline; a failed or killed run leaves the previous copy in
+place (docs/reliability.md).
+
+Blocking asset checks on ``[raw, incidents]`` (they run right after the load; when one fails
+with severity ERROR, dbt, ml and the publish step do not run, so the published copy keeps the
+last good state):
+
+* ``volume``: every loaded source has rows, and no source shrank by more than
+  ``CRIMECAST_MAX_SHRINK_PCT`` (default 20) % since the previous check while its configured
+  input (``CRIMECAST_INPUT_<NAME>`` / the mapping's default) stayed the same. A shrink after the
+  input was re-pointed elsewhere is expected and passes.
+* ``freshness``: the newest incident of every source is at most ``CRIMECAST_MAX_DATA_AGE_DAYS``
+  days older than its load time. Unset (the default, e.g. for the historical sample data), the
+  check only reports the age, with severity WARN.
+
+Add ``publish_assets`` to the Definitions (orchestration/definitions.py).
+"""
+
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.config import settings
+from orchestration.resources import WarehouseResource
+
+PUBLISHED = dg.AssetKey(["published", "warehouse"])
+RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
+SHRINK_ENV = "CRIMECAST_MAX_SHRINK_PCT"
+AGE_ENV = "CRIMECAST_MAX_DATA_AGE_DAYS"
+
+#: dbt models the published copy waits for (when they exist in the manifest)
+_DBT_MODELS = (
+    "daily_counts",
+    "daily_features",
+    "data_quality__cleaning",
+    "france_annual_rates",
+    "france_annual_features",
+    "saopaulo_data_quality",
+    "saopaulo_phone_theft_records",
+)
+
+
+def _upstream() -> list[dg.AssetKey]:
+    """Every ml.* asset and the marts of the graph, found from the other asset modules (an
+    asset another branch has not merged yet is simply not waited for)."""
+    keys: list[dg.AssetKey] = [
+        dg.AssetKey(["raw", "source_files"]),
+        dg.AssetKey(["raw", "sources"]),
+    ]
+    try:
+        from dagster_dbt import get_asset_key_for_model
+
+        from orchestration.assets.dbt import crimecast_dbt_assets
+
+        for model in _DBT_MODELS:
+            try:
+                keys.append(get_asset_key_for_model([crimecast_dbt_assets], model))
+            except Exception:  # model not in this manifest
+                continue
+    except Exception:  # pragma: no cover - dbt project unavailable
+        pass
+    for module, attr in (
+        ("orchestration.assets.ml", "ml_forecasts"),
+        ("orchestration.assets.france", "france_assets"),
+        ("orchestration.assets.saopaulo", "saopaulo_assets"),
+    ):
+        try:
+            mod = __import__(module, fromlist=[attr])
+            defs = getattr(mod, attr)
+        except Exception:
+            continue
+        for d in defs if isinstance(defs, list) else [defs]:
+            keys += [k for k in getattr(d, "keys", []) if k.path[0] == "ml"]
+    return list(dict.fromkeys(keys))
+
+
+def _publish(warehouse: Path, target: Path) -> Path:
+    from orchestration.publish import publish_copy
+
+    return publish_copy(warehouse, target)
+
+
+@dg.asset(
+    key=PUBLISHED,
+    deps=_upstream(),
+    group_name="serving",
+    kinds={"duckdb"},
+    pool="warehouse_writer",
+    description="Read-only copy of the marts, ml, raw-lineage and data-quality tables for "
+    "dashboards, the API and analysts; replaced atomically (new file, fsync, os.replace) only "
+    "when every upstream asset of the run succeeded. Path: CRIMECAST_PUBLISHED, default "
+    "<warehouse dir>/published/crimecast.duckdb.",
+)
+def published_warehouse(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    target = settings().published
+    t0 = time.perf_counter()
+    out = _publish(Path(warehouse.path), target)
+    import duckdb
+
+    con = duckdb.connect(str(out), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' order by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    secs = time.perf_counter() - t0
+    context.log.info(f"published {warehouse.path} -> {out} in {secs:.1f} s")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "size_mb": round(out.stat().st_size / 1e6, 1),
+            "tables": [t[0] for t in tables],
+            "seconds": round(secs, 1),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# raw contract checks
+
+
+def _env_number(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r} must be a number") from exc
+
+
+def _input_key(source: str) -> str:
+    return settings().input_for(source) or "<mapping default>"
+
+
+def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
+    """rows / input per source recorded by the last completed evaluation of this check."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    key = dg.AssetCheckKey(RAW_INCIDENTS, "volume")
+    try:
+        records = context.instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=5, status={Status.SUCCEEDED, Status.FAILED}
+        )
+    except Exception:  # an instance without check history: no baseline
+        return {}
+    for record in records:
+        if record.run_id == context.run_id or record.event is None:
+            continue
+        data = getattr(record.event.dagster_event, "event_specific_data", None)
+        value = (getattr(data, "metadata", None) or {}).get("by_source")
+        if value is not None and isinstance(getattr(value, "value", None), dict):
+            return dict(value.value)
+    return {}
+
+
+def volume_problems(
+    now: dict[str, int], inputs: dict[str, str], previous: dict, max_shrink_pct: float
+) -> list[str]:
+    """Why the volume check fails (empty = passes). `previous`: {source: {rows, input}}."""
+    problems = [f"{s}: no rows in raw.incidents" for s, n in now.items() if n <= 0]
+    for source, n in now.items():
+        before = previous.get(source)
+        if not before or before.get("input") != inputs.get(source):
+            continue  # first load, or the input was re-pointed: a new baseline
+        rows_before = int(before.get("rows") or 0)
+        if rows_before > 0 and n < rows_before * (1 - max_shrink_pct / 100):
+            problems.append(
+                f"{source}: {n:,} rows, {100 * (1 - n / rows_before):.1f} % fewer than the "
+                f"previous load ({rows_before:,}) of the same input {inputs.get(source)!r} "
+                f"(limit {max_shrink_pct:g} %, {SHRINK_ENV})"
+            )
+    return problems
+
+
+@dg.asset_check(
+    asset=RAW_INCIDENTS,
+    name="volume",
+    blocking=True,
+    description="Every loaded source has rows and did not shrink by more than "
+    f"{SHRINK_ENV} (default 20) % since the previous load of the same input. Blocks dbt, ml "
+    "and the published copy when it fails.",
+)
+def raw_incidents_volume(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        now = dict(
+            con.execute(
+                "select s.source, count(i.source) from raw.sources s "
+                "left join raw.incidents i on i.source = s.source group by s.source"
+            ).fetchall()
+        )
+    configured = settings().sources
+    if configured:
+        now = {s: n for s, n in now.items() if s in configured} | {
+            s: 0 for s in configured if s not in now
+        }
+    inputs = {s: _input_key(s) for s in now}
+    max_shrink = _env_number(SHRINK_ENV, 20.0) or 20.0
+    problems = volume_problems(now, inputs, _previous_volume(context), max_shrink)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "every source has rows and none shrank",
+        metadata={
+            "by_source": {s: {"rows": int(n), "input": inputs[s]} for s, n in now.items()},
+            "max_shrink_pct": max_shrink,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=RAW_INCIDENTS,
+    name="freshness",
+    blocking=True,
+    description=f"The newest incident of each source is at most {AGE_ENV} days older than its "
+    "load time (ERROR, blocking, when the variable is set; a WARN report otherwise).",
+)
+def raw_incidents_freshness(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            "select source, max(occurred_at)::varchar, max(loaded_at)::varchar, "
+            "date_diff('day', max(occurred_at), max(loaded_at)) "
+            "from raw.incidents where occurred_at is not null group by source order by source"
+        ).fetchall()
+    limit = _env_number(AGE_ENV, None)
+    ages = {s: int(age) for s, _m, _l, age in rows}
+    stale = {s: a for s, a in ages.items() if limit is not None and a > limit}
+    return dg.AssetCheckResult(
+        passed=not stale if limit is not None else all(a <= 7 for a in ages.values()),
+        severity=dg.AssetCheckSeverity.ERROR if limit is not None else dg.AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(
+                f"{s}: newest incident {a} days before the load (limit {limit:g})"
+                for s, a in stale.items()
+            )
+            or ("fresh" if limit is not None else f"{AGE_ENV} unset: ages reported only")
+        ),
+        metadata={
+            "age_days_by_source": ages,
+            "newest_incident_by_source": {s: m for s, m, _l, _a in rows},
+            "max_age_days": limit,
+        },
+    )
+
+
+publish_assets = [published_warehouse, raw_incidents_volume, raw_incidents_freshness]
