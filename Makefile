@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 export DBT_PROFILES_DIR := $(CURDIR)
 export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
 
-.PHONY: help install manifest run test lint unit dev bench clean
+.PHONY: help install manifest run pipeline dashboards serve test lint unit dev bench clean
 
 help:
 	@echo "make run    - install, build the warehouse on the built-in sample, print accuracy"
 	@echo "make test   - install, lint (ruff, sqlfluff) and run the whole test suite"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make dashboards - publish a read-only copy and build the Evidence site (needs npm)"
+	@echo "make serve  - the read-only forecast API on http://127.0.0.1:8000 (docs at /docs)"
 	@echo "make bench  - the real-data benchmark (needs ../shared/data or CRIMECAST_DATA)"
 
 $(STAMP): pyproject.toml
@@ -27,8 +29,21 @@ install: $(STAMP)
 manifest: $(STAMP)
 	$(BIN)/dbt parse --quiet --project-dir . --profiles-dir .
 
-run: manifest
+# The pipeline, then the dashboards when Node.js/npm are there (skipped with a note if not).
+run: pipeline
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory dashboards; \
+	else echo "npm not found: dashboards not built (install Node.js 18+ and run 'make dashboards')"; fi
+
+pipeline: manifest
 	$(BIN)/crimecast run
+
+dashboards: $(STAMP)
+	$(BIN)/python -m orchestration.publish
+	cd dashboards && { test -d node_modules || npm install --no-audit --no-fund; } && npm run sources && npm run build
+	@echo "dashboards built: dashboards/build (preview: python3 -m http.server 3001 --bind 127.0.0.1 --directory dashboards/build)"
+
+serve: $(STAMP)
+	$(BIN)/uvicorn orchestration.api:app --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from orchestration.assets.france import france_assets
 from orchestration.assets.ml import ml_forecasts
 from orchestration.assets.raw import raw_incidents
 from orchestration.assets.saopaulo import saopaulo_assets
+from orchestration.assets.serving import dashboards_site, serving_assets
 from orchestration.config import settings
 from orchestration.resources import WarehouseResource
 
@@ -27,8 +28,15 @@ ALL_ASSETS = [
 
 refresh_all = dg.define_asset_job(
     "refresh_all",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(dashboards_site),
     description="Load every configured source, build the dbt marts, backtest and forecast.",
+)
+
+refresh_dashboards = dg.define_asset_job(
+    "refresh_dashboards",
+    selection=dg.AssetSelection.assets(dashboards_site),
+    description="Publish a read-only copy of the warehouse and rebuild the Evidence site "
+    "(needs Node.js and npm).",
 )
 
 daily_refresh = dg.ScheduleDefinition(
@@ -54,8 +62,8 @@ def build_resources(warehouse: str | Path | None = None) -> dict:
 
 
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=[refresh_all],
+    assets=[*ALL_ASSETS, *serving_assets],
+    jobs=[refresh_all, refresh_dashboards],
     schedules=[daily_refresh],
     resources=build_resources(),
     # DuckDB allows one writer: steps run one after another in one process.

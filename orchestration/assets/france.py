@@ -7,10 +7,9 @@ Assets
   else ``CRIMECAST_INPUT_FRANCE`` (a folder or glob holding both), else the generated sample.
 * ``[ml, france_forecasts]``, ``[ml, france_backtest_predictions]``,
   ``[ml, france_backtest_metrics]`` (group "ml"): ml/annual.py on
-  ``marts.france_annual_features``. ``CRIMECAST_FRANCE_MODELS`` (comma list, e.g.
-  ``last_value,drift,holt``) restricts the models tried (default: all).
-
-Add ``france_assets`` to the Definitions (orchestration/definitions.py).
+  ``marts.france_annual_features``. ``CRIMECAST_FRANCE_MODELS`` (comma list)
+  restricts the models tried: default ``last_value,drift,holt,ridge`` (fast); ``all`` runs the
+  whole zoo, as the benchmark (bench/france.py) does by calling ml/annual.py directly.
 """
 
 import os
@@ -133,8 +132,7 @@ def france_ml(context: AssetExecutionContext, warehouse: WarehouseResource):
     run_id = datetime.now(UTC).strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     with warehouse.connect(read_only=True) as con:
         features = annual.load_features(con)
-    # The scheduled run uses a lean model set; `CRIMECAST_FRANCE_MODELS=all` (as the benchmark
-    # does) runs the whole zoo.
+    # The scheduled run uses a lean model set; `CRIMECAST_FRANCE_MODELS=all` runs the whole zoo.
     wanted = os.environ.get("CRIMECAST_FRANCE_MODELS", DEFAULT_MODELS).strip()
     models = None if wanted == "all" else [m.strip() for m in wanted.split(",") if m.strip()]
     context.log.info(f"France models: {models or 'all'}")

@@ -18,28 +18,30 @@
     incremental_strategy='delete+insert',
     unique_key=['series_id', 'date'],
     on_schema_change='fail',
-    post_hook="""
+    post_hook=[
+        """
+        delete from {{ this }}
+        where series_id not in (select series_id from {{ ref('int_series') }})
+        """,
+        """
         delete from {{ this }} as t
+        where t.source not in (select distinct source from {{ ref('int_incidents') }})
+        """,
+        """
+        delete from {{ this }} as t
+        using (
+            select
+                source,
+                min(occurred_date) as first_day,
+                max(occurred_date) - 1 as last_full_day
+            from {{ ref('int_incidents') }}
+            group by source
+        ) as r
         where
-            not exists (
-                select 1 from {{ ref('int_series') }} as s
-                where s.series_id = t.series_id
-            )
-            or not exists (
-                select 1
-                from (
-                    select
-                        source,
-                        min(occurred_date) as first_day,
-                        max(occurred_date) - 1 as last_full_day
-                    from {{ ref('int_incidents') }}
-                    group by source
-                ) as r
-                where
-                    r.source = t.source
-                    and t.date between r.first_day and r.last_full_day
-            )
-    """
+            t.source = r.source
+            and (t.date < r.first_day or t.date > r.last_full_day)
+        """
+    ]
 ) }}
 
 with

@@ -19,23 +19,26 @@
     incremental_strategy='delete+insert',
     unique_key=['series_id', 'date'],
     on_schema_change='fail',
-    post_hook="""
+    post_hook=[
+        """
+        delete from {{ this }}
+        where series_id not in (select distinct series_id from {{ ref('daily_counts') }})
+        """,
+        """
         delete from {{ this }} as t
-        where not exists (
-            select 1
-            from (
-                select
-                    series_id,
-                    min(date) as first_day,
-                    max(date) as last_day
-                from {{ ref('daily_counts') }}
-                group by series_id
-            ) as r
-            where
-                r.series_id = t.series_id
-                and t.date between r.first_day and r.last_day
-        )
-    """
+        using (
+            select
+                series_id,
+                min(date) as first_day,
+                max(date) as last_day
+            from {{ ref('daily_counts') }}
+            group by series_id
+        ) as r
+        where
+            t.series_id = r.series_id
+            and (t.date < r.first_day or t.date > r.last_day)
+        """
+    ]
 ) }}
 
 with
