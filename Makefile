@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DBT_PROFILES_DIR := $(CURDIR)
 export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
 
-.PHONY: help install manifest run pipeline dashboards serve test lint unit dev bench clean
+.PHONY: help install manifest run pipeline dashboards serve test lint unit dev bench bench-scale clean
 
 help:
 	@echo "make run    - install, build the warehouse on the built-in sample, print accuracy"
@@ -16,6 +16,7 @@ help:
 	@echo "make dashboards - publish a read-only copy and build the Evidence site (needs npm)"
 	@echo "make serve  - the read-only forecast API on http://127.0.0.1:8000 (docs at /docs)"
 	@echo "make bench  - the real-data benchmark (needs ../shared/data or CRIMECAST_DATA)"
+	@echo "make bench-scale - the pipeline at 100k, 1M and 10M generated incidents (SIZES=100k,1M)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "crimecast needs Python 3.11, found " + sys.version.split()[0])'
@@ -61,6 +62,10 @@ dev: manifest
 
 bench: manifest
 	$(BIN)/python bench/run_bench.py
+
+SIZES ?= 100k,1M,10M
+bench-scale: manifest
+	$(BIN)/python bench/scale.py --sizes $(SIZES)
 
 clean:
 	rm -rf warehouse target logs .pytest_cache

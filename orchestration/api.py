@@ -3,8 +3,8 @@
 Endpoints: ``GET /health``, ``GET /series`` (what can be asked), ``GET /forecast`` (one
 series' forecasts of one run: the latest by default), OpenAPI docs at ``/docs``.
 
-* It reads the PUBLISHED copy (orchestration/publish.py; default
-  ``dashboards/sources/crimecast/crimecast.duckdb``, or ``CRIMECAST_PUBLISHED``), never the live
+* It reads the PUBLISHED copy (the ``published/warehouse`` asset; default
+  ``<warehouse dir>/published/crimecast.duckdb``, or ``CRIMECAST_PUBLISHED``), never the live
   warehouse, through a short-lived READ_ONLY connection per request: the pipeline is never
   blocked and a re-publication (atomic rename) is picked up by the next request.
 * Every query is parameterized; user input never becomes SQL text.
@@ -34,7 +34,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from orchestration.config import REPO_ROOT
+from orchestration.config import settings
 from orchestration.publish import DEFAULT_TARGET
 
 EXEMPT_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
@@ -45,11 +45,13 @@ INTERVALS = ("lo_80", "hi_80", "lo_95", "hi_95")
 
 
 def published_path() -> Path:
-    value = os.environ.get("CRIMECAST_PUBLISHED", "").strip()
-    if not value:
+    """The run's published copy (``CRIMECAST_PUBLISHED``, default
+    ``<warehouse dir>/published/crimecast.duckdb``); the dashboards' copy when only
+    ``make dashboards`` has published."""
+    path = settings().published
+    if not path.exists() and DEFAULT_TARGET.exists() and not os.environ.get("CRIMECAST_PUBLISHED"):
         return DEFAULT_TARGET
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
+    return path
 
 
 # ---------------------------------------------------------------------------- rate limiting

@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.dbt import crimecast_dbt_assets, dbt_project
 from orchestration.assets.france import france_assets
 from orchestration.assets.ml import ml_forecasts
+from orchestration.assets.publish import publish_assets
 from orchestration.assets.raw import raw_incidents
 from orchestration.assets.saopaulo import saopaulo_assets
 from orchestration.assets.serving import dashboards_site, serving_assets
@@ -24,6 +25,7 @@ ALL_ASSETS = [
     ml_forecasts,
     *france_assets,
     *saopaulo_assets,
+    *publish_assets,
 ]
 
 refresh_all = dg.define_asset_job(

@@ -172,9 +172,9 @@ def cleaned_corpus() -> dict[str, dict[str, bytes]]:
             # UTF-8 with a byte-order mark
             "houston_b_bom.csv": b"\xef\xbb\xbf" + csv_text(HH, houston_ok(2, 20)).encode(),
             # latin-1 beside UTF-8 files (mixed encodings in one folder)
-            "houston_c_latin1.csv": csv_text(
-                HH, [houston_row(hour="5", offense="theft")]
-            ).replace("main st", "calle peñasco").encode("latin-1"),
+            "houston_c_latin1.csv": csv_text(HH, [houston_row(hour="5", offense="theft")])
+            .replace("main st", "calle peñasco")
+            .encode("latin-1"),
             # dates: unparseable, year 1900, far future, hour 25
             "houston_d_dates.csv": csv_text(
                 HH,
@@ -190,9 +190,12 @@ def cleaned_corpus() -> dict[str, dict[str, bytes]]:
             "houston_e_republished.csv": csv_text(HH, h_base).encode(),
             # a record and its reversal (-1): both kept, they net to zero
             "houston_f_reversal.csv": csv_text(
-                HH, [houston_row(hour="3", beat="19H10"), houston_row(hour="3", beat="19H10",
-                                                                      number="-1")]
-            ).encode(),  # fmt: skip
+                HH,
+                [
+                    houston_row(hour="3", beat="19H10"),
+                    houston_row(hour="3", beat="19H10", number="-1"),
+                ],
+            ).encode(),
             # missing area (beat UNK → no digits) and missing category
             "houston_g_missing.csv": csv_text(
                 HH, [houston_row(beat="UNK"), houston_row(offense="")]

@@ -21,10 +21,7 @@ last good state):
 * ``freshness``: the newest incident of every source is at most ``CRIMECAST_MAX_DATA_AGE_DAYS``
   days older than its load time. Unset (the default, e.g. for the historical sample data), the
   check only reports the age, with severity WARN.
-
-Add ``publish_assets`` to the Definitions (orchestration/definitions.py).
 """
-
 
 import os
 import time
@@ -53,36 +50,19 @@ _DBT_MODELS = (
 
 
 def _upstream() -> list[dg.AssetKey]:
-    """Every ml.* asset and the marts of the graph, found from the other asset modules (an
-    asset another branch has not merged yet is simply not waited for)."""
-    keys: list[dg.AssetKey] = [
-        dg.AssetKey(["raw", "source_files"]),
-        dg.AssetKey(["raw", "sources"]),
-    ]
-    try:
-        from dagster_dbt import get_asset_key_for_model
+    """The marts readers use and every ml.* asset of the graph: the copy is published only
+    after all of them succeeded in the run."""
+    from dagster_dbt import get_asset_key_for_model
 
-        from orchestration.assets.dbt import crimecast_dbt_assets
+    from orchestration.assets.dbt import crimecast_dbt_assets
+    from orchestration.assets.france import france_assets
+    from orchestration.assets.ml import ml_forecasts
+    from orchestration.assets.saopaulo import saopaulo_assets
 
-        for model in _DBT_MODELS:
-            try:
-                keys.append(get_asset_key_for_model([crimecast_dbt_assets], model))
-            except Exception:  # model not in this manifest
-                continue
-    except Exception:  # pragma: no cover - dbt project unavailable
-        pass
-    for module, attr in (
-        ("orchestration.assets.ml", "ml_forecasts"),
-        ("orchestration.assets.france", "france_assets"),
-        ("orchestration.assets.saopaulo", "saopaulo_assets"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[attr])
-            defs = getattr(mod, attr)
-        except Exception:
-            continue
-        for d in defs if isinstance(defs, list) else [defs]:
-            keys += [k for k in getattr(d, "keys", []) if k.path[0] == "ml"]
+    keys = [dg.AssetKey(["raw", "source_files"]), dg.AssetKey(["raw", "sources"])]
+    keys += [get_asset_key_for_model([crimecast_dbt_assets], m) for m in _DBT_MODELS]
+    for d in [ml_forecasts, *france_assets, *saopaulo_assets]:
+        keys += [k for k in d.keys if k.path[0] == "ml"]
     return list(dict.fromkeys(keys))
 
 
@@ -163,7 +143,7 @@ def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
     except Exception:  # an instance without check history: no baseline
         return {}
     for record in records:
-        if record.run_id == context.run_id or record.event is None:
+        if record.run_id == context.run.run_id or record.event is None:
             continue
         data = getattr(record.event.dagster_event, "event_specific_data", None)
         value = (getattr(data, "metadata", None) or {}).get("by_source")

@@ -1,6 +1,7 @@
 """Serving: the Evidence dashboard site over a published, read-only copy of the warehouse.
 
-Asset ``[dashboards, site]`` (group "serving"): publishes the copy
+Asset ``[dashboards, site]`` (group "serving"), downstream of ``[published, warehouse]``:
+copies the published copy to where Evidence reads it
 (orchestration/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``), then
 ``npm run sources`` and ``npm run build`` in ``dashboards/`` (``npm install`` first when
 ``node_modules`` is missing). The static site lands in ``dashboards/build/``.
@@ -8,8 +9,6 @@ Asset ``[dashboards, site]`` (group "serving"): publishes the copy
 ``CRIMECAST_SKIP_DASHBOARDS=1`` makes the asset log that it skipped and do nothing else (no
 copy, no npm): the in-process pipeline tests materialize every asset and must not spend a
 minute and 3 GB on a site build; tests/test_dashboards.py builds it on purpose.
-
-Add ``serving_assets`` to the Definitions (orchestration/definitions.py).
 """
 
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.config import REPO_ROOT
+from orchestration.config import REPO_ROOT, settings
 from orchestration.publish import DEFAULT_TARGET, publish_copy
 from orchestration.resources import WarehouseResource
 
@@ -30,30 +29,8 @@ BUILD_DIR = DASHBOARDS_DIR / "build"
 SITE = dg.AssetKey(["dashboards", "site"])
 SKIP_ENV = "CRIMECAST_SKIP_DASHBOARDS"
 
-_DBT_MODELS = ("daily_counts", "data_quality__cleaning", "france_annual_rates")
-_OTHER_DEPS = (
-    dg.AssetKey(["raw", "source_files"]),
-    dg.AssetKey(["raw", "sources"]),
-    dg.AssetKey(["ml", "forecasts"]),
-    dg.AssetKey(["ml", "backtest_metrics"]),
-    dg.AssetKey(["ml", "backtest_predictions"]),
-    dg.AssetKey(["ml", "france_forecasts"]),
-    dg.AssetKey(["ml", "saopaulo_place_probabilities"]),
-)
-
-
-def _site_deps() -> list[dg.AssetKey]:
-    from dagster_dbt import get_asset_key_for_model
-
-    from orchestration.assets.dbt import crimecast_dbt_assets
-
-    deps = []
-    for model in _DBT_MODELS:
-        try:
-            deps.append(get_asset_key_for_model([crimecast_dbt_assets], model))
-        except Exception:  # a model another branch has not merged yet: no edge, no failure
-            continue
-    return [*deps, *_OTHER_DEPS]
+# the published copy waits for every mart and ml asset of the run; the site waits for it
+_DEPS = [dg.AssetKey(["published", "warehouse"])]
 
 
 def skip_requested() -> bool:
@@ -106,9 +83,13 @@ def run_npm(args: list[str], log, cwd: Path = DASHBOARDS_DIR) -> float:
 
 
 def build_site(warehouse: Path, log) -> dict:
-    """Publish the copy and build the static site; returns timings and sizes."""
+    """Publish the copy Evidence reads and build the static site; returns timings and sizes.
+
+    The copy is taken from the run's published copy (``settings().published``) when there is
+    one, else from the warehouse itself (``make dashboards`` on its own)."""
     t0 = time.perf_counter()
-    published = publish_copy(warehouse, DEFAULT_TARGET)
+    run_copy = settings().published
+    published = publish_copy(run_copy if run_copy.exists() else warehouse, DEFAULT_TARGET)
     timings = {"publish_s": round(time.perf_counter() - t0, 1)}
     log.info(f"published {warehouse} -> {published}")
     if not (DASHBOARDS_DIR / "node_modules").is_dir():
@@ -128,7 +109,7 @@ def build_site(warehouse: Path, log) -> dict:
 
 @dg.asset(
     key=SITE,
-    deps=_site_deps(),
+    deps=_DEPS,
     group_name="serving",
     kinds={"evidence", "duckdb"},
     description="The Evidence dashboard site (dashboards/build/), built from a published "
