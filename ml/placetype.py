@@ -35,7 +35,9 @@ Neighbourhoods (1,285 in the real file, half with fewer than 5 records) enter th
 target encodings: the smoothed class frequencies of the neighbourhood (and of its crossings with
 offence and period, see :func:`features_for`) plus log(1 + records), computed out-of-fold
 (5 folds) on the training rows and from all training rows for the other rows, so no row sees
-its own label. Feature selection: see :func:`run` and docs/saopaulo.md.
+its own label. This holds for the published table too: its records are scored with
+:meth:`Design.scoring_matrix` (the training rows keep the out-of-fold encodings the model was
+fitted on). Feature selection: see :func:`run` and docs/saopaulo.md.
 """
 
 from __future__ import annotations
@@ -371,6 +373,21 @@ class Design:
                 blocks.append(self.codes[f][train if rows is None else rows][:, None])
         return np.column_stack(blocks)
 
+    def scoring_matrix(self, features: Sequence[str], train: np.ndarray) -> np.ndarray:
+        """Features of EVERY row (in row order) as a model fitted on ``train`` saw them: the
+        training rows get their out-of-fold target encodings (the very matrix the model was
+        fitted on), the other rows encodings from all training rows. No row's encoding includes
+        its own label (scoring all rows with ``matrix(features, train, all rows)`` would give the
+        training rows encodings that count their own label)."""
+        train = np.asarray(train)
+        fitted = self.matrix(features, train, None)
+        out = np.empty((len(self.y), fitted.shape[1]))
+        out[train] = fitted
+        others = np.setdiff1d(np.arange(len(self.y)), train)
+        if len(others):
+            out[others] = self.matrix(features, train, others)
+        return out
+
 
 @dataclass
 class FittedXGB:
@@ -380,9 +397,17 @@ class FittedXGB:
     val_log_loss: float
 
     def margins(self, design: Design, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        d = xgb.DMatrix(design.matrix(self.features, train, rows))
+        """Margins of ``rows`` (not in ``train``): target encodings from all training rows."""
+        return self.predict_margins(design.matrix(self.features, train, rows))
+
+    def margins_all(self, design: Design, train: np.ndarray) -> np.ndarray:
+        """Margins of every row, from :meth:`Design.scoring_matrix` (out-of-fold encodings for
+        the training rows)."""
+        return self.predict_margins(design.scoring_matrix(self.features, train))
+
+    def predict_margins(self, x: np.ndarray) -> np.ndarray:
         margins = self.booster.predict(
-            d, output_margin=True, iteration_range=(0, self.best_iteration + 1)
+            xgb.DMatrix(x), output_margin=True, iteration_range=(0, self.best_iteration + 1)
         )
         return np.asarray(margins, dtype="float64")
 
@@ -651,10 +676,18 @@ def run(
         calib.append(table)
     metrics = pd.DataFrame(metric_rows)
 
-    # ---- scored cells: mean calibrated probability over each cell's records, ≥ min records
-    all_rows = np.arange(len(df))
-    p_all = scaler.transform(final.margins(design, train, all_rows))
+    # ---- scored cells: mean calibrated probability over each cell's records, ≥ min records.
+    # Training rows are scored with their out-of-fold encodings (as the model was fitted), so
+    # no published probability uses a record's own label in its neighbourhood encodings.
+    p_all = scaler.transform(final.margins_all(design, train))
     probabilities = cell_probabilities(df, p_all, cfg.min_cell_records)
+    suppression = suppression_counts(df, cfg.min_cell_records)
+    log(
+        f"cells published={suppression['cells_published']} "
+        f"suppressed={suppression['cells_suppressed']} (< {cfg.min_cell_records} records); "
+        f"records published={suppression['records_published']} "
+        f"suppressed={suppression['records_suppressed']}"
+    )
 
     info = {
         "features": kept,
@@ -667,6 +700,7 @@ def run(
         "splits": {k: len(v) for k, v in s.items()},
         "records": len(df),
         "training_noise_sd": seed_sd,
+        "suppression": suppression,
         "seconds": round(time.perf_counter() - started, 1),
         "xgb_params": cfg.xgb_params,
     }
@@ -680,12 +714,34 @@ def _available(df: pd.DataFrame, column: str) -> bool:
     return column in df.columns and df[column].notna().any()
 
 
+def _cell_keys(df: pd.DataFrame) -> pd.DataFrame:
+    return df[CELL_KEYS].astype("string").fillna("(missing)").reset_index(drop=True)
+
+
+def suppression_counts(df: pd.DataFrame, min_records: int = 5) -> dict[str, int]:
+    """What the suppression rule of :func:`cell_probabilities` publishes and hides: cells and
+    records in all, in cells with ≥ ``min_records`` records (published) and in smaller cells
+    (suppressed). published + suppressed = total, for cells and for records."""
+    n = _cell_keys(df).groupby(CELL_KEYS, sort=False).size()
+    kept = n >= min_records
+    return {
+        "min_cell_records": int(min_records),
+        "cells_total": int(len(n)),
+        "cells_published": int(kept.sum()),
+        "cells_suppressed": int((~kept).sum()),
+        "records_total": int(n.sum()),
+        "records_published": int(n[kept].sum()),
+        "records_suppressed": int(n[~kept].sum()),
+    }
+
+
 def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int = 5) -> pd.DataFrame:
     """Place-type probabilities per (neighbourhood, weekday, period, brand) cell: the mean of
     the records' calibrated probabilities (so the offence mix observed in the cell is averaged
-    over). Cells with fewer than ``min_records`` records are suppressed. Long format: one row
-    per cell and place type, with the cell's record count and the place type's rank."""
-    keys = df[CELL_KEYS].astype("string").fillna("(missing)").reset_index(drop=True)
+    over). Cells with fewer than ``min_records`` records are suppressed (counted by
+    :func:`suppression_counts`). Long format: one row per cell and place type, with the cell's
+    record count and the place type's rank."""
+    keys = _cell_keys(df)
     wide = pd.concat([keys, pd.DataFrame(np.asarray(p, dtype="float64"), columns=CLASSES)], axis=1)
     grouped = wide.groupby(CELL_KEYS, sort=True)
     mean = grouped[CLASSES].mean()

@@ -74,7 +74,13 @@ def test_ml_asset_writes_tables_without_small_cells(tmp_path):
         e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
     }
     assert len(mats) == 4
-    assert mats[ML_PROBABILITIES]["cells"].value > 0
+    meta = {k: v.value for k, v in mats[ML_PROBABILITIES].items()}
+    assert meta["cells"] == meta["cells_published"] > 0
+    # Suppression is reported and adds up: published + suppressed = all cells / records.
+    assert meta["cells_published"] + meta["cells_suppressed"] == meta["cells_total"]
+    assert meta["records_published"] + meta["records_suppressed"] == meta["records_total"]
+    assert meta["records_total"] == len(records)
+    assert meta["cells_suppressed"] > 0 and meta["min_cell_records"] == 5
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         metrics = dict(con.execute("select model, log_loss from ml.saopaulo_metrics").fetchall())
@@ -94,6 +100,21 @@ def test_ml_asset_writes_tables_without_small_cells(tmp_path):
             """
         ).fetchone()[0]
         assert small == 0
+        # The reported counts match the warehouse: mart cells vs published cells.
+        cells_total, records_total = con.execute(
+            "select count(*), sum(n) from (select count(*) as n "
+            "from marts.saopaulo_phone_theft_records group by neighbourhood, weekday, period, "
+            "brand)"
+        ).fetchone()
+        cells_published, records_published = con.execute(
+            "select count(*), sum(n_records) from (select distinct neighbourhood, weekday, "
+            "period, brand, n_records from ml.saopaulo_place_probabilities)"
+        ).fetchone()
+        assert (cells_total, records_total) == (meta["cells_total"], meta["records_total"])
+        assert (cells_published, records_published) == (
+            meta["cells_published"],
+            meta["records_published"],
+        )
         bad_sums = con.execute(
             "select count(*) from (select sum(probability) as s "
             "from ml.saopaulo_place_probabilities group by neighbourhood, weekday, period, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,8 +34,45 @@ def sample_records(n: int = sample.N_RECORDS) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def result() -> pt.PlaceTypeResult:
-    return pt.run(sample_records(), pt.PlaceTypeConfig())
+def spied() -> SimpleNamespace:
+    """One run on the sample with transparent spies: which rows each ``FittedXGB.margins`` call
+    scored, what ``TemperatureScaler.fit`` received, the final refit (design, features, train
+    rows, model) and the per-record probabilities handed to ``cell_probabilities``."""
+    seen = SimpleNamespace(margins=[], scaler_fits=[], refits=[], cell_p=[])
+    margins, scaler_fit = pt.FittedXGB.margins, pt.TemperatureScaler.fit
+    refit, cells = pt.refit_xgb, pt.cell_probabilities
+
+    def spy_margins(self, design, train, rows):
+        out = margins(self, design, train, rows)
+        seen.margins.append((np.array(rows, copy=True), out))
+        return out
+
+    def spy_scaler_fit(self, logits, y):
+        seen.scaler_fits.append((logits, np.array(y, copy=True)))
+        return scaler_fit(self, logits, y)
+
+    def spy_refit(design, features, train, rounds, cfg):
+        model = refit(design, features, train, rounds, cfg)
+        seen.refits.append((design, list(features), np.array(train, copy=True), model))
+        return model
+
+    def spy_cells(df, p, min_records=5):
+        seen.cell_p.append(np.array(p, copy=True))
+        return cells(df, p, min_records)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pt.FittedXGB, "margins", spy_margins)
+        mp.setattr(pt.TemperatureScaler, "fit", spy_scaler_fit)
+        mp.setattr(pt, "refit_xgb", spy_refit)
+        mp.setattr(pt, "cell_probabilities", spy_cells)
+        seen.records = sample_records()
+        seen.result = pt.run(seen.records, pt.PlaceTypeConfig())
+    return seen
+
+
+@pytest.fixture(scope="module")
+def result(spied: SimpleNamespace) -> pt.PlaceTypeResult:
+    return spied.result
 
 
 def _miscalibrated(n: int, seed: int, sharpen: float):
@@ -120,6 +159,30 @@ def test_small_cells_are_suppressed():
     a = out[out["neighbourhood"] == "A"].set_index("place_type")["probability"]
     np.testing.assert_allclose(a[pt.CLASSES].to_numpy(), p[:5].mean(axis=0), atol=1e-12)
     assert sorted(out.loc[out["neighbourhood"] == "A", "rank"]) == list(range(1, pt.K + 1))
+    # What was suppressed is counted: (B, Apple) with 4 records and (C, Apple) with 4.
+    counts = pt.suppression_counts(df, min_records=5)
+    assert counts == {
+        "min_cell_records": 5,
+        "cells_total": 4,
+        "cells_published": 2,
+        "cells_suppressed": 2,
+        "records_total": 18,
+        "records_published": 10,
+        "records_suppressed": 8,
+    }
+    assert counts["cells_published"] == len(cells)
+    assert counts["records_published"] == cells["n_records"].sum()
+
+
+def _assert_suppression_adds_up(counts: dict, probabilities: pd.DataFrame, records: int) -> None:
+    published = probabilities.drop_duplicates(pt.CELL_KEYS)
+    assert counts["cells_published"] + counts["cells_suppressed"] == counts["cells_total"]
+    assert counts["records_published"] + counts["records_suppressed"] == counts["records_total"]
+    assert counts["records_total"] == records
+    assert counts["cells_published"] == len(published)
+    assert counts["records_published"] == published["n_records"].sum()
+    assert counts["cells_suppressed"] > 0 and counts["records_suppressed"] > 0
+    assert counts["records_suppressed"] < counts["min_cell_records"] * counts["cells_suppressed"]
 
 
 def test_run_on_sample(result: pt.PlaceTypeResult):
@@ -155,11 +218,82 @@ def test_run_on_sample(result: pt.PlaceTypeResult):
     sums = probs.groupby(pt.CELL_KEYS)["probability"].sum()
     np.testing.assert_allclose(sums, 1.0, atol=1e-9)
     assert (probs.groupby(pt.CELL_KEYS).size() == pt.K).all()
+    # Suppression is counted, and published + suppressed = every cell / record.
+    _assert_suppression_adds_up(result.info["suppression"], probs, len(sample_records()))
 
 
-def test_calibration_is_fitted_on_the_calibration_split_not_test():
-    y = pt.encode_target(sample_records()["place_type"])
+def _te_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A small deterministic design frame: 3 neighbourhoods plus "LONE" (one record, row 0)."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "neighbourhood": ["LONE"] + list(rng.choice(["A", "B", "C"], n - 1)),
+            "period": rng.choice(["MANHA", "NOITE"], n),
+            "weekday": rng.choice(["SEGUNDA", "SABADO"], n),
+            "brand": rng.choice(["Apple", "LG"], n),
+            "offence": rng.choice(["ROUBO", "FURTO"], n),
+            "age": rng.integers(18, 70, n),
+            "sex": rng.choice(["M", "F"], n),
+        }
+    )
+    return df, rng.integers(0, 3, n)
+
+
+def test_training_rows_published_encoding_does_not_use_their_own_label():
+    df, y = _te_frame(60, 7)
+    cfg = pt.PlaceTypeConfig()
+    train, others = np.arange(40), np.arange(40, 60)
+    feats = pt.features_for(["neighbourhood", "offence", "period", "brand"])
+
+    def design(labels: np.ndarray) -> pt.Design:
+        return pt.Design(df, labels, 5.0, cfg)
+
+    base = design(y).scoring_matrix(feats, train)
+    # The training rows get exactly the out-of-fold matrix the model is fitted on; the other
+    # rows the encodings from all training rows.
+    np.testing.assert_array_equal(base[train], design(y).matrix(feats, train, None))
+    np.testing.assert_array_equal(base[others], design(y).matrix(feats, train, others))
+    # A training row's features do not change when its own label does.
+    for i in (0, 13, 39):
+        flipped = y.copy()
+        flipped[i] = (y[i] + 1) % pt.K
+        np.testing.assert_array_equal(design(flipped).scoring_matrix(feats, train)[i], base[i])
+        # ... whereas in-sample encodings (all training rows, the old scoring) do count it.
+        in_sample = design(flipped).matrix(feats, train, np.arange(60))[i]
+        assert not np.array_equal(in_sample, design(y).matrix(feats, train, np.arange(60))[i])
+    # The only record of its neighbourhood: no other record to encode it from.
+    log_n = design(y).columns(feats).index("neighbourhood_log_n")
+    assert base[0, log_n] == 0.0
+    assert design(y).matrix(feats, train, np.arange(60))[0, log_n] == pytest.approx(np.log(2))
+
+
+def test_published_probabilities_score_training_rows_as_fitted(spied: SimpleNamespace):
+    design, features, train, model = spied.refits[0]  # the final model (refitted on fit + val)
+    assert features == spied.result.info["model_features"]
+    (p,) = spied.cell_p
+    temperature = spied.result.info["temperature"]
+    # Training rows: the out-of-fold matrix the booster was trained on, never in-sample.
+    fitted = model.predict_margins(design.matrix(features, train, None))
+    np.testing.assert_allclose(p[train], pt.softmax(fitted / temperature), atol=1e-12)
+    in_sample = model.predict_margins(design.matrix(features, train, train))
+    assert not np.allclose(p[train], pt.softmax(in_sample / temperature), atol=1e-6)
+    # Every other row (cal and test): encodings from all training rows.
+    others = np.setdiff1d(np.arange(len(p)), train)
+    rest = model.predict_margins(design.matrix(features, train, others))
+    np.testing.assert_allclose(p[others], pt.softmax(rest / temperature), atol=1e-12)
+
+
+def test_calibration_is_fitted_on_the_calibration_split_not_test(spied: SimpleNamespace):
+    y = pt.encode_target(spied.records["place_type"])
     s = pt.split_indices(y, pt.PlaceTypeConfig())
+    # Every temperature fit (xgboost, xgboost_no_offence) received the margins of exactly the
+    # cal rows, with their labels: the spied margins call that returned those very logits.
+    assert len(spied.scaler_fits) == 2
+    for logits, labels in spied.scaler_fits:
+        (rows,) = [rows for rows, out in spied.margins if out is logits]
+        np.testing.assert_array_equal(rows, s["cal"])
+        np.testing.assert_array_equal(labels, y[s["cal"]])
+        assert len(logits) == len(s["cal"])
     assert set(s["cal"]).isdisjoint(s["test"])
     assert set(s["cal"]).isdisjoint(s["fit"]) and set(s["val"]).isdisjoint(s["fit"])
     assert len(s["test"]) == pytest.approx(0.25 * len(y), abs=2)

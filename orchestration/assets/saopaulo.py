@@ -110,7 +110,8 @@ _DEPS = ["saopaulo_phone_theft_records", "saopaulo_data_quality"]
         dg.AssetSpec(
             ML_PROBABILITIES,
             description="Calibrated place-type probabilities per (neighbourhood, weekday, "
-            "period, brand) cell; cells built from fewer than 5 records are suppressed.",
+            "period, brand) cell; cells built from fewer than 5 records are suppressed (the "
+            "materialization metadata counts the cells and records published and suppressed).",
             group_name="ml",
             kinds={"duckdb"},
             deps=[_mart_key(m) for m in _DEPS],
@@ -158,6 +159,7 @@ def saopaulo_place_model(
         "top3_model": round(float(m.loc["xgboost", "top3"]), 4),
         "features": result.info["features"],
         "temperature": round(result.info["temperature"], 3),
+        "suppression": result.info["suppression"],
     }
     context.log.info(f"São Paulo place-type model: {summary}")
     yield dg.MaterializeResult(
@@ -180,14 +182,16 @@ def saopaulo_place_model(
             "kept_features": result.info["features"],
         },
     )
-    n_cells = result.probabilities[["neighbourhood", "weekday", "period", "brand"]]
+    # Suppression: cells (and their records) below min_cell_records are not published.
+    # published + suppressed = total (cells_total = distinct cells in the mart records).
+    suppressed = result.info["suppression"]
     yield dg.MaterializeResult(
         asset_key=ML_PROBABILITIES,
         metadata={
             "dagster/row_count": counts["saopaulo_place_probabilities"],
             "run_id": run_id,
-            "cells": len(n_cells.drop_duplicates()),
-            "min_cell_records": config.min_cell_records,
+            "cells": suppressed["cells_published"],
+            **suppressed,
         },
     )
 
