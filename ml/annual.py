@@ -16,9 +16,10 @@ the RATE per 100k:
 * global regressors (Ridge, RandomForest, HistGradientBoosting, XGBoost) that learn the LOG
   RATIO of the target year's rate to the origin's rate, ``ln((y + 1) / (last + 1))``, and
   forecast ``(last + 1)·exp(pred) − 1``. The log ratio makes series of very different levels
-  (homicides ≈ 1, thefts ≈ 1,000 per 100k) comparable, so one model can pool them; chosen over
-  the raw rate by validation. Samples are weighted by the origin's rate, so that the fitted
-  loss is close to the absolute error of the RATE the benchmark scores.
+  (homicides ≈ 1, thefts ≈ 1,000 per 100k) comparable, so one model can pool them. This target
+  is a design choice made on that reasoning: no raw-rate target is implemented or compared on
+  validation years (docs/france.md). Samples are weighted by the origin's rate, so that the
+  fitted loss is close to the absolute error of the RATE the benchmark scores.
 
 Splits (``SPLITS``): train ≤ 2023 → test 2024 (h = 1) and train ≤ 2021 → test 2022–2024
 (h = 1..3). Hyper-parameters (and the ``selected`` model) are chosen on validation years

@@ -1,4 +1,13 @@
-"""Operational forecast: the next ``horizon`` days after the last observed day, recursively."""
+"""Forecasts of the next ``horizon`` days after each series' last observed day.
+
+* :func:`forecast_direct` is the OPERATIONAL forecast (``ml/pipeline.py`` calls it; see
+  docs/forecasting.md, "Protocol"): step h uses the direct model of the smallest backtested
+  horizon >= h (:func:`horizon_buckets`), refitted on all history with the h-step features of
+  :func:`ml.features.horizon_features`, so no forecast is fed back into the features.
+* :func:`forecast_recursive` is a library function kept for callers and tests: one fitted
+  one-step model forecasts day h from features that include its own forecasts of days
+  1 … h-1. The pipeline does not use it.
+"""
 
 from __future__ import annotations
 
