@@ -13,8 +13,8 @@ API process reading the live warehouse would block the pipeline (and vice versa)
 
 A reader therefore sees either the previous copy or the new one, never a half-written file.
 
-Only base tables are copied (views such as ``staging.stg_police__incidents`` refer to the
-warehouse by its catalog name and are not needed by readers). ``raw.incidents`` is left out by
+Only base tables are copied (views refer to the warehouse by its catalog name and are not
+needed by readers). ``raw.incidents`` is left out by
 default: it is the largest table by far and no reader needs it (``--with-incidents`` keeps it).
 
 The ``serving`` schema
@@ -25,7 +25,9 @@ whether or not the pipeline has produced it yet: a view over the real table when
 ``serving.availability`` says which is which, so a page can say "not available yet" instead of
 breaking the build. See docs/dashboards.md.
 
-CLI: ``python -m orchestration.publish [--warehouse PATH] [--target PATH]``.
+CLI: ``python -m orchestration.publish [--warehouse PATH] [--target PATH]`` (``make dashboards``);
+without ``--warehouse`` it copies the run's published copy (asset ``published/warehouse``) when
+there is one, so it never waits for a running pipeline.
 """
 
 from __future__ import annotations
@@ -430,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         "--warehouse",
         type=Path,
         default=None,
-        help="the live warehouse (default: $CRIMECAST_WAREHOUSE or warehouse/crimecast.duckdb)",
+        help="what to copy (default: the run's published copy when there is one, so that a "
+        "running pipeline is not in the way; else $CRIMECAST_WAREHOUSE or "
+        "warehouse/crimecast.duckdb)",
     )
     parser.add_argument(
         "--target",
@@ -442,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         "--with-incidents", action="store_true", help="also copy raw.incidents (large)"
     )
     args = parser.parse_args(argv)
-    warehouse = args.warehouse or settings().warehouse
+    run_copy = settings().published
+    warehouse = args.warehouse or (run_copy if run_copy.exists() else settings().warehouse)
     t0 = time.perf_counter()
     try:
         out = publish_copy(warehouse, args.target, with_incidents=args.with_incidents)

@@ -130,7 +130,8 @@ def _input_key(source: str) -> str:
 
 
 def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
-    """rows / input per source recorded by the last completed evaluation of this check."""
+    """rows / input per source recorded by the last PASSED evaluation of this check (a failed
+    one is no baseline: re-running the same shrunken input must fail again)."""
     from dagster._core.storage.asset_check_execution_record import (
         AssetCheckExecutionRecordStatus as Status,
     )
@@ -138,7 +139,7 @@ def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
     key = dg.AssetCheckKey(RAW_INCIDENTS, "volume")
     try:
         records = context.instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=5, status={Status.SUCCEEDED, Status.FAILED}
+            key, limit=5, status={Status.SUCCEEDED}
         )
     except Exception:  # an instance without check history: no baseline
         return {}
@@ -195,7 +196,7 @@ def raw_incidents_volume(
             s: 0 for s in configured if s not in now
         }
     inputs = {s: _input_key(s) for s in now}
-    max_shrink = _env_number(SHRINK_ENV, 20.0) or 20.0
+    max_shrink = float(_env_number(SHRINK_ENV, 20.0))
     problems = volume_problems(now, inputs, _previous_volume(context), max_shrink)
     return dg.AssetCheckResult(
         passed=not problems,
