@@ -1,5 +1,12 @@
--- Nothing is dropped silently: per source, the rows read from raw.incidents equal the rows kept
--- plus the rows dropped for every reason, in data_quality__cleaning and against the models.
+-- Nothing is dropped silently. Per source, every row of raw.incidents is accounted for once:
+--   rows read = rows in the marts + rows on the partial last day + rows of series not selected
+--             + rows dropped by cleaning (every reason),
+-- checked against the models, not against data_quality__cleaning's own totals: the rows read
+-- are counted in raw.incidents, the rows kept in int_incidents, and the rows in the marts are
+-- the int_incidents rows that fall on a daily_counts row (same series and day). daily_counts
+-- holds net counts (a -1 reversal cancels its record), so on that side the net incident_count
+-- is compared: the sum of daily_counts.incident_count = the net incident_count of those rows
+-- = net_incidents_in_marts. Returns the sources that do not reconcile.
 {{ config(meta={'dagster': {'ref': {'name': 'data_quality__cleaning'}}}) }}
 
 with
@@ -8,7 +15,7 @@ raw_rows as (
 
     select
         source,
-        count(*) as rows_in_raw
+        count(*) as n_rows
     from {{ source('raw', 'incidents') }}
     group by source
 
@@ -18,9 +25,37 @@ kept_rows as (
 
     select
         source,
-        count(*) as rows_in_int_incidents
+        count(*) as n_rows
     from {{ ref('int_incidents') }}
     group by source
+
+),
+
+daily_totals as (
+
+    select
+        source,
+        sum(incident_count) as net_incidents
+    from {{ ref('daily_counts') }}
+    group by source
+
+),
+
+-- kept rows that a daily_counts row counts
+rows_in_marts as (
+
+    select
+        incidents.source,
+        count(*) as n_rows,
+        sum(incidents.incident_count) as net_incidents
+    from {{ ref('int_incidents') }} as incidents
+    inner join {{ ref('daily_counts') }} as counts
+        on
+            incidents.source = counts.source
+            and incidents.area = counts.area
+            and incidents.category = counts.category
+            and incidents.occurred_date = counts.date
+    group by incidents.source
 
 ),
 
@@ -31,33 +66,84 @@ cleaning as (
         max(rows_read) as rows_read,
         max(rows_kept) as rows_kept,
         max(rows_dropped) as rows_dropped,
-        sum(case when status = 'kept' then rows else 0 end) as sum_kept,
+        max(rows_in_marts) as rows_in_marts,
+        max(rows_partial_last_day) as rows_partial_last_day,
+        max(rows_series_not_selected) as rows_series_not_selected,
+        max(net_incidents_in_marts) as net_incidents_in_marts,
         sum(case when status = 'dropped' then rows else 0 end) as sum_dropped,
-        count(distinct rows_read) as n_rows_read_values
+        -- the per-source totals must be the same on every row of the source
+        count(distinct [
+            rows_read,
+            rows_kept,
+            rows_dropped,
+            rows_in_marts,
+            rows_partial_last_day,
+            rows_series_not_selected,
+            net_incidents_in_marts
+        ]) as n_total_versions
     from {{ ref('data_quality__cleaning') }}
     group by source
 
+),
+
+sources as (
+
+    select source from raw_rows
+    union
+    select source from cleaning
+    union
+    select source from daily_totals
+
+),
+
+checked as (
+
+    select
+        sources.source,
+        coalesce(raw_rows.n_rows, 0) as rows_in_raw,
+        coalesce(kept_rows.n_rows, 0) as rows_in_int_incidents,
+        coalesce(rows_in_marts.n_rows, 0) as rows_counted_in_daily_counts,
+        coalesce(rows_in_marts.net_incidents, 0) as net_incidents_of_those_rows,
+        coalesce(daily_totals.net_incidents, 0) as daily_counts_net_incidents,
+        cleaning.rows_read,
+        cleaning.rows_kept,
+        cleaning.rows_dropped,
+        cleaning.sum_dropped,
+        cleaning.rows_in_marts,
+        cleaning.rows_partial_last_day,
+        cleaning.rows_series_not_selected,
+        cleaning.net_incidents_in_marts,
+        cleaning.n_total_versions
+    from sources
+    left join raw_rows
+        on sources.source = raw_rows.source
+    left join kept_rows
+        on sources.source = kept_rows.source
+    left join rows_in_marts
+        on sources.source = rows_in_marts.source
+    left join daily_totals
+        on sources.source = daily_totals.source
+    left join cleaning
+        on sources.source = cleaning.source
+
 )
 
-select
-    raw_rows.source,
-    raw_rows.rows_in_raw,
-    kept_rows.rows_in_int_incidents,
-    cleaning.rows_read,
-    cleaning.rows_kept,
-    cleaning.rows_dropped,
-    cleaning.sum_kept,
-    cleaning.sum_dropped
-from raw_rows
-left join kept_rows
-    on raw_rows.source = kept_rows.source
-left join cleaning
-    on raw_rows.source = cleaning.source
+select *
+from checked
 where
-    cleaning.source is null
-    or cleaning.n_rows_read_values != 1
-    or cleaning.rows_read != raw_rows.rows_in_raw
-    or cleaning.rows_read != cleaning.rows_kept + cleaning.rows_dropped
-    or cleaning.rows_kept != cleaning.sum_kept
-    or cleaning.rows_dropped != cleaning.sum_dropped
-    or cleaning.rows_kept != coalesce(kept_rows.rows_in_int_incidents, 0)
+    rows_read is null
+    or n_total_versions != 1
+    -- every row read: in the marts, or removed for a counted reason
+    or rows_in_raw
+    != rows_counted_in_daily_counts
+    + rows_partial_last_day
+    + rows_series_not_selected
+    + sum_dropped
+    -- the totals readers use
+    or rows_read != rows_in_raw
+    or rows_kept != rows_in_int_incidents
+    or rows_dropped != sum_dropped
+    or rows_in_marts != rows_counted_in_daily_counts
+    -- the marts hold exactly the net incidents of those rows
+    or daily_counts_net_incidents != net_incidents_of_those_rows
+    or net_incidents_in_marts != daily_counts_net_incidents
