@@ -243,7 +243,8 @@ def horizon_features(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     target day's and stay as they are. Adds ``horizon`` and ``origin`` (``ds - horizon`` days)
     and ``noise_lambda`` (the target day's own one-step ``roll_mean_28``: the λ of the Poisson
     noise floor, identical for every horizon). For ``horizon=1`` the feature columns are the
-    input's own (the mart's, when given the mart).
+    input's own (the mart's, when given the mart) where it has them, computed from ``y`` on the
+    rows it has none for (the future days of :func:`extend_future`).
     """
     out = frame.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
     out["ds"] = pd.to_datetime(out["ds"])
@@ -256,9 +257,11 @@ def horizon_features(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
         out["noise_lambda"] = out["roll_mean_28"].astype("float64")
     else:
         out["noise_lambda"] = window_features(values, ri, ci)["roll_mean_28"]
-    if horizon != 1 or not set(LAG_COLUMNS + ROLL_COLUMNS) <= set(out.columns):
-        for name, column in window_features(values, ri, ci, horizon=horizon).items():
-            out[name] = column
+    keep_own = horizon == 1 and set(LAG_COLUMNS + ROLL_COLUMNS) <= set(out.columns)
+    for name, column in window_features(values, ri, ci, horizon=horizon).items():
+        # h = 1 keeps the input's own (the mart's) values; rows the input has no value for,
+        # such as the future days of extend_future, get them computed from y
+        out[name] = out[name].fillna(pd.Series(column, index=out.index)) if keep_own else column
     out["horizon"] = int(horizon)
     out["origin"] = out["ds"] - pd.Timedelta(days=horizon)
     return out

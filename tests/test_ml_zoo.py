@@ -10,7 +10,7 @@ import pytest
 
 from ml.backtest import BacktestPlan, rolling_backtest
 from ml.ets import HoltWintersModel, filter_states, fit_series
-from ml.features import FEATURE_COLUMNS, build_features, horizon_features
+from ml.features import FEATURE_COLUMNS, build_features, extend_future, horizon_features
 from ml.models import load_model
 from ml.zoo import PROFILES, make_model, model_factory
 
@@ -55,6 +55,24 @@ def test_horizon_features_are_what_is_known_at_the_origin(frame):
     assert row["day_of_week"] == day.dayofweek  # calendar of the target day
 
 
+def test_the_next_day_of_an_extended_frame_gets_its_features_from_the_history(frame):
+    """The operational h = 1 row (the day after the last) has no mart values: its lags and
+    windows must come from the history, not stay empty."""
+    fh = horizon_features(extend_future(frame, 3), 1)
+    sid = "src|a0|c1"
+    hist = frame[frame["series_id"] == sid].set_index("ds")["y"]
+    nxt = fh[(fh["series_id"] == sid) & (fh["ds"] == hist.index.max() + pd.Timedelta(days=1))]
+    (row,) = nxt.to_dict("records")
+    assert row["lag_1"] == hist.iloc[-1] and row["lag_7"] == hist.iloc[-7]
+    assert row["roll_mean_28"] == pytest.approx(hist.iloc[-28:].mean())
+    assert row["roll_std_7"] == pytest.approx(hist.iloc[-7:].std(ddof=1))
+    # the history rows keep their own (mart) values
+    known = fh[fh["y"].notna()]
+    pd.testing.assert_frame_equal(
+        known[FEATURE_COLUMNS].reset_index(drop=True), frame[FEATURE_COLUMNS]
+    )
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_every_model_has_the_interface_and_round_trips(name, frame, tmp_path):
     model = make_model(name, "lean")
@@ -65,8 +83,16 @@ def test_every_model_has_the_interface_and_round_trips(name, frame, tmp_path):
     model.fit(train, train["y"].to_numpy())
     point = model.predict(test)
     mean = model.predict_mean(test) if hasattr(model, "predict_mean") else point
-    assert len(point) == len(test) and np.isfinite(mean[test["roll_mean_28"].notna()]).all()
-    assert (np.nan_to_num(point) >= 0).all()
+    known = test["roll_mean_28"].notna().to_numpy()
+    assert known.all()  # 180 days of history before the test window: every feature is known
+    assert len(point) == len(test) and np.isfinite(point).all() and np.isfinite(mean).all()
+    # each series' expected level is on the scale of its actual counts (rates 0.8 … 3.1 / day)
+    level = test.assign(mean=mean).groupby("series_id")[["mean", "y"]].mean()
+    assert len(level) == 4
+    assert ((level["mean"] > 0.5 * level["y"]) & (level["mean"] < 2 * level["y"])).all(), level
+    # and the point forecast is about as accurate as the 28-day mean or better
+    y = test["y"].to_numpy()
+    assert np.abs(point - y).mean() < 1.25 * np.abs(test["roll_mean_28"].to_numpy() - y).mean()
     assert isinstance(model.get_params(), dict)
     path = model.save(tmp_path / f"{name}.json")
     again = load_model(path)
