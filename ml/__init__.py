@@ -28,14 +28,7 @@ from ml.models import (
     load_model,
 )
 from ml.pipeline import RunConfig, run_source
-from ml.runs import (
-    backtest_metrics_table,
-    backtest_predictions_table,
-    forecasts_table,
-    metrics_for,
-    model_run_record,
-    train_window,
-)
+from ml.runs import model_run_record, train_window
 
 __all__ = [
     "BacktestPlan",
@@ -59,19 +52,15 @@ __all__ = [
     "Mean28",
     "SeasonalNaive7",
     "XGBCountModel",
-    "backtest_metrics_table",
     "backtest_one_step",
-    "backtest_predictions_table",
     "build_features",
     "default_models",
     "fit_frame",
     "forecast_recursive",
-    "forecasts_table",
     "from_mart",
     "holidays_from_seed",
     "load_model",
     "mae",
-    "metrics_for",
     "model_run_record",
     "noise_floor_mae",
     "poisson_median",

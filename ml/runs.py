@@ -1,4 +1,4 @@
-"""Run records and the ``ml.*`` output frames of docs/architecture.md."""
+"""``ml.model_runs`` records: one row per fitted model, with its saved artifact."""
 
 from __future__ import annotations
 
@@ -11,102 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from ml.features import split_series_id
-from ml.metrics import METRIC_COLUMNS, score
-
-FORECASTS_COLUMNS = [
-    "run_id",
-    "as_of_date",
-    "source",
-    "area",
-    "category",
-    "series_id",
-    "date",
-    "horizon",
-    "model",
-    "forecast",
-]
-BACKTEST_PREDICTIONS_COLUMNS = [
-    "run_id",
-    "source",
-    "series_id",
-    "area",
-    "category",
-    "split",
-    "cutoff",
-    "date",
-    "horizon",
-    "model",
-    "prediction",
-    "actual",
-]
-BACKTEST_METRICS_COLUMNS = [
-    "run_id",
-    "source",
-    "split",
-    "cutoff",
-    "model",
-    "horizon",
-    *METRIC_COLUMNS,
-]
-MODEL_RUNS_COLUMNS = [
-    "run_id",
-    "started_at",
-    "source",
-    "model",
-    "params",
-    "train_start",
-    "train_end",
-    "cutoff",
-    "features",
-    "metrics",
-    "artifact_path",
-]
-
-
-def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    parts = split_series_id(frame["series_id"])
-    out = frame.copy()
-    for col in ("source", "area", "category"):
-        out[col] = parts[col].to_numpy()
-    return out
-
-
-def _dates(values) -> pd.Series:
-    return pd.to_datetime(values).dt.date
-
-
-def forecasts_table(forecasts: pd.DataFrame, run_id: str, as_of_date: date) -> pd.DataFrame:
-    """``ml.forecasts`` rows from :func:`ml.forecast.forecast_recursive` output."""
-    out = _with_keys(forecasts)
-    out["run_id"] = run_id
-    out["as_of_date"] = pd.Timestamp(as_of_date).date()
-    out["date"] = _dates(out["ds"])
-    return out[FORECASTS_COLUMNS].reset_index(drop=True)
-
-
-def backtest_predictions_table(
-    predictions: pd.DataFrame, run_id: str, split: str = "test"
-) -> pd.DataFrame:
-    """``ml.backtest_predictions`` rows from :func:`ml.backtest.backtest_one_step` output."""
-    out = _with_keys(predictions)
-    out["run_id"] = run_id
-    out["split"] = split
-    out["cutoff"] = _dates(out["cutoff"])
-    out["date"] = _dates(out["ds"])
-    return out[BACKTEST_PREDICTIONS_COLUMNS].reset_index(drop=True)
-
-
-def backtest_metrics_table(
-    predictions: pd.DataFrame, run_id: str, split: str = "test"
-) -> pd.DataFrame:
-    """``ml.backtest_metrics`` rows (per source, cutoff, model, horizon) from the predictions."""
-    metrics = score(_with_keys(predictions), by=["source", "cutoff", "model", "horizon"])
-    metrics["run_id"] = run_id
-    metrics["split"] = split
-    metrics["cutoff"] = _dates(metrics["cutoff"])
-    return metrics[BACKTEST_METRICS_COLUMNS].reset_index(drop=True)
 
 
 def train_window(frame: pd.DataFrame, cutoff: date | str | None = None) -> tuple[date, date]:
@@ -138,16 +42,6 @@ def _dumps(obj: Mapping[str, Any] | list | None) -> str:
     else:
         obj = [_json_value(v) for v in obj]
     return json.dumps(obj, sort_keys=isinstance(obj, dict), allow_nan=False)
-
-
-def metrics_for(metrics: pd.DataFrame, model: str, horizon: int | None = None) -> dict[str, Any]:
-    """The metric values of one model (and horizon) from a :func:`ml.metrics.score` frame."""
-    rows = metrics.loc[metrics["model"] == model]
-    if horizon is not None:
-        rows = rows.loc[rows["horizon"] == horizon]
-    if len(rows) != 1:
-        raise ValueError(f"expected one metrics row for {model!r}, found {len(rows)}")
-    return {k: _json_value(rows.iloc[0][k]) for k in METRIC_COLUMNS}
 
 
 def _safe(part: str) -> str:

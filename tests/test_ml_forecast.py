@@ -35,17 +35,25 @@ class Recorder:
         return self.inner.predict(X)
 
 
-def test_shapes_horizons_dates_and_non_negativity():
+def test_shapes_horizons_dates_and_plausible_values():
     hist = history()
     model = XGBCountModel(n_estimators=50).fit(build_features(hist), hist["y"])
     out = forecast_recursive(hist, model, horizon=28)
     assert list(out.columns) == FORECAST_COLUMNS
     assert len(out) == 3 * 28
     last = hist["ds"].max()
-    for _, g in out.groupby("series_id"):
+    values = out["forecast"].to_numpy()
+    assert np.isfinite(values).all()
+    # the default point forecast is the Poisson median of the expected count: a whole number
+    np.testing.assert_array_equal(values, np.round(values))
+    for sid, g in out.groupby("series_id"):
         assert g["horizon"].tolist() == list(range(1, 29))
         assert (g["ds"] == last + pd.to_timedelta(g["horizon"], unit="D")).all()
-    assert (out["forecast"] >= 0).all() and out["forecast"].notna().all()
+        y = hist.loc[hist.series_id == sid, "y"]
+        assert g["forecast"].max() <= y.max()  # never beyond what the series has seen
+        assert 0.5 * y.mean() < g["forecast"].mean() < 2 * y.mean()
+    # the pooled level matches the history's (rates 1, 2 and 3 → mean ≈ 2)
+    assert out["forecast"].mean() == pytest.approx(hist["y"].mean(), rel=0.25)
     assert (out["model"] == "xgboost").all()
     again = forecast_recursive(hist, model, horizon=28)
     pd.testing.assert_frame_equal(out, again)

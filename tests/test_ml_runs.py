@@ -1,43 +1,31 @@
-"""ml.runs: the ml.* output frames and model_runs records follow docs/architecture.md."""
+"""ml.runs: the training window and the ``ml.model_runs`` records that ml/pipeline.py writes."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml.backtest import backtest_one_step
+from ml.backtest import fit_frame
 from ml.features import build_features
-from ml.forecast import forecast_recursive
-from ml.models import Mean28, XGBCountModel
-from ml.runs import (
-    backtest_metrics_table,
-    backtest_predictions_table,
-    forecasts_table,
-    metrics_for,
-    model_run_record,
-    train_window,
-)
+from ml.models import Mean28, XGBCountModel, load_model
+from ml.runs import model_run_record, train_window
 
-# Column lists copied from docs/architecture.md (ML layer).
-CONTRACT = {
-    "forecasts": "run_id, as_of_date, source, area, category, series_id, date, horizon, model, "
-    "forecast",
-    "backtest_predictions": "run_id, source, series_id, area, category, split, cutoff, date, "
-    "horizon, model, prediction, actual",
-    "backtest_metrics": "run_id, source, split, cutoff, model, horizon, mae, rmse, n, "
-    "noise_floor_mae",
-    "model_runs": "run_id, started_at, source, model, params, train_start, train_end, cutoff, "
-    "features, metrics, artifact_path",
-}
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def cols(name: str) -> list[str]:
-    return [c.strip() for c in CONTRACT[name].split(",")]
+def documented_model_runs_columns() -> list[str]:
+    """The column list of ``ml.model_runs`` in docs/forecasting.md ("Tables")."""
+    text = (REPO_ROOT / "docs" / "forecasting.md").read_text(encoding="utf-8")
+    match = re.search(r"\*\*`ml\.model_runs`\*\* — (.+?)\n\n", text, flags=re.S)
+    assert match, "docs/forecasting.md lists no ml.model_runs columns"
+    listed = re.sub(r"\([^)]*\)", "", " ".join(match.group(1).split())).rstrip(".")
+    return [c.strip() for c in listed.split(",")]
 
 
 @pytest.fixture(scope="module")
@@ -51,53 +39,106 @@ def frame() -> pd.DataFrame:
     return build_features(pd.concat(parts, ignore_index=True))
 
 
-def test_output_tables_follow_the_contract(frame):
-    preds = backtest_one_step(frame, "2024-03-01", [Mean28()])
-    bp = backtest_predictions_table(preds, "run1", split="test")
-    assert list(bp.columns) == cols("backtest_predictions")
-    assert set(bp["source"]) == {"boston", "houston"}
-    row = bp[bp.series_id == "houston|10|theft"].iloc[0]
-    assert (row["area"], row["category"], row["cutoff"]) == ("10", "theft", date(2024, 3, 1))
+def test_train_window_is_the_known_days_before_the_cutoff(frame):
+    assert train_window(frame) == (date(2024, 1, 1), date(2024, 3, 30))
+    assert train_window(frame, "2024-03-01") == (date(2024, 1, 1), date(2024, 2, 29))
+    assert train_window(frame, date(2024, 3, 1)) == train_window(frame, "2024-03-01")
+    # days without a known count (future rows, a series that starts late) are not training days
+    future = pd.DataFrame(
+        {
+            "series_id": "boston|A1|Larceny",
+            "ds": pd.date_range("2024-03-31", periods=5),
+            "y": np.nan,
+        }
+    )
+    late = frame.assign(y=frame["y"].where(frame["ds"] >= "2024-01-10"))
+    assert train_window(pd.concat([late, future], ignore_index=True)) == (
+        date(2024, 1, 10),
+        date(2024, 3, 30),
+    )
+    with pytest.raises(ValueError, match="empty training window"):
+        train_window(frame, "2024-01-01")
 
-    bm = backtest_metrics_table(preds, "run1")
-    assert list(bm.columns) == cols("backtest_metrics")
-    assert bm.set_index("source")["n"].to_dict() == {"boston": 2 * 30, "houston": 30}
 
-    fc = forecasts_table(forecast_recursive(frame, Mean28(), horizon=3), "run1", date(2024, 3, 30))
-    assert list(fc.columns) == cols("forecasts")
-    assert len(fc) == 9 and fc["date"].min() == date(2024, 3, 31)
-
-
-def test_model_run_record_saves_the_artifact_and_serialises_json(frame, tmp_path):
+def test_model_run_record_as_the_pipeline_writes_it(frame, tmp_path):
     cutoff = "2024-03-01"
-    model = XGBCountModel(n_estimators=10)
-    preds = backtest_one_step(frame, cutoff, [model])
-    metrics = metrics_for(backtest_metrics_table(preds, "r").query("source == 'boston'"), "xgboost")
+    model = fit_frame(XGBCountModel(n_estimators=10), frame, before=cutoff)
     start, end = train_window(frame, cutoff)
-    assert (start, end) == (date(2024, 1, 1), date(2024, 2, 29))
+    started = datetime(2024, 3, 31, 12, 0, 0)
+    # metrics as ml.pipeline._model_runs builds them: numpy scalars from a leaderboard row,
+    # a missing value and the list of validation cutoffs
+    board = pd.DataFrame({"mae": [1.25], "n": [60], "coverage_80": [np.nan]})
+    row = board.iloc[0]
+    metrics = {k: row[k] for k in board.columns} | {"cv_cutoffs": ["2024-02-01", "2024-02-15"]}
 
     rec = model_run_record(
         run_id="r/1",
         source="boston",
         model=model,
+        name="xgboost",
+        artifact_name="xgboost_h7",
         train_start=start,
         train_end=end,
         cutoff=cutoff,
-        metrics={**metrics, "extra": float("nan")},
+        metrics=metrics,
         artifact_dir=tmp_path,
+        started_at=started,
     )
-    assert list(rec) == cols("model_runs")
+    # the pipeline adds horizon and role to each record
+    assert [*rec, "horizon", "role"] == documented_model_runs_columns()
+    assert rec["run_id"] == "r/1" and rec["source"] == "boston" and rec["model"] == "xgboost"
+    assert rec["started_at"] == started
+    assert (rec["train_start"], rec["train_end"]) == (date(2024, 1, 1), date(2024, 2, 29))
     assert rec["cutoff"] == date(2024, 3, 1)
+
     params = json.loads(rec["params"])
     assert params["objective"] == "count:poisson" and params["n_estimators"] == 10
-    assert json.loads(rec["features"])[0] == "lag_1"
-    loaded = json.loads(rec["metrics"])
-    assert loaded["n"] == metrics["n"] and loaded["extra"] is None
-    path = rec["artifact_path"]
-    assert path.startswith(str(tmp_path)) and path.endswith("boston/xgboost.json")
-    assert "learner" in json.loads(Path(path).read_text())  # xgboost save_model JSON
+    assert "features" not in params  # they have their own column
+    assert json.loads(rec["features"]) == model.features and model.features[0] == "lag_1"
+    assert json.loads(rec["metrics"]) == {
+        "coverage_80": None,  # NaN is not JSON
+        "cv_cutoffs": ["2024-02-01", "2024-02-15"],
+        "mae": 1.25,
+        "n": 60,
+    }
+    assert rec["metrics"].index('"coverage_80"') < rec["metrics"].index('"n"')  # sorted keys
 
-    no_artifact = model_run_record(
-        run_id="r", source="boston", model=Mean28(), train_start=start, train_end=end, cutoff=None
+    # <artifact_dir>/<run_id, made path-safe>/<source>/<artifact_name>.json, absolute
+    path = Path(rec["artifact_path"])
+    assert path == (tmp_path / "r_1" / "boston" / "xgboost_h7.json").resolve()
+    assert "learner" in json.loads(path.read_text())  # xgboost save_model JSON
+    np.testing.assert_allclose(load_model(path).predict_mean(frame), model.predict_mean(frame))
+
+
+def test_operational_record_without_artifact_or_metrics(frame):
+    start, end = train_window(frame)
+    rec = model_run_record(
+        run_id="r", source="houston", model=Mean28(), train_start=start, train_end=end, cutoff=None
     )
-    assert no_artifact["artifact_path"] is None and no_artifact["metrics"] == "null"
+    assert rec["model"] == "mean_28"  # the model's own name when none is given
+    assert rec["cutoff"] is None and rec["artifact_path"] is None
+    assert rec["metrics"] == "null"
+    assert json.loads(rec["params"]) == {"type": "Mean28", "column": "roll_mean_28"}
+    assert json.loads(rec["features"]) == ["roll_mean_28"]
+    assert isinstance(rec["started_at"], datetime) and rec["started_at"].tzinfo is None
+
+
+def test_record_of_a_model_without_name_params_or_features(tmp_path):
+    class Spec:  # like the pipeline's ensemble spec, but bare
+        def save(self, path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+            return path
+
+    rec = model_run_record(
+        run_id="r",
+        source="boston",
+        model=Spec(),
+        train_start=None,
+        train_end=None,
+        cutoff=None,
+        artifact_dir=tmp_path,
+    )
+    assert rec["model"] == "Spec"
+    assert rec["params"] == "{}" and rec["features"] == "[]"
+    assert rec["artifact_path"] == str((tmp_path / "r" / "boston" / "Spec.json").resolve())

@@ -83,17 +83,50 @@ def test_forecasts_cover_every_series_for_the_horizon(built: Path):
     rows = _query(
         built,
         "select f.source, count(distinct f.series_id), min(f.horizon), max(f.horizon), "
-        "min(f.forecast), bool_and(f.date = f.as_of_date + f.horizon::int) "
+        "bool_and(coalesce(isfinite(f.forecast) and isfinite(f.forecast_mean), false)), "
+        "bool_and(coalesce(f.forecast_lo_95 <= f.forecast_lo_80 and f.forecast_lo_80 <= f.forecast"
+        " and f.forecast <= f.forecast_hi_80 and f.forecast_hi_80 <= f.forecast_hi_95, false)), "
+        "bool_and(f.date = f.as_of_date + f.horizon::int) "
         "from ml.forecasts f group by f.source",
     )
     series = dict(
         _query(built, "select source, count(distinct series_id) from marts.daily_counts group by 1")
     )
-    for source, n_series, hmin, hmax, fmin, dates_ok in rows:
+    assert {r[0] for r in rows} == set(series)
+    for source, n_series, hmin, hmax, finite, nested, dates_ok in rows:
         assert n_series == series[source]
         assert (hmin, hmax) == (1, 28)
-        assert fmin >= 0
+        assert finite, f"{source}: a forecast is NaN or infinite"
+        assert nested, f"{source}: point forecast outside its 80 % band, or 80 % not inside 95 %"
         assert dates_ok
+    # the expected counts are on the scale of the recent history (mean of the last 56 observed
+    # days): per series, the mean over the 28 forecast days is within (recent mean + 1) of it,
+    # and per source and horizon, the forecast total is within a factor 2 of the recent total
+    recent = (
+        "with last as (select source, max(date) as d from marts.daily_counts group by 1), "
+        "recent as (select c.source, c.series_id, avg(c.incident_count) as m "
+        "  from marts.daily_counts c join last using (source) where c.date > last.d - 56 "
+        "  group by 1, 2) "
+    )
+    per_series = _query(
+        built,
+        recent + "select r.source, count(*), max(abs(f.fm - r.m) / (r.m + 1)) from recent r "
+        "join (select series_id, avg(forecast_mean) as fm from ml.forecasts group by 1) f "
+        "using (series_id) group by 1",
+    )
+    assert {r[0] for r in per_series} == set(series)
+    for source, n_series, worst in per_series:
+        assert n_series == series[source]
+        assert worst < 1, f"{source}: a series' forecast is far from its recent level"
+    per_horizon = _query(
+        built,
+        recent + "select r.source, f.horizon, count(*), sum(f.forecast_mean) / sum(r.m) "
+        "from recent r join ml.forecasts f using (series_id) group by 1, 2 order by 1, 2",
+    )
+    assert len(per_horizon) == 28 * len(series)
+    for source, horizon, n_series, ratio in per_horizon:
+        assert n_series == series[source]
+        assert 0.5 < ratio < 2, f"{source}, horizon {horizon}: {ratio:.2f}× the recent total"
 
 
 def test_backtest_is_out_of_sample_and_scored_beside_baselines(built: Path):

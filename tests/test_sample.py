@@ -183,9 +183,21 @@ def test_houston_sample_schema_and_counts(samples: dict[str, list[Path]]) -> Non
     rev = df[number == -1]
     assert 50 < len(rev) < 0.01 * len(df)
     key = [c for c in HOUSTON_COLUMNS if c != "number"]
-    originals = df[number == 1].merge(rev[key].drop_duplicates(), on=key)
-    assert len(originals) >= len(rev.drop_duplicates(subset=key))
-    assert rev.index.min() > originals.index.min() if len(originals.index) else True
+    # every reversal repeats an identical `number` = 1 record that comes EARLIER in the data
+    first_original = (
+        df[number == 1]
+        .rename_axis("original_row")
+        .reset_index()
+        .groupby(key, dropna=False)["original_row"]
+        .min()
+        .reset_index()
+    )
+    matched = (
+        rev.rename_axis("reversal_row").reset_index().merge(first_original, on=key, how="left")
+    )
+    assert len(matched) == len(rev)
+    assert matched["original_row"].notna().all(), "a reversal without an original record"
+    assert (matched["original_row"] < matched["reversal_row"]).all()
 
 
 def test_scale_and_years(tmp_path: Path) -> None:

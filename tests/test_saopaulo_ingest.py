@@ -159,9 +159,21 @@ def test_url_with_bad_content_names_the_url(tmp_path, warehouse_con, http_folder
 def test_parse_does_not_touch_an_open_transaction_on_success(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
-        _load(con, None, tmp_path)
-        con.execute("select 1").fetchone()  # connection usable, no dangling transaction
+        result = _load(con, None, tmp_path)
+        assert result.rows == sample.N_RECORDS
+        # committed: another connection to the same database sees every row ...
+        other = con.cursor()
+        try:
+            n = other.execute("select count(*) from raw.saopaulo_phone_thefts").fetchone()[0]
+        finally:
+            other.close()
+        assert n == sample.N_RECORDS
+        # ... and no transaction is left open: a new one starts, and rolling it back
+        # undoes only its own change, not the load
         con.execute("begin transaction")
-        con.execute("commit")
+        con.execute("delete from raw.saopaulo_phone_thefts")
+        con.execute("rollback")
+        count = con.execute("select count(*) from raw.saopaulo_phone_thefts").fetchone()[0]
+        assert count == sample.N_RECORDS
     finally:
         con.close()
