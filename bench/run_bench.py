@@ -133,6 +133,108 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+README = REPO / "README.md"
+MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _f(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def readme_summary(results: list[dict]) -> str:
+    """Compact tables of ``results`` for the README (the full ones are bench/results.md)."""
+    out: list[str] = []
+    incident = [d for d, *_ in INCIDENT_SETS if any(r["dataset"] == d for r in results)]
+    for name, _source, rel, _cut, description in INCIDENT_SETS:
+        if name not in incident:
+            continue
+        rows = [r for r in results if r["dataset"] == name]
+        hs = sorted({r["horizon"] for r in rows})
+        by = {(r["model"], r["horizon"]): r for r in rows}
+        order = sorted(
+            {r["model"] for r in rows}, key=lambda m: by.get((m, hs[0]), {}).get("mae", 9e9)
+        )
+        out += [
+            f"**{description}** (`{rel}`, {rows[0]['split']}; MAE of daily counts, test split; "
+            "coverage of the 80 % / 95 % intervals)",
+            "",
+            "| model | "
+            + " | ".join(f"MAE h={h}" for h in hs)
+            + " | "
+            + " | ".join(f"cover 80/95 h={h}" for h in hs)
+            + " |",
+            "|---|" + "---:|" * (2 * len(hs)),
+        ]
+        for m in order:
+            maes = [_f(by.get((m, h), {}).get("mae")) for h in hs]
+            covs = []
+            for h in hs:
+                r = by.get((m, h), {})
+                covs.append(
+                    f"{r['coverage_80']:.3f} / {r['coverage_95']:.3f}" if "coverage_80" in r else ""
+                )
+            label = f"**{m}**" if m == "champion" else m
+            out.append(f"| {label} | " + " | ".join(maes) + " | " + " | ".join(covs) + " |")
+        floors = [_f(by.get(("mean_28", h), {}).get("noise_floor_mae")) for h in hs]
+        out.append("| *noise floor* | " + " | ".join(floors) + " |" + " |" * len(hs))
+        champs = "; ".join(
+            f"h={h}: {by[('champion', h)].get('champions', '')}"
+            for h in hs
+            if ("champion", h) in by
+        )
+        out += ["", f"Champion per series (chosen on validation folds only): {champs}.", ""]
+    france = [r for r in results if r["dataset"].startswith("france")]
+    if france:
+        out += [
+            "**France, SSMSI** (rate per 100,000 inhabitants, all indicators × geographies; "
+            "test years never seen in training)",
+            "",
+            "| dataset | split | last value MAE (MAPE %) | best model on test | MAE (MAPE %) | "
+            "vs last value | chosen on validation | its MAE |",
+            "|---|---|---:|---|---:|---:|---|---:|",
+        ]
+        for d in dict.fromkeys(r["dataset"] for r in france):
+            rows = [r for r in france if r["dataset"] == d]
+            lv = next(r for r in rows if r["model"] == "last_value")
+            best = min(rows, key=lambda r: r["mae"])
+            sel = next((r for r in rows if r.get("selected")), None)
+            out.append(
+                f"| {d} | {lv['split']} | {lv['mae']:.2f} ({lv['mape']:.1f}) | {best['model']} | "
+                f"{best['mae']:.2f} ({best['mape']:.1f}) | "
+                f"{100 * (best['mae'] / lv['mae'] - 1):+.1f} % | "
+                f"{sel['model'] if sel else ''} | {_f(sel['mae'] if sel else None, 2)} |"
+            )
+        out.append("")
+    sp = [r for r in results if r["dataset"] == "saopaulo"]
+    if sp:
+        out += [
+            "**São Paulo phone thefts 2023** (place type, 10 classes; held-out 25 %, stratified)",
+            "",
+            "| model | log loss | vs prior | Brier | top-1 | top-3 | macro F1 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        prior = next(r for r in sp if r["model"] == "prior")["log_loss"]
+        for r in sp:
+            out.append(
+                f"| {r['model']} | {r['log_loss']:.4f} | "
+                f"{100 * (r['log_loss'] / prior - 1):+.1f} % | "
+                f"{r['brier']:.4f} | {r['top1']:.3f} | {r['top3']:.3f} | {_f(r.get('macro_f1'))} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def update_readme(summary: str) -> bool:
+    """Replace the text between the bench markers of the README; False when they are absent."""
+    text = README.read_text()
+    if MARK_START not in text or MARK_END not in text:
+        return False
+    head, rest = text.split(MARK_START, 1)
+    _old, tail = rest.split(MARK_END, 1)
+    README.write_text(f"{head}{MARK_START}\n{summary}\n{MARK_END}{tail}")
+    return True
+
+
 def main() -> int:
     if not DATA.is_dir():
         print(f"no real data at {DATA}: set CRIMECAST_DATA to the folder of the extracts")
@@ -172,6 +274,8 @@ def main() -> int:
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (BENCH / "results.md").write_text(markdown(results))
     print(f"\nwrote {BENCH / 'results.json'} and {BENCH / 'results.md'}")
+    if update_readme(readme_summary(results)):
+        print(f"updated the benchmark tables of {README}")
     return 0
 
 
