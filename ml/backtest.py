@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ml.features import horizon_features
+from ml.features import MAX_LOOKBACK, horizon_features
 
 PREDICTION_COLUMNS = [
     "series_id",
@@ -130,6 +130,17 @@ class BacktestPlan:
     window: int = 28
     #: fit on the last ``train_days`` days before each cutoff only (None: all history)
     train_days: int | None = None
+
+    def history_start(self, test_cutoff) -> pd.Timestamp | None:
+        """First day of history any fit or feature of this plan reads (None: all history).
+
+        With ``train_days``, the earliest fit starts ``train_days`` before the first validation
+        cutoff, and its direct h-step features look back ``max(horizons)`` + the longest lag
+        (364 days) from there; rows before that day change no number of the run."""
+        if self.train_days is None:
+            return None
+        first = self.cv_cutoffs(test_cutoff)[0]
+        return first - pd.Timedelta(days=self.train_days + max(self.horizons) + MAX_LOOKBACK + 1)
 
     def cv_cutoffs(self, test_cutoff) -> list[pd.Timestamp]:
         """Ascending validation cutoffs: ``test_cutoff − (H − 1) − window·j``, j = n … 1."""

@@ -131,29 +131,32 @@ def select_champions(
         champ_mae = float(pooled.loc[0, "mae"])
         series_mean = g.groupby("series_id")["actual"].mean()
         cats = g.drop_duplicates("series_id").set_index("series_id")["category"]
+        # a sparse series is judged with the other sparse series of its category: its group key
+        sparse = {s: series_mean.get(s, 0.0) < sparse_mean for s in cats.index}
+        keys = {s: f"{source}|*|{cats[s]} (sparse)" if sparse[s] else s for s in cats.index}
         sids = wide.index.get_level_values("series_id")
+        row_keys = pd.Index(sids).map(keys)
+        groups = {
+            key: wide.iloc[pos]
+            for key, pos in pd.Series(range(len(wide))).groupby(row_keys.to_numpy()).indices.items()
+        }
+        decided: dict[str, tuple[str, str]] = {}
         for sid in sorted(g["series_id"].unique()):
-            sparse = series_mean.get(sid, 0.0) < sparse_mean
-            if sparse:
-                group = [
-                    s for s in cats.index if cats[s] == cats[sid] and series_mean[s] < sparse_mean
-                ]
-                mask = np.isin(sids, group)
-                key = f"{source}|*|{cats[sid]} (sparse)"
-            else:
-                mask = sids == sid
-                key = sid
-            w = wide[mask]
-            if w.empty:
+            key = keys[sid]
+            w = groups.get(key)
+            if w is None or w.empty:
                 continue
-            maes = w.mean().sort_values(kind="stable")
-            best = maes.index[0]
-            chosen, by = champ, "source"
-            if best != champ:
-                d = (w[champ] - w[best]).to_numpy()
-                se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
-                if d.mean() > z * se:
-                    chosen, by = best, "category_group" if sparse else "series"
+            if key not in decided:
+                maes = w.mean().sort_values(kind="stable")
+                best = maes.index[0]
+                chosen, by = champ, "source"
+                if best != champ:
+                    d = (w[champ] - w[best]).to_numpy()
+                    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
+                    if d.mean() > z * se:
+                        chosen, by = best, "category_group" if sparse[sid] else "series"
+                decided[key] = (chosen, by)
+            chosen, by = decided[key]
             rows.append(
                 {
                     "source": source,

@@ -176,6 +176,26 @@ def test_backtest_predictions_do_not_change_when_the_future_changes(frame):
     np.testing.assert_allclose(early["prediction_mean_a"], early["prediction_mean_b"])
 
 
+def test_history_before_the_plans_start_changes_nothing():
+    """The ML asset reads the mart from ``plan.history_start`` on: the rows before it must not
+    change a single prediction."""
+    full = synthetic(n_series=3, days=800, seed=1)
+    cutoff = full["ds"].max() - pd.Timedelta(days=29)
+    plan = BacktestPlan(horizons=(1, 7), n_cutoffs=2, window=7, train_days=28)
+    start = plan.history_start(cutoff)
+    assert start == plan.cv_cutoffs(cutoff)[0] - pd.Timedelta(days=28 + 7 + 364 + 1)
+    assert BacktestPlan().history_start(cutoff) is None  # no train_days: all history
+    trimmed = full[full["ds"] >= start].reset_index(drop=True)
+    assert len(trimmed) < len(full) / 1.5
+    names = ["mean_28", "xgboost", "poisson_glm"]
+    a, _ = rolling_backtest(full, model_factory(names, "lean"), cutoff, plan)
+    b, _ = rolling_backtest(trimmed, model_factory(names, "lean"), cutoff, plan)
+    key = ["model", "series_id", "ds", "horizon", "split"]
+    m = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    assert (m["_merge"] == "both").all() and len(m) == len(a) > 0
+    np.testing.assert_allclose(m["prediction_mean_a"], m["prediction_mean_b"])
+
+
 @pytest.mark.parametrize("name", ["xgboost", "poisson_glm"])
 def test_explanations_add_up_to_the_log_rate(name, frame):
     model = make_model(name, "lean")

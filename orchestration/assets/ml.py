@@ -133,16 +133,17 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     run_id = new_run_id(context.run_id)
     profile, plan = ml_profile()
     with warehouse.connect(read_only=True) as con:
-        mart = con.execute("select * from marts.daily_features order by series_id, date").df()
+        last_days = con.execute(
+            "select source, max(date) from marts.daily_features group by source order by source"
+        ).fetchall()
         seed = con.execute("select country, date from seeds.holidays").df()
         countries = dict(con.execute("select source, country from raw.sources").fetchall())
-    if mart.empty:
+    if not last_days:
         raise dg.Failure("marts.daily_features is empty: no series to forecast")
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in ML_TABLES}
     summaries = {}
     started = datetime.now(UTC).replace(tzinfo=None)
-    for source, part in mart.groupby("source", sort=True):
-        last_day = pd.to_datetime(part["date"]).max().date()
+    for source, last_day in last_days:
         cutoff = s.cutoff or (last_day - timedelta(days=TEST_DAYS - 1))
         config = RunConfig(
             run_id=run_id,
@@ -152,6 +153,18 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             plan=plan,
             artifacts_dir=s.artifacts_dir,
             started_at=started,
+        )
+        # only the history the profile's fits and features read (all of it without train_days)
+        start = config.effective_plan().history_start(cutoff)
+        with warehouse.connect(read_only=True) as con:
+            part = con.execute(
+                "select * from marts.daily_features where source = ? "
+                "and (?::date is null or date >= ?::date) order by series_id, date",
+                [source, *[start.date() if start is not None else None] * 2],
+            ).df()
+        context.log.info(
+            f"{source}: {len(part):,} mart rows read"
+            + (f" (from {start.date()}: train_days={plan.train_days})" if start else "")
         )
         holidays = holidays_from_seed(seed, countries.get(source))
         out, summary = run_source(source, part, holidays, config, log=context.log.info)
