@@ -27,7 +27,7 @@ INCIDENT_SETS = [
         "boston",
         "boston/crime_2016_2018_larceny.csv",
         "2018-06-01",
-        "Boston larceny, 12 districts, test 2018-06-01 … last full day, one step ahead",
+        "Boston larceny 2016–2018, 12 districts, test from 2018-06-01 to the last full day",
     ),
     (
         "houston_2010",
@@ -61,7 +61,11 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     from orchestration.assets.raw import raw_incidents
     from orchestration.definitions import ALL_ASSETS, build_resources
 
-    selection = dg.AssetSelection.assets(raw_incidents).downstream().upstream()
+    # the incident graph only: no published copy (it would pull in France and São Paulo)
+    incident = dg.AssetSelection.assets(raw_incidents).downstream() - dg.AssetSelection.groups(
+        "serving"
+    )
+    selection = incident.upstream()
     t0 = time.perf_counter()
     result = dg.materialize(ALL_ASSETS, selection=selection, resources=build_resources(warehouse))
     if not result.success:
@@ -134,7 +138,6 @@ def markdown(results: list[dict]) -> str:
 
 
 README = REPO / "README.md"
-MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def _f(value, digits: int = 3) -> str:
@@ -224,14 +227,16 @@ def readme_summary(results: list[dict]) -> str:
     return "\n".join(out)
 
 
-def update_readme(summary: str) -> bool:
-    """Replace the text between the bench markers of the README; False when they are absent."""
+def update_readme(summary: str, marker: str = "bench") -> bool:
+    """Replace the text between the README's ``<!-- {marker}:start/end -->`` comments; False
+    when they are absent."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     text = README.read_text()
-    if MARK_START not in text or MARK_END not in text:
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(MARK_START, 1)
-    _old, tail = rest.split(MARK_END, 1)
-    README.write_text(f"{head}{MARK_START}\n{summary}\n{MARK_END}{tail}")
+    head, rest = text.split(start, 1)
+    _old, tail = rest.split(end, 1)
+    README.write_text(f"{head}{start}\n{summary}\n{end}{tail}")
     return True
 
 
