@@ -58,7 +58,7 @@ test: lint unit
 
 dev: manifest
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 bench: manifest
 	$(BIN)/python bench/run_bench.py

@@ -51,9 +51,12 @@ daily_refresh = dg.ScheduleDefinition(
 
 
 def _dbt_executable() -> str:
-    """The dbt of this virtualenv, even when the venv is not activated."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    """The dbt of this virtualenv, even when the venv is not activated (``dagster dev`` may
+    start its code server through the resolved base interpreter, so look in ``sys.prefix``)."""
+    for folder in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+        if (folder / "dbt").exists():
+            return str(folder / "dbt")
+    return shutil.which("dbt") or "dbt"
 
 
 def build_resources(warehouse: str | Path | None = None) -> dict:
