@@ -45,7 +45,14 @@ def cmd_run(_args: argparse.Namespace) -> int:
     t_import = time.perf_counter() - t0
     instance = _instance()
     job = defs.resolve_job_def("refresh_all")
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
+    # event log, visible in `make dev`
+    level = os.environ.get("CRIMECAST_LOG_LEVEL", "INFO").upper()
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+    )
     total = time.perf_counter() - t0
     print()
     print("Stage timings (s):")
