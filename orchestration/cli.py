@@ -40,11 +40,12 @@ def step_timings(instance, run_id: str) -> list[tuple[str, float]]:
 
 def cmd_run(_args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_defs
 
     t_import = time.perf_counter() - t0
     instance = _instance()
-    job = defs.resolve_job_def("refresh_all")
+    # resources from the settings of this call (the module-level `defs` keeps those of import)
+    job = build_defs().resolve_job_def("refresh_all")
     # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
     # event log, visible in `make dev`
     level = os.environ.get("CRIMECAST_LOG_LEVEL", "INFO").upper()

@@ -66,11 +66,16 @@ def build_resources(warehouse: str | Path | None = None) -> dict:
     }
 
 
-defs = dg.Definitions(
-    assets=[*ALL_ASSETS, *serving_assets],
-    jobs=[refresh_all, refresh_dashboards],
-    schedules=[daily_refresh],
-    resources=build_resources(),
-    # DuckDB allows one writer: steps run one after another in one process.
-    executor=dg.in_process_executor,
-)
+def build_defs(warehouse: str | Path | None = None) -> dg.Definitions:
+    """The Definitions with resources for ``warehouse`` (default: the settings now)."""
+    return dg.Definitions(
+        assets=[*ALL_ASSETS, *serving_assets],
+        jobs=[refresh_all, refresh_dashboards],
+        schedules=[daily_refresh],
+        resources=build_resources(warehouse),
+        # DuckDB allows one writer: steps run one after another in one process.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_defs()

@@ -1,6 +1,8 @@
 """dbt models, seeds and tests as Dagster assets (dbt tests become asset checks)."""
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,6 +15,7 @@ from dagster_dbt import (
 )
 
 from orchestration.config import REPO_ROOT, export_for_dbt
+from orchestration.resources import WarehouseResource
 
 export_for_dbt()
 
@@ -45,5 +48,10 @@ class CrimecastTranslator(DagsterDbtTranslator):
     ),
     pool="warehouse_writer",
 )
-def crimecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def crimecast_dbt_assets(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    # dbt (profiles.yml) reads the warehouse path from the environment: give it the resource's,
+    # so that dbt and the Python assets always work on the same file
+    os.environ["CRIMECAST_WAREHOUSE"] = str(Path(warehouse.path).resolve())
     yield from dbt.cli(["build"], context=context).stream()
