@@ -108,6 +108,17 @@ def _common(cv: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     return wide[keep], sq[keep]
 
 
+def _choose(w: pd.DataFrame, champ: str, z: float) -> tuple[pd.DataFrame, str | None]:
+    """The group's validation errors ``w`` and the model that beats the source champion on
+    them by more than ``z`` standard errors of the paired difference (None: keep ``champ``)."""
+    best = w.mean().sort_values(kind="stable").index[0]
+    if best == champ:
+        return w, None
+    d = (w[champ] - w[best]).to_numpy()
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
+    return w, (best if d.mean() > z * se else None)
+
+
 def select_champions(
     cv: pd.DataFrame,
     candidates: Sequence[str] | None = None,
@@ -134,29 +145,16 @@ def select_champions(
         # a sparse series is judged with the other sparse series of its category: its group key
         sparse = {s: series_mean.get(s, 0.0) < sparse_mean for s in cats.index}
         keys = {s: f"{source}|*|{cats[s]} (sparse)" if sparse[s] else s for s in cats.index}
-        sids = wide.index.get_level_values("series_id")
-        row_keys = pd.Index(sids).map(keys)
-        groups = {
-            key: wide.iloc[pos]
-            for key, pos in pd.Series(range(len(wide))).groupby(row_keys.to_numpy()).indices.items()
-        }
-        decided: dict[str, tuple[str, str]] = {}
+        row_keys = pd.Index(wide.index.get_level_values("series_id")).map(keys)
+        decided = {key: _choose(w, champ, z) for key, w in wide.groupby(row_keys.to_numpy())}
         for sid in sorted(g["series_id"].unique()):
             key = keys[sid]
-            w = groups.get(key)
-            if w is None or w.empty:
-                continue
             if key not in decided:
-                maes = w.mean().sort_values(kind="stable")
-                best = maes.index[0]
-                chosen, by = champ, "source"
-                if best != champ:
-                    d = (w[champ] - w[best]).to_numpy()
-                    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
-                    if d.mean() > z * se:
-                        chosen, by = best, "category_group" if sparse[sid] else "series"
-                decided[key] = (chosen, by)
-            chosen, by = decided[key]
+                continue
+            w, best = decided[key]
+            chosen, by = champ, "source"
+            if best is not None:
+                chosen, by = best, "category_group" if sparse[sid] else "series"
             rows.append(
                 {
                     "source": source,

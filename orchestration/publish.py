@@ -391,6 +391,14 @@ def _snapshot(warehouse: Path, tmp: Path, with_incidents: bool) -> None:
         con.close()
 
 
+def copy_source(warehouse: Path | None = None) -> Path:
+    """What a reader's copy is made from: the run's published copy (``settings().published``)
+    when there is one, so that a running pipeline is never in the way; else ``warehouse``
+    (default: the configured warehouse)."""
+    run_copy = settings().published
+    return run_copy if run_copy.exists() else Path(warehouse or settings().warehouse)
+
+
 def publish_copy(warehouse: Path, target: Path, *, with_incidents: bool = False) -> Path:
     """Publish a consistent, read-only-use copy of ``warehouse`` at ``target``, atomically.
 
@@ -446,8 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "--with-incidents", action="store_true", help="also copy raw.incidents (large)"
     )
     args = parser.parse_args(argv)
-    run_copy = settings().published
-    warehouse = args.warehouse or (run_copy if run_copy.exists() else settings().warehouse)
+    warehouse = args.warehouse or copy_source()
     t0 = time.perf_counter()
     try:
         out = publish_copy(warehouse, args.target, with_incidents=args.with_incidents)

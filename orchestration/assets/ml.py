@@ -13,7 +13,7 @@ Environment (all optional):
 """
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -158,9 +158,9 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         start = config.effective_plan().history_start(cutoff)
         with warehouse.connect(read_only=True) as con:
             part = con.execute(
-                "select * from marts.daily_features where source = ? "
-                "and (?::date is null or date >= ?::date) order by series_id, date",
-                [source, *[start.date() if start is not None else None] * 2],
+                "select * from marts.daily_features where source = ? and date >= ? "
+                "order by series_id, date",
+                [source, start.date() if start is not None else date.min],
             ).df()
         context.log.info(
             f"{source}: {len(part):,} mart rows read"

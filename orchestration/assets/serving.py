@@ -20,8 +20,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.config import REPO_ROOT, settings
-from orchestration.publish import DEFAULT_TARGET, publish_copy
+from orchestration.config import REPO_ROOT
+from orchestration.publish import DEFAULT_TARGET, copy_source, publish_copy
 from orchestration.resources import WarehouseResource
 
 DASHBOARDS_DIR = REPO_ROOT / "dashboards"
@@ -85,11 +85,10 @@ def run_npm(args: list[str], log, cwd: Path = DASHBOARDS_DIR) -> float:
 def build_site(warehouse: Path, log) -> dict:
     """Publish the copy Evidence reads and build the static site; returns timings and sizes.
 
-    The copy is taken from the run's published copy (``settings().published``) when there is
-    one, else from the warehouse itself (``make dashboards`` on its own)."""
+    The copy is taken from :func:`orchestration.publish.copy_source`: the run's published copy,
+    else the warehouse itself."""
     t0 = time.perf_counter()
-    run_copy = settings().published
-    published = publish_copy(run_copy if run_copy.exists() else warehouse, DEFAULT_TARGET)
+    published = publish_copy(copy_source(warehouse), DEFAULT_TARGET)
     timings = {"publish_s": round(time.perf_counter() - t0, 1)}
     log.info(f"published {warehouse} -> {published}")
     if not (DASHBOARDS_DIR / "node_modules").is_dir():
