@@ -824,3 +824,44 @@ def test_real_houston_extract(
            where a.source = 'houston' and b.source = 'houston_utc'"""
     ).fetchone()
     assert agree[1] == 86314 and agree[0] >= 86300
+
+
+def test_unchanged_files_are_not_hashed_again(
+    tmp_path: Path, warehouse_con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's sha256 is reused while its size and mtime are unchanged (raw.file_hashes); a
+    new size or mtime, or a file modified in the last seconds, is hashed (and compared)."""
+    import os
+
+    from orchestration.ingest import loader
+
+    hashed: list[str] = []
+    real_sha256 = loader._sha256
+
+    def counting_sha256(item: Any) -> str:
+        hashed.append(Path(item.path).name)
+        return real_sha256(item)
+
+    monkeypatch.setattr(loader, "_sha256", counting_sha256)
+    m = make_mapping(tmp_path)
+    folder = tmp_path / "data"
+    old = write(folder / "old.csv", HEADER + "1,2024-01-05 10:30:00,A1,Theft,1,x\n")
+    os.utime(old, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    fresh = write(folder / "fresh.csv", HEADER + "2,2024-01-06 10:30:00,A1,Theft,1,x\n")
+    assert load_source(warehouse_con, m, str(folder)).rows_inserted == 2
+    assert sorted(hashed) == ["fresh.csv", "old.csv"]
+    cached = warehouse_con.execute("select file from raw.file_hashes").fetchall()
+    assert cached == [(str(old.resolve()),)]  # the fresh file is not cached yet
+
+    hashed.clear()
+    result = load_source(warehouse_con, m, str(folder))
+    assert hashed == ["fresh.csv"] and result.rows_inserted == 0
+    assert sorted(result.files_skipped) == sorted([str(old.resolve()), str(fresh.resolve())])
+
+    # same size, other content, other mtime: hashed again and replaced
+    write(old, HEADER + "1,2024-01-05 10:30:00,A1,Fraud,1,x\n")  # Theft → Fraud
+    os.utime(old, ns=(1_700_000_100_000_000_000, 1_700_000_100_000_000_000))
+    hashed.clear()
+    result = load_source(warehouse_con, m, str(folder))
+    assert "old.csv" in hashed and result.rows_inserted == 1 and result.rows_deleted == 1
+    assert rows(warehouse_con, "category_raw", "incident_id = '1'") == [("Fraud",)]
