@@ -11,6 +11,10 @@ The new file is what a daily extract brings, plus the cases that reach back into
   * a reversal (-1) of a record of an earlier day: an old daily count changes;
   * a republished record: the file name sorts before the original files, so in a full build
     the ORIGINAL row becomes the duplicate; the incremental build has to recompute it.
+
+What each build rewrote is logged in meta.incremental_builds (dbt_project/macros/
+incremental_builds.sql); the tests check those plans too, that a model left behind catches up
+at its next build, and what scoping the mart tests to the rewritten days means.
 """
 
 from __future__ import annotations
@@ -45,12 +49,18 @@ TABLES = (
 )
 
 
-def _dbt(warehouse: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _dbt(
+    warehouse: Path,
+    target: Path,
+    *args: str,
+    command: str = "build",
+    select: tuple[str, ...] = SELECT,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(REPO)}
     for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
         env.pop(var, None)
     return subprocess.run(
-        [DBT, "build", "--select", *SELECT, "--project-dir", ".", "--profiles-dir", ".",
+        [DBT, command, "--select", *select, "--project-dir", ".", "--profiles-dir", ".",
          "--target-path", str(target), "--log-path", str(target / "logs"), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -102,6 +112,22 @@ def _new_day_file(folder: Path, scratch: Path) -> Path:
     return path
 
 
+def _csv_dates(path: Path) -> list[date]:
+    """The days of a Houston file's rows (column `date`, m/d/yyyy)."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    days = []
+    for row in rows:
+        month, day, year = (int(x) for x in row["date"].split("/"))
+        days.append(date(year, month, day))
+    return days
+
+
+def rows_of_source(contents: dict[str, Counter[tuple]], source: str) -> list[tuple]:
+    """daily_counts rows of one source."""
+    return [row for row in contents["marts.daily_counts"] if row[0] == source]
+
+
 def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     incremental = tmp_path / "incremental" / "crimecast.duckdb"
     incremental.parent.mkdir()
@@ -122,8 +148,8 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     # the second build took the incremental path of every incremental model
     for model, marker in (
         ("staging/stg_police__incidents.sql", "new_files as ("),
-        ("marts/daily_counts.sql", "changed_days as ("),
-        ("marts/daily_features.sql", "code_changes as ("),
+        ("marts/daily_counts.sql", "meta.incremental_builds"),
+        ("marts/daily_features.sql", "meta.incremental_builds"),
     ):
         compiled = next((target / "compiled").rglob(model)).read_text()
         assert marker in compiled.replace('"', ""), f"{model} was not built incrementally"
@@ -131,9 +157,29 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     con = duckdb.connect(str(incremental), read_only=True)
     try:
         files = [r[0] for r in con.execute("select source_file from raw.source_files").fetchall()]
+        # the plans the second build logged: only what the new file reached back to
+        plans = {
+            (model, source): (from_day, status)
+            for model, source, from_day, status in con.execute(
+                "select model, source, from_day, status from meta.incremental_builds "
+                "where built_at = (select max(built_at) from meta.incremental_builds)"
+            ).fetchall()
+        }
     finally:
         con.close()
     assert str(new_file) in files
+    earliest_new = min(_csv_dates(new_file))
+    last_before = {
+        source: max(d for (_s, _id, _a, _c, d, *_rest) in rows_of_source(before, source))
+        for source in ("houston", "boston")
+    }
+    assert plans[("stg_police__incidents", "houston")] == (earliest_new, "built")
+    assert ("stg_police__incidents", "boston") not in plans  # no file of boston changed
+    for model in ("daily_counts", "daily_features"):
+        # houston from the reversal's day; boston only from the day after its last day
+        assert plans[(model, "houston")] == (earliest_new, "built"), plans
+        assert plans[(model, "boston")] == (last_before["boston"] + timedelta(days=1), "built")
+    assert earliest_new < last_before["houston"]  # the reversal reached back
 
     full = tmp_path / "full" / "crimecast.duckdb"
     full.parent.mkdir()
@@ -153,3 +199,92 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     # the new file changed what was built before (else the comparison proves little)
     for table in ("staging.stg_police__incidents", "marts.daily_counts", "marts.daily_features"):
         assert after[table] != before[table], f"{table} did not change"
+
+
+def _plans(warehouse: Path) -> dict[tuple[str, str], tuple[date, str]]:
+    """The plans of the latest dbt invocation in meta.incremental_builds."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            (model, source): (from_day, status)
+            for model, source, from_day, status in con.execute(
+                "select model, source, from_day, status from meta.incremental_builds "
+                "where built_at = (select max(built_at) from meta.incremental_builds)"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
+def _houston_warehouse(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A Houston sample warehouse built once (first build: everything)."""
+    warehouse = tmp_path / "w" / "crimecast.duckdb"
+    warehouse.parent.mkdir()
+    folder = tmp_path / "houston"
+    write_houston(folder, scale=0.3, start=HOUSTON_START, days=HOUSTON_DAYS)
+    _load(warehouse, "houston", folder)
+    target = tmp_path / "target"
+    first = _dbt(warehouse, target)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert _plans(warehouse)[("daily_counts", "*")] == (date(1, 1, 1), "built")
+    return warehouse, folder, target
+
+
+def test_a_model_left_behind_catches_up(tmp_path: Path) -> None:
+    """daily_features is not built while daily_counts takes two new files (say its build was
+    skipped after a failed test): at its next build it rebuilds from the earliest day of both,
+    and equals a full refresh."""
+    warehouse, folder, target = _houston_warehouse(tmp_path)
+    first_file = _new_day_file(folder, tmp_path / "scratch")  # reaches back (a reversal)
+    _load(warehouse, "houston", folder)
+    only_counts = _dbt(
+        warehouse, target, "--indirect-selection", "cautious", select=("+daily_counts",)
+    )
+    assert only_counts.returncode == 0, only_counts.stdout[-3000:]
+    assert ("daily_features", "houston") not in _plans(warehouse)
+
+    next_day = HOUSTON_START + timedelta(days=HOUSTON_DAYS + 1)
+    (generated,) = write_houston(tmp_path / "scratch2", scale=0.3, seed=8, start=next_day, days=1)
+    shutil.copyfile(generated, folder / f"houston_{HOUSTON_START.year}-1_next.csv")
+    _load(warehouse, "houston", folder)
+    both = _dbt(warehouse, target)
+    assert both.returncode == 0, both.stdout[-3000:]
+    plans = _plans(warehouse)
+    # daily_counts: only what the second file changed (the day before it became full)
+    assert plans[("daily_counts", "houston")] == (next_day - timedelta(days=1), "built")
+    # daily_features: also what it missed, back to the first file's earliest day
+    assert plans[("daily_features", "houston")] == (min(_csv_dates(first_file)), "built")
+
+    full = tmp_path / "full" / "crimecast.duckdb"
+    full.parent.mkdir()
+    shutil.copyfile(warehouse, full)
+    rebuilt = _dbt(full, tmp_path / "target_full", "--full-refresh")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    after, expected = _contents(warehouse), _contents(full)
+    for table in TABLES:
+        assert after[table] == expected[table], f"{table}: differs from --full-refresh"
+
+
+def test_incremental_build_tests_only_the_rewritten_days(tmp_path: Path) -> None:
+    """The trade-off of scoping the mart tests to the rewritten days (docs/reliability.md):
+    an old row broken behind dbt's back is not re-checked by an incremental build, and is
+    caught by a plain `dbt test` (every row) or a full refresh."""
+    warehouse, folder, target = _houston_warehouse(tmp_path)
+    con = duckdb.connect(str(warehouse))
+    try:
+        broken = con.execute(
+            "update marts.daily_counts set is_filled = true "
+            "where date = (select min(date) from marts.daily_counts) and incident_count > 0 "
+            "returning series_id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert broken
+    _new_day_file(folder, tmp_path / "scratch")
+    _load(warehouse, "houston", folder)
+    incremental = _dbt(warehouse, target)
+    assert incremental.returncode == 0, incremental.stdout[-3000:]
+
+    plain = _dbt(warehouse, target, command="test", select=("daily_counts",))
+    assert plain.returncode != 0
+    assert "FAIL" in plain.stdout and "not_is_filled_or_incident_count_0" in plain.stdout

@@ -1,12 +1,22 @@
 -- Every series of daily_counts is gap-free and covers its source's whole range: one row per
 -- day from the source's first day to its last full day (last day with data minus one).
+-- After an incremental build only the days it rewrote are checked (from rebuilt_from, see
+-- macros/incremental_builds.sql): they must run without a gap from that day (or the source's
+-- first day) to the last full day; the days before were checked when they were written.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
 
 with
 
+window_start as (
+
+    select {{ rebuilt_from('daily_counts') }} as from_day
+
+),
+
 counts as (
 
     select * from {{ ref('daily_counts') }}
+    where date >= (select window_start.from_day from window_start)
 
 ),
 
@@ -14,7 +24,7 @@ source_days as (
 
     select
         source,
-        min(occurred_date) as first_day,
+        greatest(min(occurred_date), (select window_start.from_day from window_start)) as first_day,
         max(occurred_date) as last_day
     from {{ ref('int_incidents') }}
     group by source

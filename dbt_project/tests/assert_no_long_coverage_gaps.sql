@@ -13,6 +13,8 @@ city_days as (
         date,
         sum(incident_count) as incidents
     from {{ ref('daily_counts') }}
+    -- after an incremental build: the days it rewrote and the week before them
+    where date >= {{ add_days(rebuilt_from('daily_counts'), -7) }}
     group by source, date
 
 ),

@@ -2,7 +2,7 @@
 -- (Houston); a reversal with nothing to reverse makes the day negative, which no model can
 -- forecast. Severity error: the build stops before daily_features (and so before ml and the
 -- published copy). Each result row names the raw file and data row of a negative record of
--- such a day.
+-- such a day. After an incremental build, the days it rewrote are checked.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
 
 with
@@ -16,7 +16,9 @@ negative_days as (
         date,
         incident_count
     from {{ ref('daily_counts') }}
-    where incident_count < 0
+    where
+        incident_count < 0
+        and {{ rebuilt_days('daily_counts') }}
 
 )
 

@@ -1,16 +1,19 @@
 {#-
     Every selected series (int_series) × every day from its source's first day to the source's
     last full day (last day with data minus one: extracts are cut mid-day), zero-filled.
-    incident_count sums incident_count (so -1 reversals are netted); is_filled is true where no
-    incident record existed that day.
+    incident_count sums incident_count (so -1 reversals are netted); n_records counts the kept
+    incident records (a reversal is a record); is_filled is true where there was none.
 
-    Incremental (delete+insert on series_id, date). Per source, the days to rebuild start at
-    `from_day`: the source's first day when the source is new, its first day moved or its set
-    of series changed; otherwise the first day whose fingerprint (sum of hash(series_id,
-    incident_count) over the recorded series-days) differs from the table's, or the day after
-    the table's last day, whichever is earlier. Rows outside a source's new range or of a series
-    no longer selected are deleted by the post-hook. The result equals a full refresh
-    (tests/test_reliability_incremental.py); `dbt build --full-refresh` rebuilds everything.
+    Incremental (delete+insert on series_id, date). Per source, every day from `from_day` on
+    is rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
+    daily_counts_plan), logged by the pre-hook in meta.incremental_builds: the source's first
+    day when the source is new, its first day moved or its set of series changed; otherwise
+    the earliest day stg_police__incidents rewrote since this table's last build, or the day
+    after the table's last day, whichever is earlier. Only the incidents from the earliest
+    from_day on are read. Rows of a series no longer selected, of a source gone or outside
+    their source's new range are deleted by the post-hooks. The
+    result equals a full refresh (tests/test_reliability_incremental.py); `dbt build
+    --full-refresh` rebuilds everything.
 -#}
 
 {{ config(
@@ -18,6 +21,7 @@
     incremental_strategy='delete+insert',
     unique_key=['series_id', 'date'],
     on_schema_change='fail',
+    pre_hook="{{ log_incremental_plan('daily_counts', daily_counts_plan()) }}",
     post_hook=[
         """
         delete from {{ this }}
@@ -40,13 +44,14 @@
         where
             t.source = r.source
             and (t.date < r.first_day or t.date > r.last_full_day)
-        """
+        """,
+        "{{ mark_built('daily_counts') }}"
     ]
 ) }}
 
 with
 
-incidents as (
+incidents as {{ inline_cte() }} (
 
     select * from {{ ref('int_incidents') }}
 
@@ -69,144 +74,11 @@ source_days as (
 
 ),
 
-daily as (
-
-    select
-        source,
-        area,
-        category,
-        occurred_date as date,
-        sum(incident_count) as incident_count
-    from incidents
-    group by source, area, category, occurred_date
-
-),
-
 {% if is_incremental() -%}
-
-recorded as (
-
-    select
-        series.source,
-        series.series_id,
-        daily.date,
-        cast(daily.incident_count as integer) as incident_count
-    from daily
-    inner join series
-        on
-            daily.source = series.source
-            and daily.area = series.area
-            and daily.category = series.category
-    inner join source_days
-        on
-            daily.source = source_days.source
-            and daily.date <= source_days.last_full_day
-
-),
-
-new_prints as (
-
-    select
-        source,
-        date,
-        sum(hash(series_id, incident_count)) as print
-    from recorded
-    group by source, date
-
-),
-
-old_prints as (
-
-    select
-        source,
-        date,
-        sum(hash(series_id, incident_count)) as print
-    from {{ this }}
-    where not is_filled
-    group by source, date
-
-),
-
-changed_days as (
-
-    select
-        coalesce(new_prints.source, old_prints.source) as source,
-        min(coalesce(new_prints.date, old_prints.date)) as first_changed_day
-    from new_prints
-    full outer join old_prints
-        on
-            new_prints.source = old_prints.source
-            and new_prints.date = old_prints.date
-    where new_prints.print is distinct from old_prints.print
-    group by coalesce(new_prints.source, old_prints.source)
-
-),
-
-old_ranges as (
-
-    select
-        source,
-        min(date) as first_day,
-        max(date) as last_day
-    from {{ this }}
-    group by source
-
-),
-
-series_changes as (
-
-    select distinct source
-    from (
-        (
-            select
-                source,
-                series_id
-            from series
-            except
-            select distinct
-                source,
-                series_id
-            from {{ this }}
-        )
-        union all
-        (
-            select distinct
-                source,
-                series_id
-            from {{ this }}
-            except
-            select
-                source,
-                series_id
-            from series
-        )
-    )
-
-),
 
 rebuild as (
 
-    select
-        source_days.source,
-        case
-            when
-                old_ranges.source is null
-                or old_ranges.first_day != source_days.first_day
-                or series_changes.source is not null
-                then source_days.first_day
-            else
-                least(
-                    coalesce(changed_days.first_changed_day, old_ranges.last_day + 1),
-                    old_ranges.last_day + 1
-                )
-        end as from_day
-    from source_days
-    left join old_ranges
-        on source_days.source = old_ranges.source
-    left join series_changes
-        on source_days.source = series_changes.source
-    left join changed_days
-        on source_days.source = changed_days.source
+    {{ build_plan('daily_counts') }}
 
 ),
 
@@ -222,6 +94,22 @@ rebuild as (
 ),
 
 {%- endif %}
+
+-- only the days being rebuilt are aggregated
+daily as (
+
+    select
+        source,
+        area,
+        category,
+        occurred_date as date,
+        sum(incident_count) as incident_count,
+        count(*) as n_records
+    from incidents
+    where occurred_date >= (select min(rebuild.from_day) from rebuild)
+    group by source, area, category, occurred_date
+
+),
 
 spine as (
 
@@ -261,6 +149,7 @@ final as (
         series_days.category,
         series_days.date,
         cast(coalesce(daily.incident_count, 0) as integer) as incident_count,
+        cast(coalesce(daily.n_records, 0) as integer) as n_records,
         daily.date is null as is_filled
     from series_days
     left join daily

@@ -6,12 +6,13 @@
     category_code are dense ranks over the selected series (int_series) of each source.
 
     Incremental (delete+insert on series_id, date). Per source, rows from `from_day` on are
-    rebuilt: the source's first day when the source is new or its area/category codes changed;
-    otherwise the first day whose daily_counts fingerprint (sum of hash(series_id,
-    incident_count)) differs from this table's, or the day after its last day. The windows read
-    daily_counts from from_day - 364 days (the longest lag), so every rebuilt row sees its whole
-    history. Rows no longer in daily_counts are deleted by the post-hook. A change of the
-    holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
+    rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
+    daily_features_plan), logged by the pre-hook in meta.incremental_builds: the source's first
+    day when the source is new or its area/category codes changed; otherwise the earliest day
+    daily_counts rewrote since this table's last build, or the day after its last day. The
+    windows read daily_counts from from_day - 364 days (the longest lag), so every rebuilt row
+    sees its whole history. Rows no longer in daily_counts are deleted by the post-hook. A
+    change of the holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
 -#}
 
 {{ config(
@@ -19,6 +20,7 @@
     incremental_strategy='delete+insert',
     unique_key=['series_id', 'date'],
     on_schema_change='fail',
+    pre_hook="{{ log_incremental_plan('daily_features', daily_features_plan()) }}",
     post_hook=[
         """
         delete from {{ this }}
@@ -28,22 +30,23 @@
         delete from {{ this }} as t
         using (
             select
-                series_id,
+                source,
                 min(date) as first_day,
                 max(date) as last_day
             from {{ ref('daily_counts') }}
-            group by series_id
+            group by source
         ) as r
         where
-            t.series_id = r.series_id
+            t.source = r.source
             and (t.date < r.first_day or t.date > r.last_day)
-        """
+        """,
+        "{{ mark_built('daily_features') }}"
     ]
 ) }}
 
 with
 
-all_counts as (
+all_counts as {{ inline_cte() }} (
 
     select * from {{ ref('daily_counts') }}
 
@@ -52,138 +55,15 @@ all_counts as (
 series_codes as (
 
     -- dense ranks over the few selected series, not over every daily row
-    select
-        source,
-        series_id,
-        cast(dense_rank() over (partition by source order by area) as integer) as area_code,
-        cast(dense_rank() over (partition by source order by category) as integer)
-            as category_code
-    from {{ ref('int_series') }}
-
-),
-
-source_ranges as (
-
-    select
-        source,
-        min(date) as first_day
-    from all_counts
-    group by source
+    {{ series_codes() }}
 
 ),
 
 {% if is_incremental() -%}
 
-new_prints as (
-
-    select
-        source,
-        date,
-        sum(hash(series_id, incident_count)) as print
-    from all_counts
-    group by source, date
-
-),
-
-old_prints as (
-
-    select
-        source,
-        date,
-        sum(hash(series_id, incident_count)) as print
-    from {{ this }}
-    group by source, date
-
-),
-
-changed_days as (
-
-    select
-        coalesce(new_prints.source, old_prints.source) as source,
-        min(coalesce(new_prints.date, old_prints.date)) as first_changed_day
-    from new_prints
-    full outer join old_prints
-        on
-            new_prints.source = old_prints.source
-            and new_prints.date = old_prints.date
-    where new_prints.print is distinct from old_prints.print
-    group by coalesce(new_prints.source, old_prints.source)
-
-),
-
-old_ranges as (
-
-    select
-        source,
-        min(date) as first_day,
-        max(date) as last_day
-    from {{ this }}
-    group by source
-
-),
-
-code_changes as (
-
-    select distinct source
-    from (
-        (
-            select
-                source,
-                series_id,
-                area_code,
-                category_code
-            from series_codes
-            except
-            select distinct
-                source,
-                series_id,
-                area_code,
-                category_code
-            from {{ this }}
-        )
-        union all
-        (
-            select distinct
-                source,
-                series_id,
-                area_code,
-                category_code
-            from {{ this }}
-            except
-            select
-                source,
-                series_id,
-                area_code,
-                category_code
-            from series_codes
-        )
-    )
-
-),
-
 rebuild as (
 
-    select
-        source_ranges.source,
-        case
-            when
-                old_ranges.source is null
-                or old_ranges.first_day != source_ranges.first_day
-                or code_changes.source is not null
-                then source_ranges.first_day
-            else
-                least(
-                    coalesce(changed_days.first_changed_day, old_ranges.last_day + 1),
-                    old_ranges.last_day + 1
-                )
-        end as from_day
-    from source_ranges
-    left join old_ranges
-        on source_ranges.source = old_ranges.source
-    left join code_changes
-        on source_ranges.source = code_changes.source
-    left join changed_days
-        on source_ranges.source = changed_days.source
+    {{ build_plan('daily_features') }}
 
 ),
 
@@ -193,8 +73,9 @@ rebuild as (
 
     select
         source,
-        first_day as from_day
-    from source_ranges
+        min(date) as from_day
+    from all_counts
+    group by source
 
 ),
 

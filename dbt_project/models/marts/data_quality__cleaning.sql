@@ -13,21 +13,23 @@
                                 mid-day, daily_counts ends at the day before;
       rows_series_not_selected  of a (source, area, category) series not in int_series (dbt
                                 vars series_preset, areas, categories);
-      rows_in_marts             the rest: their net incident_count is net_incidents_in_marts,
-                                the source's sum of daily_counts.incident_count.
-    The reconciliation against raw.incidents, int_incidents and daily_counts is tested by
-    assert_cleaning_counts_add_up.
+      rows_in_marts             the rest: their net incident_count is net_incidents_in_marts.
+    This model does not read daily_counts (it is built, and shows what cleaning did, even when
+    a test of daily_counts fails). That the marts hold exactly those rows is tested:
+    assert_cleaning_counts_add_up (rows_in_marts = the sum of daily_counts.n_records,
+    net_incidents_in_marts = the sum of daily_counts.incident_count, per source) and
+    assert_daily_counts_match_incidents (row by row, on the days a build rewrote).
 -#}
 
 with
 
-incidents as (
+incidents as {{ inline_cte() }} (
 
     select * from {{ ref('stg_police__incidents') }}
 
 ),
 
-kept_incidents as (
+kept_incidents as {{ inline_cte() }} (
 
     select * from {{ ref('int_incidents') }}
 
@@ -100,39 +102,52 @@ source_last_days as (
 
 ),
 
--- where each kept row ends up: counted once, the partial last day first (whatever the series)
-kept_outcomes as (
+-- kept rows per series and whether they fall on the last day: one pass over the incidents,
+-- then a join of those few rows to the selected series
+kept_by_series as (
 
     select
         kept_incidents.source,
-        kept_incidents.incident_count,
-        case
-            when kept_incidents.occurred_date = source_last_days.last_day
-                then 'partial_last_day'
-            when series.series_id is null then 'series_not_selected'
-            else 'in_marts'
-        end as outcome
+        kept_incidents.area,
+        kept_incidents.category,
+        kept_incidents.occurred_date = source_last_days.last_day as on_last_day,
+        count(*) as n_rows,
+        sum(kept_incidents.incident_count) as net_incidents
     from kept_incidents
     inner join source_last_days
         on kept_incidents.source = source_last_days.source
-    left join series
-        on
-            kept_incidents.source = series.source
-            and kept_incidents.area = series.area
-            and kept_incidents.category = series.category
+    group by
+        kept_incidents.source,
+        kept_incidents.area,
+        kept_incidents.category,
+        kept_incidents.occurred_date = source_last_days.last_day
 
 ),
 
+-- where each kept row ends up: counted once, the partial last day first (whatever the series)
 marts_totals as (
 
     select
-        source,
-        count(*) filter (where outcome = 'in_marts') as rows_in_marts,
-        count(*) filter (where outcome = 'partial_last_day') as rows_partial_last_day,
-        count(*) filter (where outcome = 'series_not_selected') as rows_series_not_selected,
-        sum(incident_count) filter (where outcome = 'in_marts') as net_incidents_in_marts
-    from kept_outcomes
-    group by source
+        kept_by_series.source,
+        sum(kept_by_series.n_rows) filter (
+            where not kept_by_series.on_last_day and series.series_id is not null
+        ) as rows_in_marts,
+        sum(kept_by_series.n_rows) filter (
+            where kept_by_series.on_last_day
+        ) as rows_partial_last_day,
+        sum(kept_by_series.n_rows) filter (
+            where not kept_by_series.on_last_day and series.series_id is null
+        ) as rows_series_not_selected,
+        sum(kept_by_series.net_incidents) filter (
+            where not kept_by_series.on_last_day and series.series_id is not null
+        ) as net_incidents_in_marts
+    from kept_by_series
+    left join series
+        on
+            kept_by_series.source = series.source
+            and kept_by_series.area = series.area
+            and kept_by_series.category = series.category
+    group by kept_by_series.source
 
 ),
 

@@ -13,6 +13,10 @@
     A change of the category_map seed, of the min year var or of this SQL needs
     `dbt build --full-refresh` (docs/reliability.md).
 
+    The pre-hook logs the first day each source's build rewrites (meta.incremental_builds,
+    macros/incremental_builds.sql): daily_counts rebuilds from there, not from a comparison
+    of every day.
+
     implausible_date: occurred before 1 January of var min_plausible_year (env
     CRIMECAST_MIN_YEAR, default 1990) or more than 14 hours after the row's load time (local
     wall-clock time can be at most UTC+14, loaded_at is UTC): a date in the future.
@@ -23,7 +27,11 @@
     incremental_strategy='delete+insert',
     unique_key=['source', 'source_file', 'source_row'],
     on_schema_change='fail',
-    post_hook="""
+    pre_hook="""
+        {{ log_incremental_plan('stg_police__incidents', stg_police__incidents_plan()) }}
+    """,
+    post_hook=[
+        """
         delete from {{ this }} as t
         where not exists (
             select 1 from {{ source('raw', 'source_files') }} as f
@@ -32,7 +40,9 @@
                 and f.source_sha256 = t.source_sha256
                 and f.loaded_at = t.loaded_at
         )
-    """
+        """,
+        "{{ mark_built('stg_police__incidents') }}"
+    ]
 ) }}
 
 {%- set min_year = var('min_plausible_year', env_var('CRIMECAST_MIN_YEAR', '1990')) | int %}
@@ -79,36 +89,38 @@ changed_groups as (
         t.source,
         t.occurred_at
     from {{ this }} as t
+    left join {{ source('raw', 'source_files') }} as f
+        on
+            t.source = f.source
+            and t.source_sha256 = f.source_sha256
+            and t.loaded_at = f.loaded_at
     where
         t.occurred_at is not null
-        and not exists (
-            select 1 from {{ source('raw', 'source_files') }} as f
-            where
-                f.source = t.source
-                and f.source_sha256 = t.source_sha256
-                and f.loaded_at = t.loaded_at
-        )
+        and f.source is null
 
 ),
 
+-- every row of a changed group, and the rows of new file versions without a timestamp (in no
+-- group); two disjoint sets
 source as (
 
     select r.*
     from {{ source('raw', 'incidents') }} as r
-    where
-        exists (
-            select 1 from new_files
-            where
-                new_files.source = r.source
-                and new_files.source_sha256 = r.source_sha256
-                and new_files.loaded_at = r.loaded_at
-        )
-        or exists (
-            select 1 from changed_groups
-            where
-                changed_groups.source = r.source
-                and changed_groups.occurred_at = r.occurred_at
-        )
+    inner join changed_groups
+        on
+            r.source = changed_groups.source
+            and r.occurred_at = changed_groups.occurred_at
+
+    union all
+
+    select r.*
+    from {{ source('raw', 'incidents') }} as r
+    inner join new_files
+        on
+            r.source = new_files.source
+            and r.source_sha256 = new_files.source_sha256
+            and r.loaded_at = new_files.loaded_at
+    where r.occurred_at is null
 
 ),
 
