@@ -90,6 +90,26 @@ def _contents(warehouse: Path) -> dict[str, Counter[tuple]]:
         con.close()
 
 
+def _assert_equals_full_refresh(
+    warehouse: Path, after: dict[str, Counter[tuple]], tmp_path: Path
+) -> None:
+    """A copy of `warehouse` rebuilt with --full-refresh has the tables `after` holds."""
+    full = tmp_path / "full" / "crimecast.duckdb"
+    full.parent.mkdir()
+    shutil.copyfile(warehouse, full)
+    rebuilt = _dbt(full, tmp_path / "target_full", "--full-refresh")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    expected = _contents(full)
+    for table in TABLES:
+        only_incremental = after[table] - expected[table]
+        only_full = expected[table] - after[table]
+        assert not only_incremental and not only_full, (
+            f"{table}: incremental build differs from --full-refresh; "
+            f"only in incremental {list(only_incremental.elements())[:5]}, "
+            f"only in full refresh {list(only_full.elements())[:5]}"
+        )
+
+
 def _new_day_file(folder: Path, scratch: Path) -> Path:
     """The next day's Houston file, with a late record, a reversal and a republished record."""
     last_day = HOUSTON_START + timedelta(days=HOUSTON_DAYS - 1)
@@ -110,6 +130,21 @@ def _new_day_file(folder: Path, scratch: Path) -> Path:
     with path.open("w", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows([header, *rows, late, reversal, republished])
     return path
+
+
+def _plans(warehouse: Path) -> dict[tuple[str, str], tuple[date, str]]:
+    """The plans of the latest dbt invocation in meta.incremental_builds."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            (model, source): (from_day, status)
+            for model, source, from_day, status in con.execute(
+                "select model, source, from_day, status from meta.incremental_builds "
+                "where built_at = (select max(built_at) from meta.incremental_builds)"
+            ).fetchall()
+        }
+    finally:
+        con.close()
 
 
 def _csv_dates(path: Path) -> list[date]:
@@ -157,17 +192,11 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     con = duckdb.connect(str(incremental), read_only=True)
     try:
         files = [r[0] for r in con.execute("select source_file from raw.source_files").fetchall()]
-        # the plans the second build logged: only what the new file reached back to
-        plans = {
-            (model, source): (from_day, status)
-            for model, source, from_day, status in con.execute(
-                "select model, source, from_day, status from meta.incremental_builds "
-                "where built_at = (select max(built_at) from meta.incremental_builds)"
-            ).fetchall()
-        }
     finally:
         con.close()
     assert str(new_file) in files
+    # the plans the second build logged: only what the new file reached back to
+    plans = _plans(incremental)
     earliest_new = min(_csv_dates(new_file))
     last_before = {
         source: max(d for (_s, _id, _a, _c, d, *_rest) in rows_of_source(before, source))
@@ -181,39 +210,10 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
         assert plans[(model, "boston")] == (last_before["boston"] + timedelta(days=1), "built")
     assert earliest_new < last_before["houston"]  # the reversal reached back
 
-    full = tmp_path / "full" / "crimecast.duckdb"
-    full.parent.mkdir()
-    shutil.copyfile(incremental, full)
-    rebuilt = _dbt(full, tmp_path / "target_full", "--full-refresh")
-    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
-    expected = _contents(full)
-
-    for table in TABLES:
-        only_incremental = after[table] - expected[table]
-        only_full = expected[table] - after[table]
-        assert not only_incremental and not only_full, (
-            f"{table}: incremental build differs from --full-refresh; "
-            f"only in incremental {list(only_incremental.elements())[:5]}, "
-            f"only in full refresh {list(only_full.elements())[:5]}"
-        )
+    _assert_equals_full_refresh(incremental, after, tmp_path)
     # the new file changed what was built before (else the comparison proves little)
     for table in ("staging.stg_police__incidents", "marts.daily_counts", "marts.daily_features"):
         assert after[table] != before[table], f"{table} did not change"
-
-
-def _plans(warehouse: Path) -> dict[tuple[str, str], tuple[date, str]]:
-    """The plans of the latest dbt invocation in meta.incremental_builds."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return {
-            (model, source): (from_day, status)
-            for model, source, from_day, status in con.execute(
-                "select model, source, from_day, status from meta.incremental_builds "
-                "where built_at = (select max(built_at) from meta.incremental_builds)"
-            ).fetchall()
-        }
-    finally:
-        con.close()
 
 
 def _houston_warehouse(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -255,14 +255,7 @@ def test_a_model_left_behind_catches_up(tmp_path: Path) -> None:
     # daily_features: also what it missed, back to the first file's earliest day
     assert plans[("daily_features", "houston")] == (min(_csv_dates(first_file)), "built")
 
-    full = tmp_path / "full" / "crimecast.duckdb"
-    full.parent.mkdir()
-    shutil.copyfile(warehouse, full)
-    rebuilt = _dbt(full, tmp_path / "target_full", "--full-refresh")
-    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
-    after, expected = _contents(warehouse), _contents(full)
-    for table in TABLES:
-        assert after[table] == expected[table], f"{table}: differs from --full-refresh"
+    _assert_equals_full_refresh(warehouse, _contents(warehouse), tmp_path)
 
 
 def test_incremental_build_tests_only_the_rewritten_days(tmp_path: Path) -> None:

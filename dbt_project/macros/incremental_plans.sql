@@ -16,7 +16,7 @@
             f.source_sha256,
             f.loaded_at
         from {{ source('raw', 'source_files') }} as f
-        anti join (
+        left join (
             select distinct
                 source,
                 source_sha256,
@@ -27,6 +27,7 @@
                 f.source = t.source
                 and f.source_sha256 = t.source_sha256
                 and f.loaded_at = t.loaded_at
+        where t.source is null
     ),
 
     changed as (
@@ -34,7 +35,7 @@
             r.source,
             min({{ to_date('r.occurred_at') }}) as from_day
         from {{ source('raw', 'incidents') }} as r
-        semi join new_files
+        inner join new_files
             on
                 r.source = new_files.source
                 and r.source_sha256 = new_files.source_sha256
@@ -47,11 +48,12 @@
             t.source,
             min(t.occurred_date) as from_day
         from {{ this }} as t
-        anti join {{ source('raw', 'source_files') }} as f
+        left join {{ source('raw', 'source_files') }} as f
             on
                 t.source = f.source
                 and t.source_sha256 = f.source_sha256
                 and t.loaded_at = f.loaded_at
+        where f.source is null
         group by t.source
     )
 
@@ -62,19 +64,20 @@
     group by source
 {%- endmacro %}
 
-{#- daily_counts: a source's first day when the source is new, its first day moved, its set
-    of selected series changed or this table was never built according to the log; otherwise
-    the earliest day staging rewrote since this table's last build, or the day after this
-    table's last day (its partial last day becomes full), whichever is earlier. -#}
-{% macro daily_counts_plan() -%}
+{#- The plan of a model built from an upstream incremental model, per source:
+      - the source's first day (first_days_sql: source, first_day) when the source is new to
+        this table, its first day moved, its set of `keys` changed (current_keys_sql: source
+        and the key columns, against this table's rows on each source's last day: every
+        series of a source covers the source's whole range, so one day has them all), the
+        upstream was rebuilt in full ('*') or this table was never built according to the log;
+      - otherwise the earliest day the upstream rewrote since this table's last build, or the
+        day after this table's last day (its last day moves on), whichever is earlier. -#}
+{% macro downstream_plan(upstream, consumer, first_days_sql, current_keys_sql, keys) -%}
+    {%- set key_list = keys | join(', ') -%}
     with
 
-    source_days as (
-        select
-            source,
-            min(occurred_date) as first_day
-        from {{ ref('int_incidents') }}
-        group by source
+    first_days as (
+        {{ first_days_sql }}
     ),
 
     old_ranges as (
@@ -86,13 +89,10 @@
         group by source
     ),
 
-    -- the series of this table: those on its sources' last days (every series of a source
-    -- covers the source's whole range, assert_daily_counts_have_no_missing_day), read from
-    -- one day instead of the whole table
-    built_series as (
+    built_keys as (
         select
             t.source,
-            t.series_id
+            {% for key in keys %}t.{{ key }}{{ ", " if not loop.last }}{% endfor %}
         from {{ this }} as t
         inner join old_ranges
             on
@@ -100,60 +100,64 @@
                 and t.date = old_ranges.last_day
     ),
 
-    series_changes as (
+    current_keys as (
+        {{ current_keys_sql }}
+    ),
+
+    key_changes as (
         select distinct source
         from (
             (
-                select
-                    source,
-                    series_id
-                from {{ ref('int_series') }}
+                select source, {{ key_list }} from current_keys
                 except
-                select
-                    source,
-                    series_id
-                from built_series
+                select source, {{ key_list }} from built_keys
             )
             union all
             (
-                select
-                    source,
-                    series_id
-                from built_series
+                select source, {{ key_list }} from built_keys
                 except
-                select
-                    source,
-                    series_id
-                from {{ ref('int_series') }}
+                select source, {{ key_list }} from current_keys
             )
         )
     ),
 
     changes as (
-        {{ upstream_changes('stg_police__incidents', 'daily_counts') }}
+        {{ upstream_changes(upstream, consumer) }}
     )
 
     select
-        source_days.source,
+        first_days.source,
         case
             when
                 old_ranges.source is null
-                or old_ranges.first_day != source_days.first_day
-                or series_changes.source is not null
+                or old_ranges.first_day != first_days.first_day
+                or key_changes.source is not null
                 or exists (select 1 from changes where changes.source = '*')
-                then source_days.first_day
+                then first_days.first_day
             else least(
                 coalesce(changes.from_day, old_ranges.last_day + 1),
                 old_ranges.last_day + 1
             )
         end as from_day
-    from source_days
+    from first_days
     left join old_ranges
-        on source_days.source = old_ranges.source
-    left join series_changes
-        on source_days.source = series_changes.source
+        on first_days.source = old_ranges.source
+    left join key_changes
+        on first_days.source = key_changes.source
     left join changes
-        on source_days.source = changes.source
+        on first_days.source = changes.source
+{%- endmacro %}
+
+{#- daily_counts: from stg_police__incidents; keys = the selected series. -#}
+{% macro daily_counts_plan() -%}
+    {{ downstream_plan(
+        'stg_police__incidents',
+        'daily_counts',
+        "select source, min(occurred_date) as first_day from " ~ ref('int_incidents')
+            ~ " group by source",
+        "select source, series_id from " ~ ref('int_series'),
+        ['series_id']
+    ) }}
 {%- endmacro %}
 
 {#- The area and category codes of the selected series: dense ranks per source. -#}
@@ -167,110 +171,15 @@
     from {{ ref('int_series') }}
 {%- endmacro %}
 
-{#- daily_features: a source's first day when the source is new, its first day moved, its
-    area/category codes changed or this table was never built according to the log;
-    otherwise the earliest day daily_counts rewrote since this table's last build, or the day
-    after this table's last day, whichever is earlier. -#}
+{#- daily_features: from daily_counts; keys = the series and their area/category codes. -#}
 {% macro daily_features_plan() -%}
-    with
-
-    source_ranges as (
-        select
-            source,
-            min(date) as first_day
-        from {{ ref('daily_counts') }}
-        group by source
-    ),
-
-    old_ranges as (
-        select
-            source,
-            min(date) as first_day,
-            max(date) as last_day
-        from {{ this }}
-        group by source
-    ),
-
-    series_codes as (
-        {{ series_codes() }}
-    ),
-
-    -- the codes of this table's series, read on its sources' last days (as daily_counts_plan)
-    built_codes as (
-        select
-            t.source,
-            t.series_id,
-            t.area_code,
-            t.category_code
-        from {{ this }} as t
-        inner join old_ranges
-            on
-                t.source = old_ranges.source
-                and t.date = old_ranges.last_day
-    ),
-
-    code_changes as (
-        select distinct source
-        from (
-            (
-                select
-                    source,
-                    series_id,
-                    area_code,
-                    category_code
-                from series_codes
-                except
-                select
-                    source,
-                    series_id,
-                    area_code,
-                    category_code
-                from built_codes
-            )
-            union all
-            (
-                select
-                    source,
-                    series_id,
-                    area_code,
-                    category_code
-                from built_codes
-                except
-                select
-                    source,
-                    series_id,
-                    area_code,
-                    category_code
-                from series_codes
-            )
-        )
-    ),
-
-    changes as (
-        {{ upstream_changes('daily_counts', 'daily_features') }}
-    )
-
-    select
-        source_ranges.source,
-        case
-            when
-                old_ranges.source is null
-                or old_ranges.first_day != source_ranges.first_day
-                or code_changes.source is not null
-                or exists (select 1 from changes where changes.source = '*')
-                then source_ranges.first_day
-            else least(
-                coalesce(changes.from_day, old_ranges.last_day + 1),
-                old_ranges.last_day + 1
-            )
-        end as from_day
-    from source_ranges
-    left join old_ranges
-        on source_ranges.source = old_ranges.source
-    left join code_changes
-        on source_ranges.source = code_changes.source
-    left join changes
-        on source_ranges.source = changes.source
+    {{ downstream_plan(
+        'daily_counts',
+        'daily_features',
+        "select source, min(date) as first_day from " ~ ref('daily_counts') ~ " group by source",
+        series_codes(),
+        ['series_id', 'area_code', 'category_code']
+    ) }}
 {%- endmacro %}
 
 {#- The pre-hook of an incremental model: log its plan, or a full build. -#}
