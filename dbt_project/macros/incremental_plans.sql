@@ -4,64 +4,73 @@
     (incremental_builds.sql) and read back by the model's SQL, so both use one plan.
 -#}
 
-{#- stg_police__incidents: the earliest day of a row of a file version not built yet, or of a
-    built row whose file version is gone (removed or replaced file). The staging build
-    recomputes whole (source, occurred_at) groups of those rows, so no other day changes. -#}
+{#- stg_police__incidents, incremental: the file versions in raw.source_files that the table
+    has not built yet. -#}
+{% macro stg_police__incidents_new_files() -%}
+    select distinct
+        f.source,
+        f.source_sha256,
+        f.loaded_at
+    from {{ source('raw', 'source_files') }} as f
+    left join (
+        select distinct
+            source,
+            source_sha256,
+            loaded_at
+        from {{ this }}
+    ) as t
+        on
+            f.source = t.source
+            and f.source_sha256 = t.source_sha256
+            and f.loaded_at = t.loaded_at
+    where t.source is null
+{%- endmacro %}
+
+{#- (source, occurred_at) of every row a staging build has to reconsider: the raw rows of the
+    new file versions (`new_files`: a relation of stg_police__incidents_new_files()) and the
+    built rows whose file version is gone (removed or replaced file). occurred_at may be
+    NULL. The model recomputes the (source, occurred_at) groups of these rows; its plan starts
+    at their earliest day. -#}
+{% macro stg_police__incidents_changed_rows(new_files) -%}
+    select
+        r.source,
+        r.occurred_at
+    from {{ source('raw', 'incidents') }} as r
+    inner join {{ new_files }}
+        on
+            r.source = {{ new_files }}.source
+            and r.source_sha256 = {{ new_files }}.source_sha256
+            and r.loaded_at = {{ new_files }}.loaded_at
+
+    union all
+
+    select
+        t.source,
+        t.occurred_at
+    from {{ this }} as t
+    left join {{ source('raw', 'source_files') }} as f
+        on
+            t.source = f.source
+            and t.source_sha256 = f.source_sha256
+            and t.loaded_at = f.loaded_at
+    where f.source is null
+{%- endmacro %}
+
+{#- stg_police__incidents: the earliest day of the rows it reconsiders, per source. The staging
+    build recomputes whole (source, occurred_at) groups of those rows, so no other day
+    changes. -#}
 {% macro stg_police__incidents_plan() -%}
     with
 
     new_files as (
-        select distinct
-            f.source,
-            f.source_sha256,
-            f.loaded_at
-        from {{ source('raw', 'source_files') }} as f
-        left join (
-            select distinct
-                source,
-                source_sha256,
-                loaded_at
-            from {{ this }}
-        ) as t
-            on
-                f.source = t.source
-                and f.source_sha256 = t.source_sha256
-                and f.loaded_at = t.loaded_at
-        where t.source is null
-    ),
-
-    changed as (
-        select
-            r.source,
-            min({{ to_date('r.occurred_at') }}) as from_day
-        from {{ source('raw', 'incidents') }} as r
-        inner join new_files
-            on
-                r.source = new_files.source
-                and r.source_sha256 = new_files.source_sha256
-                and r.loaded_at = new_files.loaded_at
-        group by r.source
-
-        union all
-
-        select
-            t.source,
-            min(t.occurred_date) as from_day
-        from {{ this }} as t
-        left join {{ source('raw', 'source_files') }} as f
-            on
-                t.source = f.source
-                and t.source_sha256 = f.source_sha256
-                and t.loaded_at = f.loaded_at
-        where f.source is null
-        group by t.source
+        {{ stg_police__incidents_new_files() }}
     )
 
     select
-        source,
-        min(from_day) as from_day
-    from changed
-    group by source
+        changed.source,
+        min({{ to_date('changed.occurred_at') }}) as from_day
+    from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
+    group by changed.source
 {%- endmacro %}
 
 {#- The plan of a model built from an upstream incremental model, per source:

@@ -255,7 +255,7 @@ def _resolve(
 
 class _HashCache:
     """sha256 of local input files, reused while a file keeps its size and modification time
-    (raw.file_hashes; the test `make`, rsync and git use): a daily run over 20 years of
+    (raw.file_hashes; the same test make, rsync and git rely on): a daily run over 20 years of
     extracts hashes the new file, not 1.5 GB of unchanged ones. A file rewritten with the same
     size and mtime to the nanosecond would be missed; `touch` it (or delete its row of
     raw.file_hashes) to have it hashed again. Downloads are always hashed."""
@@ -276,9 +276,7 @@ class _HashCache:
         try:
             st = item.path.stat()  # before reading: a change while hashing shows next time
         except OSError as exc:
-            raise LoadError(
-                f"{item.label}: cannot read: {exc.strerror or exc}", file=item.label
-            ) from exc
+            raise _unreadable(item, exc) from exc
         known = self.known.get(item.label)
         if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
             return known[2]
@@ -305,10 +303,12 @@ def _sha256(item: InputFile) -> str:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
     except OSError as exc:
-        raise LoadError(
-            f"{item.label}: cannot read: {exc.strerror or exc}", file=item.label
-        ) from exc
+        raise _unreadable(item, exc) from exc
     return h.hexdigest()
+
+
+def _unreadable(item: InputFile, exc: OSError) -> LoadError:
+    return LoadError(f"{item.label}: cannot read: {exc.strerror or exc}", file=item.label)
 
 
 # --------------------------------------------------------------------------------------------

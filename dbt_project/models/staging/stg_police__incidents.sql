@@ -54,18 +54,7 @@ with
 -- file versions not built yet
 new_files as (
 
-    select distinct
-        source,
-        source_sha256,
-        loaded_at
-    from {{ source('raw', 'source_files') }} as f
-    where not exists (
-        select 1 from {{ this }} as t
-        where
-            t.source = f.source
-            and t.source_sha256 = f.source_sha256
-            and t.loaded_at = f.loaded_at
-    )
+    {{ stg_police__incidents_new_files() }}
 
 ),
 
@@ -73,30 +62,10 @@ new_files as (
 changed_groups as (
 
     select distinct
-        r.source,
-        r.occurred_at
-    from {{ source('raw', 'incidents') }} as r
-    inner join new_files
-        on
-            r.source = new_files.source
-            and r.source_sha256 = new_files.source_sha256
-            and r.loaded_at = new_files.loaded_at
-    where r.occurred_at is not null
-
-    union
-
-    select distinct
-        t.source,
-        t.occurred_at
-    from {{ this }} as t
-    left join {{ source('raw', 'source_files') }} as f
-        on
-            t.source = f.source
-            and t.source_sha256 = f.source_sha256
-            and t.loaded_at = f.loaded_at
-    where
-        t.occurred_at is not null
-        and f.source is null
+        changed.source,
+        changed.occurred_at
+    from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
+    where changed.occurred_at is not null
 
 ),
 
