@@ -44,7 +44,7 @@ dashboards: $(STAMP)
 	@echo "dashboards built: dashboards/build (preview: python3 -m http.server 3001 --bind 127.0.0.1 --directory dashboards/build)"
 
 serve: $(STAMP)
-	$(BIN)/uvicorn orchestration.api:app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m orchestration.api --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,18 +10,30 @@ series' forecasts of one run: the latest by default), OpenAPI docs at ``/docs``.
 * Every query is parameterized; user input never becomes SQL text.
 * Bad parameters (malformed, or naming a source / series / run that does not exist) → 422 with
   a message saying what is wrong and where to look (``/series``).
-* A token bucket per client IP (``CRIMECAST_API_RATE`` requests/second, ``CRIMECAST_API_BURST``
-  burst; defaults 5/s and 30) answers 429 with ``Retry-After`` when empty. The client IP is the
-  socket peer: behind a reverse proxy, configure the proxy (uvicorn ``--proxy-headers``).
+* Rate limit (slowapi, a moving window per client: ``CRIMECAST_API_BURST`` requests per
+  ``CRIMECAST_API_BURST / CRIMECAST_API_RATE`` seconds; defaults 30 per 6 s, i.e. 5/s on average)
+  on every route, the docs and ``/openapi.json`` included; 429 with ``Retry-After`` when spent.
+  The client is the socket peer. Only when that peer is listed in
+  ``CRIMECAST_API_TRUSTED_PROXIES`` (comma-separated IPs or networks) is ``X-Forwarded-For``
+  read, and then its right-most address that is not a trusted proxy is the client.
+* Responses never carry server paths or database-engine text: a missing or unreadable copy is
+  a 503 naming the file name only (the detail goes to the server log).
+* ``HEAD`` is answered on every ``GET`` route; no redirects (``/series/`` is a 404, never a
+  redirect to a URL built from the ``Host`` header).
 
-Run: ``.venv/bin/uvicorn orchestration.api:app --host 127.0.0.1 --port 8000`` (``make serve``).
+Run: ``.venv/bin/python -m orchestration.api [--host 127.0.0.1] [--port 8000]`` (``make serve``).
+It starts uvicorn with ``proxy_headers=False``: uvicorn's own proxy-header handling would replace
+the socket peer by any ``X-Forwarded-For`` a local client sends. Running ``uvicorn
+orchestration.api:app`` yourself, pass ``--no-proxy-headers``.
 """
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
+import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +45,16 @@ import duckdb
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIMiddleware
+from starlette import types as asgi
 
 from orchestration.config import settings
 from orchestration.publish import DEFAULT_TARGET
 
-EXEMPT_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger("crimecast.api")
 # printable text only: no control characters, bounded length
 TEXT = r"^[^\x00-\x1f\x7f]*$"
 MAX_POINTS = 10_000
@@ -55,36 +72,92 @@ def published_path() -> Path:
 
 
 # ---------------------------------------------------------------------------- rate limiting
-class TokenBucket:
-    """Per-key token buckets: ``rate`` tokens per second up to ``burst``. Thread-safe."""
+def trusted_proxies(spec: str | None) -> tuple[IPNetwork, ...]:
+    """Parse ``CRIMECAST_API_TRUSTED_PROXIES``: comma-separated IP addresses or networks."""
+    networks = []
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"CRIMECAST_API_TRUSTED_PROXIES: {item!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
 
-    def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate, self.burst, self.max_keys = float(rate), float(burst), max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
 
-    def take(self, key: str, now: float | None = None) -> float:
-        """Take a token for ``key``: 0.0 when allowed, else the seconds until one is available."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                self._evict(now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+def _is_trusted(host: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
 
-    def _evict(self, now: float) -> None:
-        if len(self._buckets) <= self.max_keys:
+
+def client_key(request: Request, trusted: tuple[IPNetwork, ...] = ()) -> str:
+    """Who the rate limit counts: the socket peer, unless that peer is a trusted proxy; then
+    the right-most ``X-Forwarded-For`` hop that is not a trusted proxy (the left part of the
+    header is whatever the client chose to send, so it is never believed)."""
+    peer = request.client.host if request.client and request.client.host else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for value in request.headers.getlist("x-forwarded-for")
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a proxy that writes garbage: count the proxy itself
+    return hops[0] if hops else peer  # every hop trusted: the first one is the client
+
+
+def _limit_string(rate: float, burst: int) -> str:
+    """The token bucket's knobs as a moving window: ``burst`` requests per
+    ``burst / rate`` seconds (rounded up), the same burst and long-run rate."""
+    if rate <= 0 or burst < 1:
+        raise ValueError("CRIMECAST_API_RATE must be > 0 and CRIMECAST_API_BURST >= 1")
+    return f"{burst} per {max(1, math.ceil(burst / rate))} second"
+
+
+def _rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
+    limiter: Limiter = request.app.state.limiter
+    wait = 1
+    hit = getattr(request.state, "view_rate_limit", None)
+    if hit is not None:
+        reset = limiter.limiter.get_window_stats(hit[0], *hit[1]).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+    return JSONResponse(
+        status_code=429,
+        content={"detail": f"rate limit exceeded ({exc.detail} per client): retry in {wait} s"},
+        headers={"Retry-After": str(wait)},
+    )
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` like ``GET`` without the body (RFC 9110), on every route: FastAPI
+    routes declare GET only. Placed outermost, so the rate limit counts HEAD requests too."""
+
+    def __init__(self, app: asgi.ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
             return
-        full_after = self.burst / self.rate  # an idle bucket is full again after this long
-        for key, (_tokens, last) in list(self._buckets.items()):
-            if now - last >= full_after:
-                del self._buckets[key]
+
+        async def send_headers_only(message: asgi.Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 # ------------------------------------------------------------------------------- responses
@@ -141,9 +214,10 @@ class ForecastResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
-    database: str
+    database: str = Field(description="file name of the published copy (never its path)")
     published_at: str | None
     tables: dict[str, bool]
+    detail: str | None = Field(None, description="what is wrong when the status is degraded")
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -173,12 +247,23 @@ def create_app(
     database: Path | str | None = None,
     rate: float | None = None,
     burst: int | None = None,
+    trusted: str | None = None,
 ) -> FastAPI:
     """The app. ``database`` defaults to the published copy (read at each request, so it may be
-    published after start-up); ``rate``/``burst`` to CRIMECAST_API_RATE/BURST or 5/s and 30."""
+    published after start-up); ``rate``/``burst`` to CRIMECAST_API_RATE/BURST or 5/s and 30;
+    ``trusted`` (proxies) to CRIMECAST_API_TRUSTED_PROXIES or none."""
     rate = rate if rate is not None else float(os.environ.get("CRIMECAST_API_RATE", "5"))
     burst = burst if burst is not None else int(os.environ.get("CRIMECAST_API_BURST", "30"))
-    limiter = TokenBucket(rate, burst)
+    proxies = trusted_proxies(
+        trusted if trusted is not None else os.environ.get("CRIMECAST_API_TRUSTED_PROXIES")
+    )
+    limiter = Limiter(
+        key_func=lambda request: client_key(request, proxies),
+        # one budget per client over every route ("global" scope), not one per path
+        application_limits=[_limit_string(rate, burst)],
+        strategy="moving-window",
+        storage_uri="memory://",
+    )
 
     app = FastAPI(
         title="crimecast forecast API",
@@ -186,11 +271,30 @@ def create_app(
         description="Read-only daily recorded-crime forecasts from the crimecast warehouse "
         "(published copy). Recorded crime is not crime; forecasts are expected counts with "
         "uncertainty; not for individual-level decisions or unreviewed patrol allocation.",
+        # Starlette's slash redirect builds its Location from the Host header
+        redirect_slashes=False,
     )
     app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, _rate_limited)
+    app.add_middleware(SlowAPIMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: the limiter sees HEAD as the GET it is
 
     def db_path() -> Path:
         return Path(database) if database is not None else published_path()
+
+    def unreadable(exc: Exception) -> HTTPException:
+        # the engine's text names server paths: it goes to the log, not to the client
+        log.warning("published copy %s unreadable: %s", db_path(), exc)
+        return HTTPException(
+            status_code=503,
+            detail=f"published copy unreadable: {db_path().name} (being replaced, or not a "
+            "crimecast copy: retry, or publish again with `make dashboards`)",
+        )
+
+    @app.exception_handler(duckdb.Error)
+    async def engine_error(_request: Request, exc: duckdb.Error) -> JSONResponse:
+        error = unreadable(exc)
+        return JSONResponse(status_code=error.status_code, content={"detail": error.detail})
 
     @contextmanager
     def connect() -> Iterator[duckdb.DuckDBPyConnection]:
@@ -198,13 +302,13 @@ def create_app(
         if not path.exists():
             raise HTTPException(
                 status_code=503,
-                detail=f"no published warehouse at {path}: run `make dashboards` "
-                "(or python -m orchestration.publish) first",
+                detail=f"published copy missing: {path.name} (run `make dashboards` or "
+                "`python -m orchestration.publish` first)",
             )
         try:
             con = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as exc:
-            raise HTTPException(status_code=503, detail=f"cannot open {path}: {exc}") from exc
+            raise unreadable(exc) from exc
         try:
             yield con
         finally:
@@ -217,19 +321,6 @@ def create_app(
         ).fetchone()
         return bool(row and row[0])
 
-    @app.middleware("http")
-    async def rate_limit(request: Request, call_next):
-        if request.url.path not in EXEMPT_PATHS:
-            client = request.client.host if request.client else "unknown"
-            wait = limiter.take(client)
-            if wait > 0:
-                return JSONResponse(
-                    status_code=429,
-                    content={"detail": f"rate limit exceeded: retry in {math.ceil(wait)} s"},
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-        return await call_next(request)
-
     @app.get(
         "/health",
         response_model=Health,
@@ -240,19 +331,27 @@ def create_app(
         with connect() as con:
             tables: dict[str, bool] = {}
             published_at = None
+            detail = None
             try:
                 tables = dict(
                     con.execute("select name, present from serving.availability").fetchall()
                 )
                 row = con.execute("select published_at from serving.published").fetchone()
                 published_at = str(row[0]) if row else None
-            except duckdb.Error:
-                pass  # a copy published by hand without the serving schema
+            except duckdb.Error as exc:  # a copy made by hand, or not a crimecast copy
+                log.warning("published copy %s: no readable serving schema: %s", db_path(), exc)
+                detail = (
+                    "the published copy has no readable serving schema: publish it again "
+                    "(`make dashboards`)"
+                )
+            if detail is None and not tables.get("forecasts"):
+                detail = "the published copy has no forecasts yet: run the pipeline"
             return Health(
-                status="ok" if tables.get("forecasts") else "degraded",
-                database=str(db_path()),
+                status="degraded" if detail else "ok",
+                database=db_path().name,
                 published_at=published_at,
                 tables=tables,
+                detail=detail,
             )
 
     @app.get(
@@ -463,3 +562,24 @@ def create_app(
 
 
 app = create_app()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make serve``: uvicorn on 127.0.0.1:8000 without proxy-header rewriting (see above)."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.api", description="Serve the read-only forecast API."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    # proxy_headers=False: uvicorn would otherwise take the client address from X-Forwarded-For
+    # for any peer in FORWARDED_ALLOW_IPS (127.0.0.1 by default); trusted proxies are ours to
+    # decide (CRIMECAST_API_TRUSTED_PROXIES).
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
