@@ -1,7 +1,11 @@
 """Read-only forecast API over the published copy of the warehouse (FastAPI).
 
 Endpoints: ``GET /health``, ``GET /series`` (what can be asked), ``GET /forecast`` (one
-series' forecasts of one run: the latest by default), OpenAPI docs at ``/docs``.
+series' forecasts of one run, the latest by default, or a coherent total with
+``level=area|category|city``; ``days=``, ``history_days=`` recorded counts, CSV with
+``format=csv`` or ``Accept: text/csv``; values rounded to 3 decimals). Docs at ``/docs``
+(Swagger UI) and ``/redoc``, both served from local assets (the ``fastapi-offline`` wheel's
+files) so they work offline.
 
 * It reads the PUBLISHED copy (the ``published/warehouse`` asset; default
   ``<warehouse dir>/published/crimecast.duckdb``, or ``CRIMECAST_PUBLISHED``), never the live
@@ -30,20 +34,25 @@ orchestration.api:app`` yourself, pass ``--no-proxy-headers``.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import ipaddress
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import duckdb
+import fastapi_offline
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
@@ -54,6 +63,14 @@ from orchestration.config import settings
 from orchestration.publish import DEFAULT_TARGET
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Swagger UI and ReDoc as shipped by the fastapi-offline wheel (their licences: its METADATA)
+DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "text/javascript",
+    "favicon.png": "image/png",
+}
 log = logging.getLogger("crimecast.api")
 # printable text only: no control characters, bounded length
 TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -161,6 +178,14 @@ class HeadAsGet:
 
 
 # ------------------------------------------------------------------------------- responses
+LEVELS = ("area_category", "area", "category", "city")
+Level = Literal["area_category", "area", "category", "city"]
+ALL = "*"  # the summed-out key of an aggregate level (ml.hierarchy)
+DECIMALS = 3
+BOUNDS = ("forecast_lo_80", "forecast_hi_80", "forecast_lo_95", "forecast_hi_95")
+RENAMED = "renamed {new} (the warehouse's name); this copy of it goes in API 2.0"
+
+
 class SourceInfo(BaseModel):
     source: str
     latest_run: str = Field(description="run_id of the latest forecast run (the default)")
@@ -169,7 +194,11 @@ class SourceInfo(BaseModel):
     last_date: date | None
     series: int = Field(description="number of (area, category) series in that run")
     models: list[str]
-    intervals: bool = Field(description="whether that run has lo_80/hi_80/lo_95/hi_95")
+    intervals: bool = Field(description="whether that run has interval bounds")
+    levels: list[str] = Field(
+        description="levels /forecast answers for that run: area_category, and the totals "
+        "area, category, city when the run published its coherent hierarchy"
+    )
     runs: list[str] = Field(description="every run_id available, latest first")
 
 
@@ -191,25 +220,74 @@ class SeriesResponse(BaseModel):
 class ForecastPoint(BaseModel):
     date: date
     horizon: int | None
-    model: str
-    forecast: float | None
-    forecast_mean: float | None = Field(None, description="the mean, when the run publishes it")
-    lo_80: float | None = None
-    hi_80: float | None = None
-    lo_95: float | None = None
-    hi_95: float | None = None
+    model: str | None = Field(description="the model of the row; null for a total (bottom-up)")
+    forecast: float | None = Field(
+        description="the point forecast: the Poisson median of a series, the expected count of "
+        "a total (totals are sums of expected counts)"
+    )
+    forecast_mean: float | None = Field(None, description="the expected count")
+    forecast_lo_80: float | None = None
+    forecast_hi_80: float | None = None
+    forecast_lo_95: float | None = None
+    forecast_hi_95: float | None = None
+    lo_80: float | None = Field(None, deprecated=RENAMED.format(new="forecast_lo_80"))
+    hi_80: float | None = Field(None, deprecated=RENAMED.format(new="forecast_hi_80"))
+    lo_95: float | None = Field(None, deprecated=RENAMED.format(new="forecast_lo_95"))
+    hi_95: float | None = Field(None, deprecated=RENAMED.format(new="forecast_hi_95"))
+
+
+class RecordedDay(BaseModel):
+    date: date
+    incident_count: float = Field(description="recorded incidents that day (marts.daily_counts)")
 
 
 class ForecastResponse(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "source": "boston",
+                    "level": "area_category",
+                    "area": "B2",
+                    "category": "Larceny",
+                    "series_id": "boston|B2|Larceny",
+                    "run_id": "20240630T060000-bbbbbbbb",
+                    "as_of_date": "2024-06-29",
+                    "model": "xgboost",
+                    "intervals": True,
+                    "points": [
+                        {
+                            "date": "2024-06-30",
+                            "horizon": 1,
+                            "model": "xgboost",
+                            "forecast": 3.0,
+                            "forecast_mean": 3.214,
+                            "forecast_lo_80": 1.0,
+                            "forecast_hi_80": 5.0,
+                            "forecast_lo_95": 0.0,
+                            "forecast_hi_95": 7.0,
+                        }
+                    ],
+                    "history": [{"date": "2024-06-29", "incident_count": 4.0}],
+                }
+            ]
+        }
+    }
     source: str
-    area: str
-    category: str
+    level: str = Field(description="area_category (one series) or a total: area, category, city")
+    area: str = Field(description="'*' when summed out (category and city totals)")
+    category: str = Field(description="'*' when summed out (area and city totals)")
     series_id: str
     run_id: str
     as_of_date: date | None
-    model: str | None = Field(description="the model, when the run has one for this series")
+    model: str | None = Field(description="the model, when one model made every point")
     intervals: bool = Field(description="whether any point has interval bounds")
     points: list[ForecastPoint]
+    history: list[RecordedDay] = Field(
+        default_factory=list,
+        description="recorded daily counts up to as_of_date (history_days=), summed like the "
+        "forecasts for a total",
+    )
 
 
 class Health(BaseModel):
@@ -222,15 +300,57 @@ class Health(BaseModel):
 
 # ---------------------------------------------------------------------------------- helpers
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON-safe and free of float noise: non-finite → null, floats to 3 decimals."""
+    if isinstance(value, float):
+        return round(value, DECIMALS) if math.isfinite(value) else None
     return value
+
+
+def _example(value: Any) -> dict[str, Any]:
+    """A parameter example as Swagger UI shows it (``openapi_examples``)."""
+    return {str(value): {"value": value}}
 
 
 def _bad(message: str, field: str, value: Any = None) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors (the documented schema)."""
     error = {"loc": ["query", field], "msg": message, "type": "value_error", "input": value}
     return HTTPException(status_code=422, detail=[error])
+
+
+def _wants_csv(fmt: str | None, accept: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    types = [part.split(";")[0].strip().lower() for part in (accept or "").split(",")]
+    return "text/csv" in types and types.index("text/csv") < (
+        types.index("application/json") if "application/json" in types else len(types)
+    )
+
+
+CSV_COLUMNS = (
+    "source", "level", "area", "category", "series_id", "run_id", "as_of_date", "kind", "date",
+    "horizon", "model", "forecast", "forecast_mean", *BOUNDS, "incident_count",
+)  # fmt: skip
+
+
+def _csv(body: ForecastResponse) -> Response:
+    """One row per forecast day (kind=forecast) and per recorded day (kind=recorded)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    head = [body.source, body.level, body.area, body.category, body.series_id, body.run_id]
+    head.append(body.as_of_date)
+    for day in body.history:
+        writer.writerow([*head, "recorded", day.date, *[""] * 8, day.incident_count])
+    for p in body.points:
+        values = [p.forecast, p.forecast_mean, *(getattr(p, b) for b in BOUNDS)]
+        row = [*head, "forecast", p.date, p.horizon, p.model, *values, None]
+        writer.writerow(["" if v is None else v for v in row])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{body.series_id}_{body.run_id}")[:120]
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="crimecast_{name}.csv"'},
+    )
 
 
 class Message(BaseModel):
@@ -267,17 +387,53 @@ def create_app(
 
     app = FastAPI(
         title="crimecast forecast API",
-        version="1.0.0",
+        version="1.1.0",
         description="Read-only daily recorded-crime forecasts from the crimecast warehouse "
         "(published copy). Recorded crime is not crime; forecasts are expected counts with "
         "uncertainty; not for individual-level decisions or unreviewed patrol allocation.",
         # Starlette's slash redirect builds its Location from the Host header
         redirect_slashes=False,
+        # the docs pages below load Swagger UI and ReDoc from this server, not from a CDN
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.limiter = limiter
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_middleware(SlowAPIMiddleware)
     app.add_middleware(HeadAsGet)  # outermost: the limiter sees HEAD as the GET it is
+
+    # ------------------------------------------------------------ docs, offline
+    # Plain routes rather than a StaticFiles mount: slowapi counts only routes with an endpoint.
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        if name not in DOCS_ASSETS:
+            raise HTTPException(404, f"no docs asset {name!r}")
+        return FileResponse(DOCS_STATIC / name, media_type=DOCS_ASSETS[name])
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+            # no call to the public validator service (swagger.io) from the page
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
     def db_path() -> Path:
         return Path(database) if database is not None else published_path()
@@ -314,10 +470,11 @@ def create_app(
         finally:
             con.close()
 
-    def has_forecasts(con: duckdb.DuckDBPyConnection) -> bool:
+    def has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         row = con.execute(
             "select count(*) from information_schema.tables "
-            "where table_schema = 'serving' and table_name = 'forecasts'"
+            "where table_schema = 'serving' and table_name = ?",
+            [name],
         ).fetchone()
         return bool(row and row[0])
 
@@ -369,7 +526,7 @@ def create_app(
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SeriesResponse:
         with connect() as con:
-            if not has_forecasts(con):
+            if not has_view(con, "forecasts"):
                 return SeriesResponse(
                     sources=[], series=[], total_series=0, limit=limit, offset=offset
                 )
@@ -399,9 +556,18 @@ def create_app(
                     "from serving.forecasts where source = ? and run_id = ?",
                     [s, runs[0]],
                 ).fetchone()
+                totals = (
+                    has_view(con, "forecasts_hierarchy")
+                    and con.execute(
+                        "select count(*) from serving.forecasts_hierarchy "
+                        "where source = ? and run_id = ? and level <> 'area_category'",
+                        [s, runs[0]],
+                    ).fetchone()[0]
+                )
                 infos.append(
                     SourceInfo(
                         source=s,
+                        levels=list(LEVELS) if totals else ["area_category"],
                         latest_run=runs[0],
                         as_of_date=row[0],
                         first_date=row[1],
@@ -439,69 +605,197 @@ def create_app(
     @app.get(
         "/forecast",
         response_model=ForecastResponse,
-        responses=ERRORS,
-        summary="Daily forecasts of one series (source, area, category), latest run by default",
+        responses={
+            **ERRORS,
+            200: {
+                "description": "The forecasts (JSON), or CSV with format=csv or Accept: text/csv",
+                "content": {
+                    "text/csv": {
+                        "schema": {"type": "string"},
+                        "example": ",".join(CSV_COLUMNS) + "\n"
+                        "boston,area_category,B2,Larceny,boston|B2|Larceny,"
+                        "20240630T060000-bbbbbbbb,2024-06-29,forecast,2024-06-30,1,xgboost,"
+                        "3.0,3.214,1.0,5.0,0.0,7.0,\n",
+                    }
+                },
+            },
+        },
+        summary="Daily forecasts of one series or of a total, latest run by default",
+        description="One series (`level=area_category`, the default: `area` and `category`) "
+        "or a coherent total from the bottom-up hierarchy: `level=area` (all categories of an "
+        "area), `level=category` (all areas), `level=city` (the whole source). Dates: `start` "
+        "(default: the first forecast day), then `end` or `days`. `history_days` adds the "
+        "recorded counts of the days up to the run's as-of date. Values are rounded to "
+        f"{DECIMALS} decimals.",
     )
     def forecast(
-        source: Annotated[str, Query(min_length=1, max_length=100, pattern=TEXT)],
-        area: Annotated[str, Query(min_length=1, max_length=200, pattern=TEXT)],
-        category: Annotated[str, Query(min_length=1, max_length=200, pattern=TEXT)],
-        start: Annotated[date | None, Query(description="first date (inclusive)")] = None,
+        request: Request,
+        source: Annotated[
+            str,
+            Query(min_length=1, max_length=100, pattern=TEXT, openapi_examples=_example("boston")),
+        ],
+        area: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                pattern=TEXT,
+                openapi_examples=_example("B2"),
+                description="required for level area_category and area",
+            ),
+        ] = None,
+        category: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                pattern=TEXT,
+                openapi_examples=_example("Larceny"),
+                description="required for level area_category and category",
+            ),
+        ] = None,
+        level: Annotated[
+            Level, Query(description="area_category (one series), area, category or city")
+        ] = "area_category",
+        start: Annotated[
+            date | None,
+            Query(description="first date (inclusive; default the first forecast day)"),
+        ] = None,
         end: Annotated[date | None, Query(description="last date (inclusive)")] = None,
+        days: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=366,
+                openapi_examples=_example(7),
+                description="number of days from start (not with end)",
+            ),
+        ] = None,
+        history_days: Annotated[
+            int,
+            Query(
+                ge=0,
+                le=3660,
+                openapi_examples=_example(28),
+                description="recorded daily counts of this many days up to as_of_date",
+            ),
+        ] = 0,
         run_id: Annotated[
             str | None,
             Query(max_length=100, pattern=TEXT, description="a run from /series (default: latest)"),
         ] = None,
-        model: Annotated[str | None, Query(max_length=100, pattern=TEXT)] = None,
-    ) -> ForecastResponse:
+        model: Annotated[
+            str | None,
+            Query(max_length=100, pattern=TEXT, description="only this model's rows (a series)"),
+        ] = None,
+        format: Annotated[
+            Literal["json", "csv"] | None,
+            Query(description="csv, or send Accept: text/csv (default json)"),
+        ] = None,
+    ) -> Any:
         if start is not None and end is not None and start > end:
             raise _bad(f"start ({start}) is after end ({end})", "start", str(start))
+        if days is not None and end is not None:
+            raise _bad("give end or days, not both", "days", days)
+        for name, value, summed in (
+            ("area", area, level in ("category", "city")),
+            ("category", category, level in ("area", "city")),
+        ):
+            if summed and value is not None:
+                raise _bad(f"{name} is summed out at level {level!r}: leave it out", name, value)
+            if not summed and value is None:
+                raise _bad(f"{name} is required at level {level!r}", name)
+        if model is not None and level != "area_category":
+            raise _bad("model applies to level area_category only", "model", model)
+        key_area = area if area is not None else ALL
+        key_category = category if category is not None else ALL
         with connect() as con:
-            if not has_forecasts(con):
+            if not has_view(con, "forecasts"):
                 raise HTTPException(503, "the published warehouse has no forecasts yet")
-            if not con.execute(
-                "select count(*) from serving.forecasts where source = ?", [source]
-            ).fetchone()[0]:
-                known = [
-                    r[0]
-                    for r in con.execute(
-                        "select distinct source from serving.forecasts order by 1"
-                    ).fetchall()
-                ]
+            known = [
+                r[0]
+                for r in con.execute(
+                    "select distinct source from serving.forecasts order by 1"
+                ).fetchall()
+            ]
+            if source not in known:
                 raise _bad(
                     f"unknown source {source!r}; known sources: {known} (see /series)",
                     "source",
                     source,
                 )
+            bottom = level == "area_category"
+            if bottom:
+                table, where = "serving.forecasts", "source = ? and area = ? and category = ?"
+            else:
+                if not has_view(con, "forecasts_hierarchy"):
+                    raise _bad(
+                        "this published copy has no totals (published before they were): "
+                        "publish it again",
+                        "level",
+                        level,
+                    )
+                table = "serving.forecasts_hierarchy"
+                where = "level = ? and source = ? and area = ? and category = ?"
+            key: list[Any] = ([] if bottom else [level]) + [source, key_area, key_category]
             runs = [
                 r[0]
                 for r in con.execute(
-                    "select distinct run_id from serving.forecasts "
-                    "where source = ? and area = ? and category = ? order by run_id desc",
-                    [source, area, category],
+                    f"select distinct run_id from {table} where {where} order by run_id desc",
+                    key,
                 ).fetchall()
             ]
             if not runs:
+                what = {
+                    "area_category": f"no series with area {area!r} and category {category!r}",
+                    "area": f"no area total for area {area!r}",
+                    "category": f"no category total for category {category!r}",
+                    "city": "no city total",
+                }[level]
                 raise _bad(
-                    f"no series with area {area!r} and category {category!r} in source "
-                    f"{source!r} (see /series?source={source})",
-                    "area",
-                    area,
+                    f"{what} in source {source!r} (see /series?source={source})",
+                    "area" if area is not None else "category" if category else "level",
+                    area if area is not None else category,
                 )
             if run_id is None:
                 run_id = runs[0]
             elif run_id not in runs:
                 raise _bad(
-                    f"run {run_id!r} has no forecasts for this series; runs: {runs}",
+                    f"run {run_id!r} has no forecasts for this selection; runs: {runs}",
                     "run_id",
                     run_id,
                 )
-            sql = (
-                "select date, horizon, model, forecast, lo_80, hi_80, lo_95, hi_95, "
-                "forecast_mean from serving.forecasts "
-                "where source = ? and area = ? and category = ? and run_id = ?"
-            )
-            params: list[Any] = [source, area, category, run_id]
+            where += " and run_id = ?"
+            key.append(run_id)
+            as_of, series_id, first, last = con.execute(
+                f"select max(as_of_date), max(series_id), min(date), max(date) "
+                f"from {table} where {where}",
+                key,
+            ).fetchone()
+            if start is not None and start > last:
+                raise _bad(
+                    f"start {start} is past the forecast horizon: run {run_id!r} (as of "
+                    f"{as_of}) forecasts {first} to {last}",
+                    "start",
+                    str(start),
+                )
+            if end is not None and end < first:
+                raise _bad(
+                    f"end {end} is before the first forecast day {first} of run {run_id!r}: "
+                    "for recorded counts, ask history_days=",
+                    "end",
+                    str(end),
+                )
+            if days is not None:
+                end = (start or first) + timedelta(days=days - 1)
+            if bottom:
+                columns = (
+                    "date, horizon, model, forecast, forecast_mean, lo_80, hi_80, lo_95, hi_95"
+                )
+            else:
+                columns = "date, horizon, null, forecast, forecast, lo_80, hi_80, lo_95, hi_95"
+            sql = f"select {columns} from {table} where {where}"
+            params = list(key)
             if model is not None:
                 sql += " and model = ?"
                 params.append(model)
@@ -511,16 +805,14 @@ def create_app(
             if end is not None:
                 sql += " and date <= ?"
                 params.append(end)
-            sql += " order by date, model limit ?"
+            sql += " order by date, model limit ?" if bottom else " order by date limit ?"
             params.append(MAX_POINTS)
             rows = con.execute(sql, params).fetchall()
             if model is not None and not rows:
                 models = [
                     r[0]
                     for r in con.execute(
-                        "select distinct model from serving.forecasts where source = ? "
-                        "and area = ? and category = ? and run_id = ? order by 1",
-                        [source, area, category, run_id],
+                        f"select distinct model from {table} where {where} order by 1", key
                     ).fetchall()
                 ]
                 if model not in models:
@@ -529,34 +821,59 @@ def create_app(
                         "model",
                         model,
                     )
-            meta = con.execute(
-                "select max(as_of_date), max(series_id) from serving.forecasts "
-                "where source = ? and area = ? and category = ? and run_id = ?",
-                [source, area, category, run_id],
-            ).fetchone()
-        points = [
-            ForecastPoint(
-                date=r[0],
-                horizon=r[1],
-                model=r[2],
-                forecast=_clean(r[3]),
-                forecast_mean=_clean(r[8]),
-                **{k: _clean(v) for k, v in zip(INTERVALS, r[4:8], strict=True)},
+            history: list[RecordedDay] = []
+            if history_days and as_of is not None:
+                # the run's own bottom series, summed like its totals
+                members = (
+                    "select distinct series_id from serving.forecasts where source = ? "
+                    "and run_id = ?"
+                )
+                member_params: list[Any] = [source, run_id]
+                for name, value in (("area", area), ("category", category)):
+                    if value is not None:
+                        members += f" and {name} = ?"
+                        member_params.append(value)
+                history = [
+                    RecordedDay(date=r[0], incident_count=_clean(float(r[1])))
+                    for r in con.execute(
+                        "select date, sum(incident_count) from serving.daily_counts "
+                        f"where source = ? and series_id in ({members}) "
+                        "and date > ? and date <= ? group by date order by date",
+                        [source, *member_params, as_of - timedelta(days=history_days), as_of],
+                    ).fetchall()
+                ]
+        points = []
+        for r in rows:
+            bounds = dict(zip(BOUNDS, (_clean(v) for v in r[5:9]), strict=True))
+            old = {b.removeprefix("forecast_"): v for b, v in bounds.items()}
+            points.append(
+                ForecastPoint(
+                    date=r[0],
+                    horizon=r[1],
+                    model=r[2],
+                    forecast=_clean(r[3]),
+                    forecast_mean=_clean(r[4]),
+                    **bounds,
+                    **old,
+                )
             )
-            for r in rows
-        ]
-        models_seen = sorted({p.model for p in points})
-        return ForecastResponse(
+        models_seen = sorted({p.model for p in points if p.model})
+        body = ForecastResponse(
             source=source,
-            area=area,
-            category=category,
-            series_id=meta[1],
+            level=level,
+            area=key_area,
+            category=key_category,
+            series_id=series_id,
             run_id=run_id,
-            as_of_date=meta[0],
+            as_of_date=as_of,
             model=models_seen[0] if len(models_seen) == 1 else None,
-            intervals=any(getattr(p, k) is not None for p in points for k in INTERVALS),
+            intervals=any(getattr(p, b) is not None for p in points for b in BOUNDS),
             points=points,
+            history=history,
         )
+        if _wants_csv(format, request.headers.get("accept")):
+            return _csv(body)
+        return body
 
     return app
 

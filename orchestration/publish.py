@@ -143,6 +143,25 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         "Operational daily forecasts, every run (vintage) kept.",
     ),
     ServingTable(
+        "forecasts_hierarchy",
+        ("ml.forecasts_hierarchy",),
+        (
+            ("run_id", "VARCHAR", True),
+            ("as_of_date", "DATE", True),
+            ("level", "VARCHAR", True),
+            ("source", "VARCHAR", True),
+            ("area", "VARCHAR", True),
+            ("category", "VARCHAR", True),
+            ("series_id", "VARCHAR", True),
+            ("date", "DATE", True),
+            ("horizon", "INTEGER", True),
+            ("forecast", "DOUBLE", True),
+            *_INTERVALS,
+        ),
+        "Coherent forecasts (expected counts, bottom-up) at area_category, area, category and "
+        "city level ('*' where summed out), with intervals; every run kept.",
+    ),
+    ServingTable(
         "backtest_metrics",
         ("ml.backtest_metrics",),
         (

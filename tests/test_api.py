@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from datetime import date, timedelta
@@ -14,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from ml.hierarchy import aggregate
 from orchestration.api import create_app
 from orchestration.publish import publish_copy
 
@@ -28,29 +38,54 @@ NEW_RUN = "20240630T060000-bbbbbbbb"
 SERIES = [("boston", "B2", "Larceny"), ("boston", "D4", "Robbery"), ("houston", "1A", "Theft")]
 
 
+EXTRA = ("boston", "Z9", "Arson")  # recorded but not forecast: never in a total's history
+BOUNDS = ("forecast_lo_80", "forecast_hi_80", "forecast_lo_95", "forecast_hi_95")
+
+
 def _make_warehouse(path: Path, intervals: bool) -> Path:
-    """A warehouse with ml.forecasts as the pipeline writes it: two runs, 28 days each."""
+    """A warehouse as the pipeline writes it: ml.forecasts (two runs, 28 days each, the
+    warehouse's column names), ml.forecasts_hierarchy summed by the pipeline's own
+    ``ml.hierarchy.aggregate``, and 60 days of marts.daily_counts up to the as-of date."""
     con = duckdb.connect(str(path))
     try:
         con.execute("create schema ml")
-        extra = ", lo_80 double, hi_80 double, lo_95 double, hi_95 double" if intervals else ""
+        con.execute("create schema marts")
+        extra = "".join(f", {b} double" for b in BOUNDS) if intervals else ""
         con.execute(
             "create table ml.forecasts (run_id varchar, as_of_date date, source varchar, "
             "area varchar, category varchar, series_id varchar, date date, horizon bigint, "
-            f"model varchar, forecast double{extra})"
+            f"model varchar, forecast double, forecast_mean double{extra})"
         )
         rows = []
         for run, as_of in ((OLD_RUN, AS_OF - timedelta(days=29)), (NEW_RUN, AS_OF)):
             for k, (source, area, category) in enumerate(SERIES):
                 for h in range(1, 29):
-                    value = round(0.5 + k + h / 7 + (run == NEW_RUN) * 0.25, 6)
+                    value = 0.5 + k + h / 7 + (run == NEW_RUN) * 0.25  # float noise on purpose
                     row = [run, as_of, source, area, category, f"{source}|{area}|{category}"]
-                    row += [as_of + timedelta(days=h), h, "xgboost", value]
+                    row += [as_of + timedelta(days=h), h, "xgboost", float(round(value)), value]
                     if intervals:
                         row += [value * 0.5, value * 1.5, value * 0.25, value * 2.0]
                     rows.append(row)
         marks = ", ".join("?" * len(rows[0]))
         con.executemany(f"insert into ml.forecasts values ({marks})", rows)
+        bottom = con.execute(
+            "select run_id, as_of_date, series_id, date, horizon, forecast_mean from ml.forecasts"
+        ).df()
+        hier = aggregate(bottom, ["run_id", "as_of_date", "date", "horizon"], ["forecast_mean"])
+        hier = hier.rename(columns={"forecast_mean": "forecast"})
+        for b, factor in zip(BOUNDS, (0.5, 1.5, 0.25, 2.0), strict=True):
+            hier[b] = hier["forecast"] * factor
+        con.execute("create table ml.forecasts_hierarchy as select * from hier")
+        counts = [
+            [s, a, c, f"{s}|{a}|{c}", AS_OF - timedelta(days=d), float((d * (k + 1)) % 5)]
+            for k, (s, a, c) in enumerate([*SERIES, EXTRA])
+            for d in range(60)
+        ]
+        con.execute(
+            "create table marts.daily_counts (source varchar, area varchar, category varchar, "
+            "series_id varchar, date date, incident_count double)"
+        )
+        con.executemany("insert into marts.daily_counts values (?, ?, ?, ?, ?, ?)", counts)
     finally:
         con.close()
     return path
@@ -109,18 +144,19 @@ def test_forecast_rows_are_the_warehouse_rows(client: TestClient, warehouse: Pat
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         expected = con.execute(
-            "select date, horizon, model, forecast from ml.forecasts where source = 'boston' "
-            "and area = 'B2' and category = 'Larceny' and run_id = ? order by date",
+            "select date, horizon, model, forecast, round(forecast_mean, 3) from ml.forecasts "
+            "where source = 'boston' and area = 'B2' and category = 'Larceny' and run_id = ? "
+            "order by date",
             [NEW_RUN],
         ).fetchall()
     finally:
         con.close()
     got = [
-        (date.fromisoformat(p["date"]), p["horizon"], p["model"], p["forecast"])
+        (date.fromisoformat(p["date"]), p["horizon"], p["model"], p["forecast"], p["forecast_mean"])
         for p in body["points"]
     ]
     assert got == expected
-    assert all(p[k] is None for p in body["points"] for k in ("lo_80", "hi_80", "lo_95", "hi_95"))
+    assert all(p[k] is None for p in body["points"] for k in BOUNDS)
 
 
 def test_forecast_date_range_and_an_older_run(client: TestClient):
@@ -147,7 +183,15 @@ def test_intervals_are_returned_when_the_warehouse_has_them(tmp_path: Path):
     ).json()
     assert body["intervals"] is True
     p = body["points"][0]
-    assert p["lo_95"] < p["lo_80"] < p["forecast"] < p["hi_80"] < p["hi_95"]
+    assert p["forecast_lo_95"] < p["forecast_lo_80"] < p["forecast_mean"] < p["forecast_hi_80"]
+    assert p["forecast_hi_80"] < p["forecast_hi_95"]
+    # the pre-1.1 names stay one version, marked deprecated in the schema
+    assert [p[b.removeprefix("forecast_")] for b in BOUNDS] == [p[b] for b in BOUNDS]
+    point = client.get("/openapi.json").json()["components"]["schemas"]["ForecastPoint"]
+    assert point["properties"]["lo_80"]["deprecated"] is True
+    assert "deprecated" not in point["properties"]["forecast_lo_80"]
+    decimals = [str(p[b]).partition(".")[2] for p in body["points"] for b in BOUNDS]
+    assert max(len(d) for d in decimals) == 3  # rounded, and the noise is really there
     assert client.get("/series").json()["sources"][0]["intervals"] is True
 
 
@@ -245,3 +289,238 @@ def test_api_never_answers_500_and_matches_its_schema(published: Path):
             case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
 
         check()
+
+
+# --------------------------------------------------------- totals, history, dates, CSV, docs
+B2 = {"source": "boston", "area": "B2", "category": "Larceny"}
+
+
+def _means(body: dict) -> dict[str, float]:
+    return {p["date"]: p["forecast_mean"] for p in body["points"]}
+
+
+def test_totals_add_up_to_the_sum_of_the_bottom_level(client: TestClient):
+    boston = [s for s in SERIES if s[0] == "boston"]
+    keys = ("source", "area", "category")
+    bottom = [
+        _means(client.get("/forecast", params=dict(zip(keys, s, strict=True))).json())
+        for s in boston
+    ]
+    city = client.get("/forecast", params={"source": "boston", "level": "city"})
+    assert city.status_code == 200, city.text
+    body = city.json()
+    assert (body["level"], body["area"], body["category"]) == ("city", "*", "*")
+    assert body["series_id"] == "boston|*|*" and body["run_id"] == NEW_RUN
+    assert body["model"] is None and len(body["points"]) == 28
+    for day, total in _means(body).items():
+        # each value is rounded to 3 decimals on its own
+        assert total == pytest.approx(sum(b[day] for b in bottom), abs=1e-3 * len(bottom))
+    areas = [
+        _means(
+            client.get("/forecast", params={"source": "boston", "level": "area", "area": a}).json()
+        )
+        for a in ("B2", "D4")
+    ]
+    assert areas == bottom  # one category per area here: an area total is its one series
+    larceny = client.get(
+        "/forecast", params={"source": "boston", "level": "category", "category": "Larceny"}
+    ).json()
+    assert _means(larceny) == bottom[0]
+    assert client.get("/series").json()["sources"][0]["levels"] == [
+        "area_category",
+        "area",
+        "category",
+        "city",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"source": "boston", "level": "city", "area": "B2"}, "area is summed out"),
+        ({"source": "boston", "level": "area"}, "area is required"),
+        ({"source": "boston", "level": "area", "area": "ZZ"}, "no area total"),
+        ({"source": "boston", "level": "city", "model": "xgboost"}, "model applies"),
+        ({"source": "boston", "level": "county"}, "level"),
+    ],
+)
+def test_bad_totals_are_422(client: TestClient, params, message):
+    r = client.get("/forecast", params=params)
+    assert r.status_code == 422 and message in r.text, r.text
+
+
+def test_recorded_history_beside_the_forecasts(client: TestClient, warehouse: Path):
+    body = client.get("/forecast", params={**B2, "history_days": 7}).json()
+    days = [AS_OF - timedelta(days=d) for d in range(6, -1, -1)]
+    assert [h["date"] for h in body["history"]] == [d.isoformat() for d in days]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        recorded = dict(
+            con.execute(
+                "select date, incident_count from marts.daily_counts where series_id = ?",
+                ["boston|B2|Larceny"],
+            ).fetchall()
+        )
+        boston = dict(
+            con.execute(
+                "select date, sum(incident_count) from marts.daily_counts "
+                "where source = 'boston' and area <> 'Z9' group by date"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert [h["incident_count"] for h in body["history"]] == [recorded[d] for d in days]
+    city = client.get(
+        "/forecast", params={"source": "boston", "level": "city", "history_days": 7}
+    ).json()
+    # a total's history sums the run's forecast series only (Z9 is recorded, not forecast)
+    assert [h["incident_count"] for h in city["history"]] == [boston[d] for d in days]
+    assert client.get("/forecast", params=B2).json()["history"] == []
+
+
+def test_days_and_dates_past_the_horizon(client: TestClient):
+    start = AS_OF + timedelta(days=5)
+    body = client.get("/forecast", params={**B2, "start": start.isoformat(), "days": 7}).json()
+    assert [p["date"] for p in body["points"]] == [
+        (start + timedelta(days=i)).isoformat() for i in range(7)
+    ]
+    first_week = client.get("/forecast", params={**B2, "days": 7}).json()
+    assert [p["horizon"] for p in first_week["points"]] == list(range(1, 8))
+    last = AS_OF + timedelta(days=28)
+    assert (
+        len(client.get("/forecast", params={**B2, "start": last.isoformat()}).json()["points"]) == 1
+    )
+    past = client.get("/forecast", params={**B2, "start": (last + timedelta(days=1)).isoformat()})
+    assert past.status_code == 422
+    assert f"past the forecast horizon: run '{NEW_RUN}' (as of {AS_OF})" in past.text
+    assert f"to {last}" in past.text
+    before = client.get("/forecast", params={**B2, "end": AS_OF.isoformat()})
+    assert before.status_code == 422 and "history_days" in before.text
+    both = client.get("/forecast", params={**B2, "end": last.isoformat(), "days": 3})
+    assert both.status_code == 422 and "end or days" in both.text
+
+
+def test_csv_by_parameter_or_accept_header(client: TestClient):
+    js = client.get("/forecast", params={**B2, "history_days": 3}).json()
+    by_param = client.get("/forecast", params={**B2, "history_days": 3, "format": "csv"})
+    by_accept = client.get(
+        "/forecast", params={**B2, "history_days": 3}, headers={"Accept": "text/csv"}
+    )
+    for r in (by_param, by_accept):
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/csv")
+        assert 'filename="crimecast_boston_B2_Larceny_' in r.headers["content-disposition"]
+    assert by_param.text == by_accept.text
+    rows = list(csv.DictReader(io.StringIO(by_param.text)))
+    recorded = [r for r in rows if r["kind"] == "recorded"]
+    forecast = [r for r in rows if r["kind"] == "forecast"]
+    assert [(r["date"], float(r["incident_count"])) for r in recorded] == [
+        (h["date"], h["incident_count"]) for h in js["history"]
+    ]
+    assert [(r["date"], int(r["horizon"]), float(r["forecast_mean"])) for r in forecast] == [
+        (p["date"], p["horizon"], p["forecast_mean"]) for p in js["points"]
+    ]
+    assert all(r["forecast_lo_80"] == "" for r in forecast)  # no intervals in this run: empty
+    assert {r["run_id"] for r in rows} == {NEW_RUN}
+    # JSON stays the default, and wins when the client prefers it
+    prefers_json = client.get(
+        "/forecast", params=B2, headers={"Accept": "application/json, text/csv"}
+    )
+    assert prefers_json.headers["content-type"] == "application/json"
+
+
+def test_the_schema_has_examples(client: TestClient):
+    schema = client.get("/openapi.json").json()
+    params = {p["name"]: p for p in schema["paths"]["/forecast"]["get"]["parameters"]}
+    assert params["source"]["examples"] == {"boston": {"value": "boston"}}
+    assert params["days"]["examples"] == {"7": {"value": 7}}
+    assert "text/csv" in schema["paths"]["/forecast"]["get"]["responses"]["200"]["content"]
+    assert schema["components"]["schemas"]["ForecastResponse"]["examples"]
+
+
+ASSET_URL = re.compile(r"""(?:src|href)=["']([^"']+)["']|url:\s*'([^']+)'""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_only_local_assets(client: TestClient, page: str):
+    html = client.get(page).text
+    urls = [a or b for a, b in ASSET_URL.findall(html)]
+    assert urls, html
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url
+        assert client.get(url).status_code == 200, url
+    assert "http://" not in html and "https://" not in html
+
+
+def _chromium_dom(url: str) -> str:
+    """The DOM of ``url`` after its scripts ran, in headless Chromium with every host but
+    127.0.0.1 unresolvable (no CDN, no font service)."""
+    browser = next(
+        (
+            shutil.which(n)
+            for n in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(n)
+        ),
+        None,
+    )
+    assert browser, "Chromium is needed: apt-get install -y --no-install-recommends chromium"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        done = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_docs_render_offline_in_chromium(published: Path, tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CRIMECAST_PUBLISHED": str(published)}
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "orchestration.api", "--port", str(port)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    assert server.poll() is None, (tmp_path / "server.log").read_text()
+                    assert time.monotonic() < deadline, "the API did not start in 60 s"
+                    time.sleep(0.3)
+            swagger = _chromium_dom(f"http://127.0.0.1:{port}/docs")
+            redoc = _chromium_dom(f"http://127.0.0.1:{port}/redoc")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    # Swagger UI built its operation blocks from /openapi.json: its script ran
+    assert 'class="opblock opblock-get' in swagger, swagger[-2000:]
+    assert "Daily forecasts of one series or of a total" in swagger
+    # ReDoc rendered the same operations
+    assert "Daily forecasts of one series or of a total" in redoc, redoc[-2000:]
+    assert "crimecast forecast API" in redoc
