@@ -60,7 +60,9 @@ dev: manifest
 	mkdir -p $(DAGSTER_HOME)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
+# the peer forecasters (statsforecast, mlforecast + LightGBM) are an optional extra
 bench: manifest
+	$(BIN)/python -c 'import statsforecast, mlforecast, lightgbm' 2>/dev/null || $(BIN)/pip install --quiet -e '.[peers]'
 	$(BIN)/python bench/run_bench.py
 
 SIZES ?= 100k,1M,10M

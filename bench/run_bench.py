@@ -39,6 +39,10 @@ INCIDENT_SETS = [
 ]
 
 
+from bench import peers  # noqa: E402
+from bench.compare import compare  # noqa: E402
+
+
 def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> list[dict]:
     import dagster as dg
     import duckdb
@@ -98,6 +102,8 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
         )
     finally:
         con.close()
+    compared, facts = compare(warehouse, source, with_peers=peers.available())
+    by_key = {(r["model"], r["horizon"]): r for r in compared}
     out = []
     for model, horizon, mae, rmse, n, floor, c80, c95, rel, is_champ, n_champ, cut in rows:
         row = {
@@ -119,17 +125,36 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
             row["champions"] = champions.get(horizon, "")
         elif is_champ:
             row["source_champion"] = True
+        row.update(_interval_fields(by_key.get((model, horizon), {})))
         row["seconds"] = round(seconds, 1)
         row["ml_seconds"] = ml_seconds
         out.append(row)
+    split = out[0]["split"] if out else ""
+    ours = {(r["model"], r["horizon"]) for r in out}
+    for r in compared:  # derived median baselines and the peers
+        if (r["model"], r["horizon"]) in ours:
+            continue
+        extra = {"dataset": name, "split": split, "model": r["model"], "horizon": r["horizon"]}
+        extra.update({"mae": r["mae"], "n": r["n"], "peer": r["peer"]})
+        extra.update(_interval_fields(r))
+        out.append(extra)
+    if out:
+        out[0]["comparison"] = facts
     return out
+
+
+def _interval_fields(r: dict) -> dict:
+    keys = ("mae_lo", "mae_hi", "diff_baseline", "diff_baseline_lo", "diff_baseline_hi")
+    keys += ("diff_peer", "diff_peer_lo", "diff_peer_hi")
+    return {k: r[k] for k in keys if k in r}
 
 
 def markdown(results: list[dict]) -> str:
     lines = []
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         rows = [r for r in results if r["dataset"] == dataset]
-        keys = [k for k in rows[0] if k not in ("dataset", "seconds")]
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        keys = [k for k in keys if k not in ("dataset", "seconds", "comparison", "champions")]
         lines += [f"**{dataset}**", "", "| " + " | ".join(keys) + " |"]
         lines.append("|" + "---|" * len(keys))
         lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
@@ -157,35 +182,75 @@ def readme_summary(results: list[dict]) -> str:
         order = sorted(
             {r["model"] for r in rows}, key=lambda m: by.get((m, hs[0]), {}).get("mae", 9e9)
         )
+        facts = next((r["comparison"] for r in rows if "comparison" in r), {})
         out += [
-            f"**{description}** (`{rel}`, {rows[0]['split']}; MAE of daily counts, test split; "
-            "coverage of the 80 % / 95 % intervals)",
+            f"**{description}** (`{rel}`, {rows[0]['split']}; MAE of daily counts on the test "
+            "split with its 95 % day-block bootstrap interval; coverage of the 80 % / 95 % "
+            "intervals; *peer* = another open-source tool, same rows)",
             "",
             "| model | "
-            + " | ".join(f"MAE h={h}" for h in hs)
+            + " | ".join(f"MAE h={h} [95 % CI]" for h in hs)
             + " | "
             + " | ".join(f"cover 80/95 h={h}" for h in hs)
             + " |",
             "|---|" + "---:|" * (2 * len(hs)),
         ]
         for m in order:
-            maes = [_f(by.get((m, h), {}).get("mae")) for h in hs]
+            maes = []
+            for h in hs:
+                r = by.get((m, h), {})
+                ci = f" [{r['mae_lo']:.3f}, {r['mae_hi']:.3f}]" if "mae_lo" in r else ""
+                maes.append(_f(r.get("mae")) + ci)
             covs = []
             for h in hs:
                 r = by.get((m, h), {})
                 covs.append(
                     f"{r['coverage_80']:.3f} / {r['coverage_95']:.3f}" if "coverage_80" in r else ""
                 )
-            label = f"**{m}**" if m == "champion" else m
+            peer = any(by.get((m, h), {}).get("peer") for h in hs)
+            label = f"**{m}**" if m == "champion" else (f"{m} *(peer)*" if peer else m)
             out.append(f"| {label} | " + " | ".join(maes) + " | " + " | ".join(covs) + " |")
-        floors = [_f(by.get(("mean_28", h), {}).get("noise_floor_mae")) for h in hs]
-        out.append("| *noise floor* | " + " | ".join(floors) + " |" + " |" * len(hs))
+        refs = [_f(by.get(("mean_28", h), {}).get("noise_floor_mae")) for h in hs]
+        out.append(
+            "| *Poisson reference (model-based, not a floor)* | "
+            + " | ".join(refs)
+            + " |"
+            + " |" * len(hs)
+        )
         champs = "; ".join(
             f"h={h}: {by[('champion', h)].get('champions', '')}"
             for h in hs
             if ("champion", h) in by
         )
-        out += ["", f"Champion per series (chosen on validation folds only): {champs}.", ""]
+        out += ["", f"Champion per series (chosen on validation folds only): {champs}."]
+        for label, key in (("baseline", "best_baseline"), ("peer", "best_peer")):
+            diffs = []
+            for h in hs:
+                r = by.get(("champion", h), {})
+                ref = facts.get(key, {}).get(str(h))
+                if f"diff_{label}" in r and ref:
+                    diffs.append(
+                        f"h={h} vs {ref}: {r[f'diff_{label}']:+.3f} "
+                        f"[{r[f'diff_{label}_lo']:+.3f}, {r[f'diff_{label}_hi']:+.3f}]"
+                    )
+            if diffs:
+                how = (
+                    "the median-point baseline with the lowest validation MAE"
+                    if label == "baseline"
+                    else "the peer with the lowest MAE on its validation window"
+                )
+                out.append(
+                    f"Champion − best {label} ({how}; MAE difference, 95 % interval): "
+                    + "; ".join(diffs)
+                    + "."
+                )
+        if facts.get("peer_seconds"):
+            secs = ", ".join(f"{k} {v} s" for k, v in facts["peer_seconds"].items())
+            out.append(
+                f"Wall time: crimecast's ML stage {rows[0].get('ml_seconds')} s; peers {secs} "
+                "(validation + test)."
+            )
+        out.append("")
     france = [r for r in results if r["dataset"].startswith("france")]
     if france:
         out += [
@@ -253,9 +318,10 @@ def main() -> int:
         )
         for h in sorted({r["horizon"] for r in rows}):
             hr = [r for r in rows if r["horizon"] == h]
+            ref = next((r["noise_floor_mae"] for r in hr if "noise_floor_mae" in r), None)
             print(
-                f"   horizon {h}: noise floor (Poisson, λ = trailing 28-day mean) "
-                f"{hr[0]['noise_floor_mae']}"
+                f"   horizon {h}: Poisson reference (model-based: E|Y − median| for Y ~ "
+                f"Poisson(trailing 28-day mean)) {ref}"
             )
             for r in hr:
                 cov = (
@@ -265,10 +331,10 @@ def main() -> int:
                 )
                 tag = "  <- champion per series: " + r["champions"] if "champions" in r else ""
                 tag += "  (source champion on cv)" if r.get("source_champion") else ""
-                print(
-                    f"     {r['model']:<18} MAE {r['mae']:.4f}  RMSE {r['rmse']:.4f}  "
-                    f"n={r['n']}{cov}{tag}"
-                )
+                ci = f" [{r['mae_lo']:.4f}, {r['mae_hi']:.4f}]" if "mae_lo" in r else ""
+                rmse = f"  RMSE {r['rmse']:.4f}" if "rmse" in r else ""
+                tag += "  (peer)" if r.get("peer") else ""
+                print(f"     {r['model']:<22} MAE {r['mae']:.4f}{ci}{rmse}  n={r['n']}{cov}{tag}")
         results += rows
     for module in ("france", "saopaulo"):
         bench_file = BENCH / f"{module}.py"

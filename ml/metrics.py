@@ -113,3 +113,42 @@ def score(predictions: pd.DataFrame, by: list[str] | None = None) -> pd.DataFram
     out = g.reset_index()
     out["n"] = out["n"].astype("int64")
     return out[by + METRIC_COLUMNS]
+
+
+def day_block_bootstrap_mae(
+    days, abs_errors: dict[str, np.ndarray], block: int = 7, n_boot: int = 2000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of each model's MAE, resampling target DAYS in circular blocks.
+
+    ``days``: the target day of each row; ``abs_errors``: per model, the absolute error of the
+    same rows (aligned, finite). Days are resampled in blocks of ``block`` consecutive days
+    (errors of one day are correlated across series, and of neighbouring days through the
+    weather, events and recording runs); every model sees the SAME resamples, so the
+    difference of two models' replicates is a paired interval. Returns ``{model: (n_boot,)}``.
+    """
+    day_codes, day_index = np.unique(pd.to_datetime(np.asarray(days)), return_inverse=True)
+    n_days = len(day_codes)
+    if n_days == 0:
+        return {m: np.full(n_boot, np.nan) for m in abs_errors}
+    rng = np.random.default_rng(seed)
+    n_blocks = -(-n_days // block)
+    starts = rng.integers(0, n_days, size=(n_boot, n_blocks))
+    picked = (starts[:, :, None] + np.arange(block)[None, None, :]) % n_days
+    picked = picked.reshape(n_boot, -1)[:, :n_days]
+    # weight of each day in each replicate = how often it was drawn
+    weights = np.zeros((n_boot, n_days))
+    np.add.at(weights, (np.repeat(np.arange(n_boot), n_days), picked.ravel()), 1.0)
+    rows_per_day = np.bincount(day_index, minlength=n_days).astype("float64")
+    denom = weights @ rows_per_day
+    out = {}
+    for model, err in abs_errors.items():
+        per_day = np.bincount(day_index, weights=np.asarray(err, dtype="float64"), minlength=n_days)
+        out[model] = (weights @ per_day) / denom
+    return out
+
+
+def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates."""
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
+    return float(lo), float(hi)

@@ -85,3 +85,30 @@ def test_score_groups_counts_scored_rows_and_averages_the_floor_over_them():
     assert out.loc["b", "mae"] == pytest.approx(3.0)
     assert out.loc["a", "noise_floor_mae"] == pytest.approx(noise_floor_mae([1.0, 2.0]))
     assert out.loc["b", "noise_floor_mae"] == pytest.approx(noise_floor_mae([1.0, 2.0, 40.0]))
+
+
+def test_day_block_bootstrap_is_paired_and_centred_on_the_mae():
+    from ml.metrics import day_block_bootstrap_mae, interval
+
+    rng = np.random.default_rng(1)
+    days = np.repeat(pd.date_range("2020-01-01", periods=84), 10)
+    a = np.abs(rng.normal(1.0, 0.5, len(days)))
+    reps = day_block_bootstrap_mae(days, {"a": a, "b": a + 0.25, "same": a.copy()}, n_boot=500)
+    # same resamples for every model: a constant shift moves every replicate by exactly it
+    np.testing.assert_allclose(reps["b"] - reps["a"], 0.25)
+    np.testing.assert_allclose(reps["same"], reps["a"])
+    lo, hi = interval(reps["a"])
+    assert lo < a.mean() < hi
+    assert abs(reps["a"].mean() - a.mean()) < 0.02
+    assert hi - lo > 0
+
+
+def test_day_block_bootstrap_resamples_days_not_rows():
+    from ml.metrics import day_block_bootstrap_mae, interval
+
+    # every error sits on 8 of 56 days: resampling days makes the interval wide
+    days = np.repeat(pd.date_range("2020-01-01", periods=56), 20)
+    err = np.where(pd.DatetimeIndex(days).day.isin([3, 4, 17, 18]), 5.0, 0.0)
+    lo, hi = interval(day_block_bootstrap_mae(days, {"m": err}, block=1, n_boot=2000)["m"])
+    # the point MAE is 5·8/56 ≈ 0.71; resampling rows would give about ±0.09
+    assert hi - lo > 0.4

@@ -1,0 +1,136 @@
+"""Scores of one incident benchmark set, honestly compared: every model of the run, the
+median baselines, the peers (bench/peers.py), with day-block bootstrap intervals on each MAE and
+on its difference to the best baseline and to the best peer, all on the same test rows.
+
+"Best" is always decided on data before the test window: the best baseline on crimecast's
+validation folds (split ``cv``), the best peer on a validation window of its own just before the
+test cutoff. Nothing here is chosen on the test days.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from bench import peers
+from ml.metrics import day_block_bootstrap_mae, interval, mae, poisson_median
+
+#: the baselines whose point is a count (a median, or an observed count); the ones whose point
+#: is a mean (mean_7, mean_28) are reported but not the reference of a median model
+MEDIAN_BASELINES = ("median_7", "median_28", "seasonal_naive_7")
+MEAN_BASELINES = ("mean_7", "mean_28")
+KEY = ["series_id", "ds", "horizon"]
+
+
+def _predictions(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
+    """The latest run's backtest predictions, with the median baselines derived from the mean
+    baselines' window means (median of Poisson(window mean): the same kind of point as every
+    count model's)."""
+    preds = con.execute(
+        "select series_id, date::timestamp as ds, horizon, model, split, cutoff, prediction, "
+        "prediction_mean, actual from ml.backtest_predictions where source = ? and run_id = "
+        "(select max(run_id) from ml.backtest_predictions where source = ?)",
+        [source, source],
+    ).df()
+    derived = []
+    for mean_model in MEAN_BASELINES:
+        part = preds.loc[preds["model"] == mean_model].copy()
+        part["model"] = mean_model.replace("mean_", "median_")
+        part["prediction"] = poisson_median(part["prediction_mean"].to_numpy())
+        derived.append(part)
+    return pd.concat([preds, *derived], ignore_index=True)
+
+
+def _best_on(frame: pd.DataFrame, candidates, horizon: int) -> str | None:
+    rows = frame.loc[(frame["horizon"] == horizon) & frame["model"].isin(list(candidates))]
+    if rows.empty:
+        return None
+    scores = rows.groupby("model").apply(
+        lambda g: mae(g["actual"], g["prediction"]), include_groups=False
+    )
+    return str(scores.idxmin())
+
+
+def compare(warehouse: Path, source: str, with_peers: bool = True) -> tuple[list[dict], dict]:
+    """Rows (one per model × horizon, test split) and facts about the comparison."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        preds = _predictions(con, source)
+        y = con.execute(
+            "select series_id as unique_id, date::timestamp as ds, incident_count::double as y "
+            "from marts.daily_counts where source = ? order by 1, 2",
+            [source],
+        ).df()
+    finally:
+        con.close()
+    test = preds.loc[preds["split"] == "test"]
+    cv = preds.loc[preds["split"] == "cv"]
+    test_cutoff = pd.Timestamp(test["cutoff"].min())
+    end = test["ds"].max()
+    horizons = sorted(test["horizon"].unique().tolist())
+    info: dict = {"test_cutoff": str(test_cutoff.date()), "end": str(end.date())}
+
+    frames = [test[[*KEY, "model", "prediction", "actual"]]]
+    val_peers = pd.DataFrame(columns=[*KEY, "model", "prediction", "actual"])
+    if with_peers and peers.available():
+        # the peers' own validation window: targets in the max(h) + 27 days before the cutoff
+        val_cutoff = test_cutoff - pd.Timedelta(days=28 + max(horizons) - 1)
+        val, val_info = peers.peer_predictions(
+            y, val_cutoff, test_cutoff - pd.Timedelta(days=1), horizons
+        )
+        got, peer_info = peers.peer_predictions(y, test_cutoff, end, horizons)
+        actual = y.rename(columns={"unique_id": "series_id", "y": "actual"})
+        val_peers = val.rename(columns={"unique_id": "series_id"}).merge(actual, on=KEY[:2])
+        # the peers are scored on exactly crimecast's test rows
+        rows = test.loc[test["model"] == "champion", [*KEY, "actual"]]
+        got = got.rename(columns={"unique_id": "series_id"}).merge(rows, on=KEY, how="inner")
+        frames.append(got[[*KEY, "model", "prediction", "actual"]])
+        info["peer_seconds"] = {
+            k: round(peer_info["seconds"][k] + val_info["seconds"][k], 1)
+            for k in peer_info["seconds"]
+        }
+        info["lightgbm_config"] = {str(h): c for h, c in peer_info["lightgbm_config"].items()}
+    scored = pd.concat(frames, ignore_index=True)
+    peer_names = sorted(m for m in scored["model"].unique() if m.startswith(("sf_", "mlf_")))
+
+    out: list[dict] = []
+    info["best_baseline"], info["best_peer"] = {}, {}
+    for h in horizons:
+        at_h = scored.loc[scored["horizon"] == h]
+        base = _best_on(cv, MEDIAN_BASELINES, h)
+        peer = _best_on(val_peers, peer_names, h) if peer_names else None
+        info["best_baseline"][str(h)], info["best_peer"][str(h)] = base, peer
+        champion_rows = at_h.loc[at_h["model"] == "champion", KEY]
+        errors, counts = {}, {}
+        for model, g in at_h.groupby("model"):
+            g = champion_rows.merge(g, on=KEY, how="inner")
+            if len(g) != len(champion_rows):
+                continue  # not on the common rows: not comparable
+            g = g.sort_values(KEY)
+            errors[model] = np.abs(g["actual"].to_numpy() - g["prediction"].to_numpy())
+            counts[model] = len(g)
+        days = champion_rows.sort_values(KEY)["ds"].to_numpy()
+        reps = day_block_bootstrap_mae(days, errors)
+        for model, err in errors.items():
+            lo, hi = interval(reps[model])
+            row = {
+                "model": model,
+                "horizon": int(h),
+                "mae": round(float(err.mean()), 4),
+                "mae_lo": round(lo, 4),
+                "mae_hi": round(hi, 4),
+                "n": counts[model],
+                "peer": model in peer_names,
+            }
+            for label, ref in (("baseline", base), ("peer", peer)):
+                if ref is None or ref not in reps or ref == model:
+                    continue
+                dlo, dhi = interval(reps[model] - reps[ref])
+                row[f"diff_{label}"] = round(float(err.mean() - errors[ref].mean()), 4)
+                row[f"diff_{label}_lo"] = round(dlo, 4)
+                row[f"diff_{label}_hi"] = round(dhi, 4)
+            out.append(row)
+    return out, info
