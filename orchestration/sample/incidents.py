@@ -24,9 +24,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
+import holidays
 import numpy as np
 import pandas as pd
 
@@ -37,36 +38,9 @@ NB_DISPERSION = 4.0  # negative binomial size k: var = mu + mu^2 / k
 # calendar helpers
 
 
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    """n-th (1-based; -1 = last) `weekday` (0=Monday) of a month."""
-    if n > 0:
-        d = date(year, month, 1)
-        d += timedelta(days=(weekday - d.weekday()) % 7)
-        return d + timedelta(weeks=n - 1)
-    nxt = date(year + (month == 12), month % 12 + 1, 1)
-    d = nxt - timedelta(days=1)
-    return d - timedelta(days=(d.weekday() - weekday) % 7)
-
-
 def us_federal_holidays(years: range) -> set[date]:
-    """US federal holidays (actual dates, not observed shifts)."""
-    out: set[date] = set()
-    for y in years:
-        out |= {
-            date(y, 1, 1),
-            _nth_weekday(y, 1, 0, 3),  # Martin Luther King Jr. Day
-            _nth_weekday(y, 2, 0, 3),  # Washington's Birthday
-            _nth_weekday(y, 5, 0, -1),  # Memorial Day
-            date(y, 7, 4),
-            _nth_weekday(y, 9, 0, 1),  # Labor Day
-            _nth_weekday(y, 10, 0, 2),  # Columbus Day
-            date(y, 11, 11),
-            _nth_weekday(y, 11, 3, 4),  # Thanksgiving
-            date(y, 12, 25),
-        }
-        if y >= 2021:
-            out.add(date(y, 6, 19))  # Juneteenth
-    return out
+    """US federal holidays of `years` (actual dates, not observed shifts), from `holidays`."""
+    return set(holidays.country_holidays("US", years=years, observed=False))
 
 
 WEEKLY = {  # Monday … Sunday multipliers (normalised to mean 1 below)
