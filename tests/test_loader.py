@@ -326,7 +326,10 @@ def test_non_numeric_count_is_an_error(
     )
     with pytest.raises(LoadError) as exc:
         load_source(warehouse_con, m, str(f))
-    assert "n.csv: data row 2: count column 'n' is not a whole number" in str(exc.value)
+    assert "n.csv: line 3 (data row 2), column 'n': count 'two' is not a whole number" in str(
+        exc.value
+    )
+    assert (exc.value.line, exc.value.column) == (3, "n")
 
 
 def test_missing_input(tmp_path: Path, warehouse_con: duckdb.DuckDBPyConnection) -> None:
@@ -710,12 +713,14 @@ def test_preview_reports_and_writes_nothing(tmp_path: Path) -> None:
     before = sorted(p for p in tmp_path.rglob("*"))
     report = preview_source(m.path, str(folder))
     assert sorted(p for p in tmp_path.rglob("*")) == before
-    assert "rows parsed: 3" in report
+    assert "rows read: 3" in report
     assert "test_record (mapping filter): 1" in report
     assert "unparseable_timestamp: 1" in report and "'never'" in report
-    assert "missing_area: 1" in report
-    assert "date range: 2024-01-05 10:30:00 → 2024-01-06 10:30:00" in report
-    assert "areas (2): A1 2" in report and "Theft 2" in report
+    assert "missing_area: 0" in report  # the row without area has no timestamp either
+    assert "rows kept: 1" in report
+    # after the filters: the test record is not in the range, areas or categories
+    assert "date range of the rows kept: 2024-01-05 10:30:00 → 2024-01-05 10:30:00" in report
+    assert "areas of the rows kept (1): A1 1" in report and "(1): Theft 1" in report
 
 
 # --------------------------------------------------------------------------------------------

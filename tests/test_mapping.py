@@ -245,6 +245,27 @@ def test_filter_forms(tmp_path: Path) -> None:
     assert "must be lower case" in error_of(tmp_path, bad)
 
 
+def test_date_range_and_negated_filter_forms(tmp_path: Path) -> None:
+    """YAML reads an unquoted 2019-01-01 as a date: the same as the quoted text."""
+    path = tmp_path / "sources" / "city.yml"
+    path.parent.mkdir()
+    text = yaml.safe_dump(variant(filters=None), sort_keys=False) + (
+        "filters:\n"
+        "  old: {field: timestamp, before: 2019-01-01}\n"
+        "  window: {field: timestamp, since: '2019-01-01 06:30', before: 2020-01-01, not: true}\n"
+        "  other: {field: area, matches: '^1', not: true}\n"
+        "  has_code: {field: offense_code, is_null: true, not: true}\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    m = load_mapping(path)
+    assert [(f.name, f.op, f.value, f.negate) for f in m.filters] == [
+        ("old", "range", (None, "2019-01-01 00:00:00"), False),
+        ("window", "range", ("2019-01-01 06:30:00", "2020-01-01 00:00:00"), True),
+        ("other", "matches", "^1", True),
+        ("has_code", "is_null", True, True),
+    ]
+
+
 def test_discover_mappings(tmp_path: Path) -> None:
     for stem in ("b", "a", "c"):
         (tmp_path / f"{stem}.yml").write_text("name: x\n")

@@ -50,7 +50,7 @@ def resolve_inputs(
 ) -> list[InputFile]:
     """Expand every spec, in order, without duplicates. A relative path is looked up in the
     current directory first, then in each of `base_dirs`. A folder contributes its files
-    matching `pattern` (not recursive); a glob its matching files (`**` recursive). Raises
+    matching `pattern`, sub-folders included; a glob its matching files (`**` recursive). Raises
     FetchError when a spec matches nothing."""
     out: list[InputFile] = []
     seen: set[str] = set()
@@ -84,9 +84,11 @@ def _local(spec: str, pattern: str, base_dirs: Sequence[Path]) -> list[Path]:
             if files:
                 return files
         elif cand.is_dir():
-            files = sorted(p.resolve() for p in cand.glob(pattern) if p.is_file())
+            files = _folder_files(cand, pattern)
             if not files:
-                raise FetchError(f"folder {cand} has no files matching {pattern!r}")
+                raise FetchError(
+                    f"folder {cand} has no files matching {pattern!r} (sub-folders included)"
+                )
             return files
         elif cand.is_file():
             return [cand.resolve()]
@@ -94,6 +96,23 @@ def _local(spec: str, pattern: str, base_dirs: Sequence[Path]) -> list[Path]:
     if is_glob:
         raise FetchError(f"no files match the glob {spec!r} (looked in: {where})")
     raise FetchError(f"input {spec!r} does not exist (looked for: {where})")
+
+
+def _folder_files(folder: Path, pattern: str) -> list[Path]:
+    """The files under `folder`, sub-folders included, whose path relative to it matches
+    `pattern` (from the right, as Path.match: `*.csv` at any depth, `2019/*.csv` in folders
+    named 2019), sorted by relative path so the order never depends on the file system.
+    Hidden files and folders (`.git`, macOS `._x.csv`) are left out; links to folders are
+    not followed (no loops)."""
+    found: list[tuple[tuple[str, ...], Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder)
+            if not name.startswith(".") and rel.match(pattern) and path.is_file():
+                found.append((rel.parts, path.resolve()))
+    return [path for _, path in sorted(found)]
 
 
 def cache_path(url: str, cache_dir: Path) -> Path:

@@ -12,17 +12,26 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
+import logging
 import re
+import shutil
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
+
+try:  # POSIX: a live load holds a lock on its temporary folder (released even on SIGKILL)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stale folders are told by age alone
+    fcntl = None  # type: ignore[assignment]
 
 from orchestration.ingest.fetch import FetchError, InputFile, resolve_inputs
 from orchestration.ingest.mapping import SourceMapping, normalize_header
@@ -32,6 +41,21 @@ _SETTLED_NS = 2_000_000_000  # files modified longer ago than this are hashed on
 _WS = " \t\r\n\u00a0"
 _DELIMS = (",", ";", "\t", "|")
 _UTF8 = {"utf-8", "utf-8-sig"}
+#: DuckDB's longest CSV line, set explicitly so the message can name it; the csv module's
+#: field limit (first rows, read in Python) is raised to the same (it is process-wide and
+#: only ever raised here)
+_MAX_LINE_BYTES = 2_000_000
+csv.field_size_limit(max(csv.field_size_limit(), _MAX_LINE_BYTES))
+#: whole decimal numbers only: `1.5`, `0x10`, `1e3`, `1_000` are not counts or hours
+_COUNT_RE = "[+-]?[0-9]+"
+_HOUR_RE = "[0-9]{1,2}"
+#: a text file has (almost) no control characters; random or compressed bytes ~20-25 %
+_SNIFF_CHARS = 1024
+_MAX_CONTROL_SHARE = 0.10
+#: temporary folders of the loader; one left by a killed load is removed by the next load
+_TMP_PREFIX = "crimecast-load-"
+_STALE_TMP_S = 600
+_log = logging.getLogger(__name__)
 
 DDL = """
 create schema if not exists raw;
@@ -108,6 +132,7 @@ class _Prepared:
     read_path: Path | None = None
     header: list[str] = field(default_factory=list)
     index: dict[str, int | None] = field(default_factory=dict)
+    bom: int = 0  # bytes of a UTF-8 byte-order mark to skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,11 +154,10 @@ def load_source(
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     specs = (input_spec.strip(),) if input_spec and input_spec.strip() else mapping.input
     db_dir = _database_dir(con)
-    tmp_parent = db_dir / "tmp" if db_dir else None
-    if tmp_parent:
-        tmp_parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="crimecast-load-", dir=tmp_parent) as tmp:
-        tmp_dir = Path(tmp)
+    tmp_parent = db_dir / "tmp" if db_dir else Path(tempfile.gettempdir())
+    tmp_parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(tmp_parent)
+    with _load_tmp_dir(tmp_parent) as tmp_dir:
         inputs = _resolve(mapping, specs, sample_dir, db_dir, tmp_dir)
         con.execute(DDL)
         hashes = _HashCache(con)
@@ -202,6 +226,59 @@ def load_source(
 
     _summarise(con, result)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# temporary folders
+
+
+@contextmanager
+def _load_tmp_dir(parent: Path) -> Iterator[Path]:
+    """This load's temporary folder (transcoded files, sample and downloads of an in-memory
+    load), locked while the load runs so that another load never takes it for stale."""
+    with tempfile.TemporaryDirectory(prefix=_TMP_PREFIX, dir=parent) as tmp:
+        lock = (Path(tmp) / ".lock").open("wb")
+        try:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield Path(tmp)
+        finally:
+            lock.close()
+
+
+def remove_stale_tmp(parent: Path) -> list[Path]:
+    """Remove the temporary folders a killed load left in `parent`: named `crimecast-load-*`,
+    unmodified for 10 minutes and not locked by a live load. Returns the folders removed."""
+    removed: list[Path] = []
+    cutoff = time.time() - _STALE_TMP_S
+    for folder in sorted(parent.glob(_TMP_PREFIX + "*")):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_mtime > cutoff:
+                continue
+        except OSError:
+            continue
+        if _in_use(folder):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            _log.info("removed the temporary folder of an interrupted load: %s", folder)
+            removed.append(folder)
+    return removed
+
+
+def _in_use(folder: Path) -> bool:
+    if fcntl is None:
+        return False
+    try:
+        fh = (folder / ".lock").open("rb")
+    except OSError:  # no lock file: killed before taking it (or a version without locks)
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,21 +392,32 @@ def _unreadable(item: InputFile, exc: OSError) -> LoadError:
 # per-file checks
 
 
-def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> str:
+def _bom_length(path: Path, codec: str) -> int:
+    """Bytes of a UTF-8 byte-order mark at the start of the file, to skip before decoding with
+    `codec`: whatever 8-bit codec decodes the rest (a file saved as "UTF-8" by one tool, then
+    written in latin-1 by another keeps the mark: latin-1 would read it as `ï»¿`). UTF-16/32
+    codecs handle their own marks."""
+    if codec.startswith(("utf-16", "utf-32")):
+        return 0
+    with path.open("rb") as fh:
+        return len(codecs.BOM_UTF8) if fh.read(3) == codecs.BOM_UTF8 else 0
+
+
+def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> tuple[str, int]:
     """The first encoding of the list that decodes the whole file (`utf-8-sig` reported when a
-    UTF-8 file starts with a BOM)."""
+    UTF-8 file starts with a BOM), and the length of a UTF-8 BOM to skip (any 8-bit codec)."""
     first_error = ""
     _reject_nul_bytes(item, encodings)
     for enc in encodings:
         name = codecs.lookup(enc).name
         decoder = codecs.getincrementaldecoder(name)(errors="strict")
+        skip = _bom_length(item.path, name)
         offset = lines = 0
-        bom = False
         try:
             with item.path.open("rb") as fh:
+                fh.seek(skip)
+                offset = skip
                 while chunk := fh.read(_CHUNK):
-                    if offset == 0:
-                        bom = chunk.startswith(codecs.BOM_UTF8)
                     try:
                         decoder.decode(chunk)
                     except UnicodeDecodeError as exc:
@@ -347,8 +435,8 @@ def _detect_encoding(item: InputFile, encodings: tuple[str, ...]) -> str:
                 first_error = f"as {enc}: at end of file: {exc.reason}"
             continue
         if name in _UTF8:
-            return "utf-8-sig" if bom else "utf-8"
-        return enc
+            return ("utf-8-sig" if skip else "utf-8"), skip
+        return enc, skip
     raise LoadError(
         f"{item.label}: cannot decode with any of the mapping's encodings "
         f"({', '.join(encodings)}); first failure {first_error}",
@@ -371,15 +459,59 @@ def _reject_nul_bytes(item: InputFile, encodings: tuple[str, ...]) -> None:
                 utf16 = chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
                     lines == 0 and at <= 1
                 )
-                hint = "UTF-16 text?" if utf16 else "a binary file?"
+                if utf16:
+                    hint = "UTF-16 text? add the codec to files.encodings if so"
+                else:
+                    hint = _magic_hint(item.path) or "not a text file: binary data?"
                 raise LoadError(
                     f"{item.label}: line {line}: cannot decode with any of the mapping's "
-                    f"encodings ({', '.join(encodings)}): NUL bytes ({hint} add the codec to "
-                    "files.encodings if so)",
+                    f"encodings ({', '.join(encodings)}): NUL bytes ({hint})",
                     file=item.label,
                     line=line,
                 )
             lines += chunk.count(b"\n")
+
+
+def _magic_hint(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"\x1f\x8b"):
+        return "not a text file: gzip-compressed? decompress it first"
+    if head.startswith(b"PK\x03\x04"):
+        return "not a text file: a zip archive or an .xlsx workbook? extract or export as CSV"
+    return ""
+
+
+def _open_text(p: _Prepared) -> IO[str]:
+    """The file as text in its detected encoding, after any UTF-8 byte-order mark."""
+    fh = p.item.path.open("rb")
+    fh.seek(p.bom)
+    codec = "utf-8" if p.encoding in _UTF8 else codecs.lookup(p.encoding).name
+    return io.TextIOWrapper(fh, encoding=codec, newline="")
+
+
+def _reject_binary(p: _Prepared) -> None:
+    """Random, compressed or encrypted bytes without a NUL decode as latin-1 (every byte is a
+    character) into a garbled header; text has almost no control characters."""
+    with _open_text(p) as fh:
+        text = fh.read(_SNIFF_CHARS).lstrip("\ufeff")
+    if not text:
+        return
+    control = sum(
+        1
+        for c in text
+        if c == "\ufffd"
+        or (c not in "\t\n\r\f\v" and unicodedata.category(c) in ("Cc", "Cn", "Co", "Cs"))
+    )
+    if control / len(text) > _MAX_CONTROL_SHARE:
+        label = p.item.label
+        hint = _magic_hint(p.item.path).removeprefix("not a text file: ")
+        raise LoadError(
+            f"{label}: not a text file: {control / len(text):.0%} of its first {len(text):,} "
+            f"characters (read as {p.encoding}) are control characters "
+            f"({hint or 'binary, compressed or encrypted data? is this the right file'})",
+            file=label,
+        )
 
 
 class _DecodeFailed(Exception):
@@ -392,12 +524,13 @@ def _prepare(p: _Prepared, mapping: SourceMapping, tmp_dir: Path) -> None:
     label = p.item.label
     if p.item.path.stat().st_size == 0:
         raise LoadError(f"{label}: file is empty (0 bytes)", file=label)
-    p.encoding = _detect_encoding(p.item, mapping.files.encodings)
-    text_encoding = "utf-8-sig" if p.encoding in _UTF8 else codecs.lookup(p.encoding).name
+    p.encoding, p.bom = _detect_encoding(p.item, mapping.files.encodings)
+    _reject_binary(p)
     delim, quote = mapping.files.delimiter, mapping.files.quote
-    with p.item.path.open(encoding=text_encoding, newline="") as fh:
+    with _open_text(p) as fh:
+        start = fh.tell()
         first_line = fh.readline()
-        fh.seek(0)
+        fh.seek(start)
         reader = csv.reader(fh, delimiter=delim, quotechar=quote)
         header: list[str] | None = None
         has_data = False
@@ -411,13 +544,15 @@ def _prepare(p: _Prepared, mapping: SourceMapping, tmp_dir: Path) -> None:
                 has_data = True
                 break
         except csv.Error as exc:
+            reason = _TOO_LONG if "field limit" in str(exc) else str(exc)
             raise LoadError(
-                f"{label}: line {reader.line_num}: {exc}", file=label, line=reader.line_num
+                f"{label}: line {reader.line_num}: {reason}", file=label, line=reader.line_num
             ) from exc
     if header is None:
         raise LoadError(f"{label}: file is empty (no header line)", file=label)
     if not has_data:
         raise LoadError(f"{label}: file has a header but no data rows", file=label)
+    header[0] = header[0].lstrip("\ufeff")  # the mark of a UTF-16-LE/BE file
     p.header = header
 
     normalized: dict[str, int] = {}
@@ -501,10 +636,7 @@ def _delimiter_hint(first_line: str, delim: str) -> str:
 
 def _transcode(p: _Prepared, tmp_dir: Path) -> Path:
     out = tmp_dir / f"{p.sha[:16]}.utf8.csv"
-    with (
-        p.item.path.open(encoding=p.encoding, newline="") as src,
-        out.open("w", encoding="utf-8", newline="") as dst,
-    ):
+    with _open_text(p) as src, out.open("w", encoding="utf-8", newline="") as dst:
         first = True
         while chunk := src.read(_CHUNK):
             dst.write(chunk.lstrip("\ufeff") if first else chunk)
@@ -545,7 +677,11 @@ def _timestamp_sql(p: _Prepared, mapping: SourceMapping) -> tuple[str, str]:
         d = f'try_strptime("v{di}", {_list_lit(ts.date_formats)})'
         if hi is None:
             return to_local(d), f'"v{di}"'
-        h = f'try_cast("v{hi}" AS INTEGER)'
+        # digits only: try_cast alone rounds `7.5` to 8 and reads `0x5` as 5
+        h = (
+            f'CASE WHEN regexp_full_match("v{hi}", {_lit(_HOUR_RE)}) '
+            f'THEN try_cast("v{hi}" AS INTEGER) END'
+        )
         naive = f"CASE WHEN {h} BETWEEN 0 AND 23 THEN {d} + to_hours({h}) END"
         return to_local(naive), f'concat_ws(\' \', "v{di}", "v{hi}")'
 
@@ -579,14 +715,22 @@ def _filter_sql(mapping: SourceMapping) -> str:
     whens = []
     for f in mapping.filters:
         col = column[f.field]
-        if f.op == "matches":
-            cond = f"coalesce(regexp_matches({col}, {_lit(f.value)}), false)"
+        if f.op == "is_null":
+            whens.append(f"WHEN {col} IS {'NOT ' if f.negate else ''}NULL THEN {_lit(f.name)}")
+            continue
+        if f.op == "range":  # the parsed local timestamp: since <= occurred_at < before
+            since, before = f.value
+            bounds = [f"occurred_at >= {_lit(since)}::TIMESTAMP"] if since else []
+            bounds += [f"occurred_at < {_lit(before)}::TIMESTAMP"] if before else []
+            test = " AND ".join(bounds)
+        elif f.op == "matches":
+            test = f"regexp_matches({col}, {_lit(f.value)})"
         elif f.op == "equals":
-            cond = f"coalesce({col} = {_lit(f.value)}, false)"
-        elif f.op == "in":
-            cond = f"coalesce({col} IN ({', '.join(_lit(v) for v in f.value)}), false)"
+            test = f"{col} = {_lit(f.value)}"
         else:
-            cond = f"{col} IS NULL"
+            test = f"{col} IN ({', '.join(_lit(v) for v in f.value)})"
+        # NULL when the value is missing: such a row never matches, negated or not
+        cond = f"coalesce({'NOT ' if f.negate else ''}({test}), false)"
         whens.append(f"WHEN {cond} THEN {_lit(f.name)}")
     return "CASE " + " ".join(whens) + " END"
 
@@ -597,7 +741,8 @@ def _read_csv_sql(p: _Prepared, mapping: SourceMapping) -> str:
     return (
         f"read_csv({_lit(str(p.read_path))}, columns={{{cols}}}, header=true, "
         f"delim={_lit(mapping.files.delimiter)}, quote={_lit(q)}, escape={_lit(q)}, "
-        "strict_mode=true, auto_detect=false, null_padding=false, ignore_errors=false)"
+        "strict_mode=true, auto_detect=false, null_padding=false, ignore_errors=false, "
+        f"max_line_size={_MAX_LINE_BYTES})"
     )
 
 
@@ -621,7 +766,9 @@ def _file_sql(p: _Prepared, mapping: SourceMapping, loaded_at: datetime) -> str:
 insert into raw.incidents
 select {_lit(mapping.name)}, incident_id, occurred_at, occurred_at_raw, area, category_raw,
        offense_code, offense_description,
-       CASE WHEN count_raw IS NULL THEN 1 ELSE try_cast(count_raw AS INTEGER) END,
+       CASE WHEN count_raw IS NULL THEN 1
+            WHEN regexp_full_match(count_raw, {_lit(_COUNT_RE)})
+            THEN try_cast(count_raw AS INTEGER) END,
        {_filter_sql(mapping)},
        {_lit(p.item.label)}, {_lit(p.sha)}, source_row, {_lit(loaded_at.isoformat())}::TIMESTAMP
 from (
@@ -643,6 +790,10 @@ from (
 
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_TOO_LONG = (
+    f"a field is longer than the {_MAX_LINE_BYTES // 1_000_000} MB the loader reads; "
+    "is this the right file?"
+)
 
 
 def _csv_error(p: _Prepared, exc: duckdb.Error, delim: str) -> LoadError:
@@ -653,6 +804,8 @@ def _csv_error(p: _Prepared, exc: duckdb.Error, delim: str) -> LoadError:
         first = text.strip().split("\n")[0]
         return LoadError(f"{label}: cannot read as CSV: {first}", file=label)
     line = int(m.group(1))
+    if "Maximum line size" in text:  # DuckDB's advice (max_line_size) is not the user's fix
+        return LoadError(f"{label}: line {line}: {_TOO_LONG}", file=label, line=line)
     body = text[m.end() :].split("Possible fixes")[0]
     original = ""
     om = re.search(r"Original Line: (.*)", body)
@@ -695,14 +848,50 @@ def _insert_file(
             [mapping.name, p.sha],
         ).fetchone()
         if bad:
-            column = p.header[p.index["count"]]
-            raise LoadError(
-                f"{label}: data row {bad[0]}: count column {column!r} is not a whole number",
-                file=label,
-                line=bad[0] + 1,
-                column=column,
-            )
+            raise _bad_count(con, p, mapping, int(bad[0]))
     return n
+
+
+def _bad_count(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, mapping: SourceMapping, row: int
+) -> LoadError:
+    """The error for data row `row`, whose count is not a whole decimal number (error path
+    only: the file is read again for the value and the line of that row)."""
+    i = p.index["count"]
+    column = p.header[i]
+    value = con.execute(
+        f"select {_clean(f'c{i}')} from (select c{i}, row_number() over () AS r "
+        f"from {_read_csv_sql(p, mapping)}) where r = ?",
+        [row],
+    ).fetchone()[0]
+    line = _line_of_row(p, mapping, row)
+    why = (
+        "is out of range"
+        if re.fullmatch(_COUNT_RE, value or "")
+        else "is not a whole number (digits with an optional sign, e.g. 2 or -1)"
+    )
+    return LoadError(
+        f"{p.item.label}: line {line} (data row {row}), column {column!r}: count {value!r} {why}",
+        file=p.item.label,
+        line=line,
+        column=column,
+    )
+
+
+def _line_of_row(p: _Prepared, mapping: SourceMapping, row: int) -> int:
+    """1-based line of the file where data row `row` starts (quoted fields may span lines;
+    blank lines are skipped, as DuckDB does)."""
+    with Path(p.read_path or p.item.path).open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=mapping.files.delimiter, quotechar=mapping.files.quote)
+        seen = -1  # the header is row 0
+        start = 1
+        for record in reader:
+            if record:
+                seen += 1
+                if seen == row:
+                    return start
+            start = reader.line_num + 1
+    return row + 1
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:

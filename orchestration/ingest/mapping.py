@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ CANONICAL_FIELDS: tuple[str, ...] = (
 FIELD_NAMES: tuple[str, ...] = (*CANONICAL_FIELDS, "timestamp")
 CATEGORY_MAP_FIELDS: tuple[str, ...] = ("category", "offense_code", "offense_description")
 FILTER_OPS: tuple[str, ...] = ("matches", "equals", "in", "is_null")
+#: filter tests on the parsed timestamp (occurred_at, local wall-clock): since <= t < before
+FILTER_TIME_TESTS: tuple[str, ...] = ("since", "before")
 
 _TOP_KEYS = {
     "name": "source name, equal to the file stem (e.g. boston)",
@@ -56,7 +59,7 @@ _FILES_KEYS = ("delimiter", "quote", "encodings", "pattern")
 _FIELD_KEYS = ("column", "regex")
 _TS_SINGLE_KEYS = ("column", "formats", "zone")
 _TS_DATE_KEYS = ("date", "date_formats", "hour", "zone")
-_FILTER_KEYS = ("field", *FILTER_OPS)
+_FILTER_KEYS = ("field", *FILTER_OPS, *FILTER_TIME_TESTS, "not")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _DIRECTIVE_RE = re.compile(r"%(.)")
 
@@ -109,12 +112,15 @@ class TimestampSpec:
 
 @dataclass(frozen=True)
 class FilterSpec:
-    """A named row filter: the first one that matches sets `filter_reason` (rows are kept)."""
+    """A named row filter: the first one that matches sets `filter_reason` (rows are kept).
+    `op` is one of FILTER_OPS, or `range` (value: (since, before), ISO timestamps or None) on
+    the parsed timestamp; `negate` matches the rows with a value that the test does not."""
 
     name: str
     field: str
     op: str
     value: Any
+    negate: bool = False
 
 
 @dataclass(frozen=True)
@@ -495,9 +501,31 @@ class _Validator:
                 )
             if target != "timestamp" and target not in fields:
                 raise self.fail(f"{key}.field", f"field {target!r} is not mapped in 'fields'")
+            negate = spec.get("not", False)
+            if not isinstance(negate, bool):
+                raise self.fail(f"{key}.not", f"must be true or false, got {negate!r}")
             ops = [op for op in FILTER_OPS if op in spec]
+            times = [t for t in FILTER_TIME_TESTS if t in spec]
+            if times:
+                if ops or target != "timestamp":
+                    raise self.fail(
+                        key,
+                        f"{' / '.join(times)} test(s) the parsed timestamp: use them with "
+                        f"field: timestamp and without {', '.join(FILTER_OPS)}",
+                    )
+                since, before = (
+                    self._filter_time(spec.get(t), f"{key}.{t}") for t in FILTER_TIME_TESTS
+                )
+                if since and before and since >= before:
+                    raise self.fail(key, f"since ({since}) must be earlier than before ({before})")
+                out.append(FilterSpec(fname, target, "range", (since, before), negate))
+                continue
             if len(ops) != 1:
-                raise self.fail(key, f"needs exactly one of {', '.join(FILTER_OPS)}")
+                raise self.fail(
+                    key,
+                    f"needs exactly one of {', '.join(FILTER_OPS)} "
+                    f"(or, on field: timestamp, since and / or before)",
+                )
             op = ops[0]
             val = spec[op]
             if op == "matches":
@@ -512,8 +540,34 @@ class _Validator:
                 val = self._str_list(val, f"{key}.in")
             elif op == "is_null" and val is not True:
                 raise self.fail(f"{key}.is_null", "must be true")
-            out.append(FilterSpec(name=fname, field=target, op=op, value=val))
+            out.append(FilterSpec(name=fname, field=target, op=op, value=val, negate=negate))
         return tuple(out)
+
+    def _filter_time(self, value: Any, key: str) -> str | None:
+        """A date or a local date-time (YAML may already have parsed it) as ISO text."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            ts = value
+        elif isinstance(value, date):
+            ts = datetime(value.year, value.month, value.day)
+        elif isinstance(value, str):
+            try:
+                ts = datetime.fromisoformat(value.strip())
+            except ValueError:
+                ts = None
+        else:
+            ts = None
+        if ts is None:
+            raise self.fail(
+                key,
+                f"must be a date or date-time like 2019-01-01 or 2019-01-01 06:00, got {value!r}",
+            )
+        if ts.tzinfo is not None:
+            raise self.fail(
+                key, f"{value!r} has a UTC offset: give the local wall-clock time of 'timezone'"
+            )
+        return ts.isoformat(sep=" ")
 
     def _required(self, value: Any, fields: dict[str, FieldSpec]) -> tuple[str, ...]:
         names = self._str_list(value, "required")
