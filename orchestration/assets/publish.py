@@ -1,8 +1,9 @@
 """Serving: the published, read-only copy of the warehouse, and the raw-layer contract checks.
 
 Asset ``[published, warehouse]`` (group "serving") runs last: after every marts and ml asset
-of the run succeeded, it exports the warehouse's tables (marts.*, ml.*, raw lineage tables
-raw.source_files / raw.sources, the data-quality mart, plus the ``serving`` contract schema)
+of the run succeeded, it exports the allow-listed tables (``PUBLISHED_TABLES`` in
+orchestration/publish.py: aggregates only, small São Paulo cells withheld, the latest
+``CRIMECAST_PUBLISH_KEEP_RUNS`` runs per source, plus the ``serving`` contract schema)
 into a NEW DuckDB file beside the target, fsyncs it and ``os.replace``s it over
 ``settings().published`` (default ``<warehouse dir>/published/crimecast.duckdb``, env
 ``CRIMECAST_PUBLISHED``). It reuses ``orchestration.publish.publish_copy`` (the dashboards'
@@ -15,9 +16,10 @@ with severity ERROR, dbt, ml and the publish step do not run, so the published c
 last good state):
 
 * ``volume``: every loaded source has rows, and no source shrank by more than
-  ``CRIMECAST_MAX_SHRINK_PCT`` (default 20) % since the previous check while its configured
-  input (``CRIMECAST_INPUT_<NAME>`` / the mapping's default) stayed the same. A shrink after the
-  input was re-pointed elsewhere is expected and passes.
+  ``CRIMECAST_MAX_SHRINK_PCT`` (default 20) % nor lost days at its end (its last day earlier
+  than before) since the previous check while its configured input (``CRIMECAST_INPUT_<NAME>``
+  / the mapping's default) stayed the same. A shrink after the input was re-pointed elsewhere
+  is expected and passes; ``CRIMECAST_FORCE_SHRINK=1`` accepts any shrink for one run.
 * ``freshness``: the newest incident of every source is at most ``CRIMECAST_MAX_DATA_AGE_DAYS``
   days older than its load time. Unset (the default, e.g. for the historical sample data), the
   check only reports the age, with severity WARN.
@@ -25,6 +27,7 @@ last good state):
 
 import os
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +38,7 @@ from orchestration.resources import WarehouseResource
 PUBLISHED = dg.AssetKey(["published", "warehouse"])
 RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
 SHRINK_ENV = "CRIMECAST_MAX_SHRINK_PCT"
+FORCE_SHRINK_ENV = "CRIMECAST_FORCE_SHRINK"
 AGE_ENV = "CRIMECAST_MAX_DATA_AGE_DAYS"
 
 #: dbt models the published copy waits for (when they exist in the manifest)
@@ -78,7 +82,8 @@ def _publish(warehouse: Path, target: Path) -> Path:
     group_name="serving",
     kinds={"duckdb"},
     pool="warehouse_writer",
-    description="Read-only copy of the marts, ml, raw-lineage and data-quality tables for "
+    description="Read-only copy of the allow-listed serving tables (orchestration/publish.py "
+    "PUBLISHED_TABLES: no record-level data, small cells withheld, latest runs) for "
     "dashboards, the API and analysts; replaced atomically (new file, fsync, os.replace) only "
     "when every upstream asset of the run succeeded. Path: CRIMECAST_PUBLISHED, default "
     "<warehouse dir>/published/crimecast.duckdb.",
@@ -88,7 +93,10 @@ def published_warehouse(
 ) -> dg.MaterializeResult:
     target = settings().published
     t0 = time.perf_counter()
-    out = _publish(Path(warehouse.path), target)
+    try:
+        out = _publish(Path(warehouse.path), target)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise dg.Failure(description=f"publish: {exc}") from None
     import duckdb
 
     con = duckdb.connect(str(out), read_only=True)
@@ -97,6 +105,10 @@ def published_warehouse(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' order by 1"
         ).fetchall()
+        withheld = con.execute(
+            "select sum(rows_withheld_small_cells), sum(rows_withheld_old_runs) "
+            "from serving.published_tables"
+        ).fetchone()
     finally:
         con.close()
     secs = time.perf_counter() - t0
@@ -107,6 +119,8 @@ def published_warehouse(
             "size_mb": round(out.stat().st_size / 1e6, 1),
             "tables": [t[0] for t in tables],
             "seconds": round(secs, 1),
+            "rows_withheld_small_cells": int(withheld[0] or 0),
+            "rows_withheld_old_runs": int(withheld[1] or 0),
         }
     )
 
@@ -130,8 +144,8 @@ def _input_key(source: str) -> str:
 
 
 def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
-    """rows / input per source recorded by the last PASSED evaluation of this check (a failed
-    one is no baseline: re-running the same shrunken input must fail again)."""
+    """rows / input / last_day per source recorded by the last PASSED evaluation of this check
+    (a failed one is no baseline: re-running the same shrunken input must fail again)."""
     from dagster._core.storage.asset_check_execution_record import (
         AssetCheckExecutionRecordStatus as Status,
     )
@@ -172,24 +186,48 @@ def volume_problems(
     return problems
 
 
+def coverage_problems(last_days: dict[str, str | None], inputs: dict[str, str], previous: dict):
+    """Sources whose last day moved earlier than in the previous passed load of the same input
+    (a body cut short, a release missing its latest weeks). `last_days`: {source: ISO date}."""
+    problems = []
+    for source, last in last_days.items():
+        before = previous.get(source) or {}
+        was = before.get("last_day")
+        if not was or before.get("input") != inputs.get(source):
+            continue  # first load, a baseline from before this check, or a re-pointed input
+        if last is None or last < was:
+            lost = (date.fromisoformat(was) - date.fromisoformat(last)).days if last else None
+            problems.append(
+                f"{source}: last day {last or '(none)'} is earlier than the previous load's "
+                f"last day {was} of the same input {inputs.get(source)!r}"
+                + (f" ({lost} days lost at the end)" if lost else "")
+            )
+    return problems
+
+
 @dg.asset_check(
     asset=RAW_INCIDENTS,
     name="volume",
     blocking=True,
-    description="Every loaded source has rows and did not shrink by more than "
-    f"{SHRINK_ENV} (default 20) % since the previous load of the same input. Blocks dbt, ml "
-    "and the published copy when it fails.",
+    description="Every loaded source has rows, did not shrink by more than "
+    f"{SHRINK_ENV} (default 20) % and still reaches the previous load's last day (same input; "
+    f"{FORCE_SHRINK_ENV}=1 accepts a shrink). Blocks dbt, ml and the published copy when it "
+    "fails.",
 )
 def raw_incidents_volume(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
-        now = dict(
-            con.execute(
-                "select s.source, count(i.source) from raw.sources s "
-                "left join raw.incidents i on i.source = s.source group by s.source"
-            ).fetchall()
-        )
+        # the last day of rows dbt can keep: no filter_reason, not in the future (as staging's
+        # implausible_date: more than 14 h after the load), so one bad date sets no baseline
+        rows = con.execute(
+            "select s.source, count(i.source), max(i.occurred_at) filter (where "
+            "i.filter_reason is null and i.occurred_at <= i.loaded_at + interval 14 hour)"
+            "::date::varchar from raw.sources s "
+            "left join raw.incidents i on i.source = s.source group by s.source"
+        ).fetchall()
+    now = {s: n for s, n, _last in rows}
+    last_days = {s: last for s, _n, last in rows}
     configured = settings().sources
     if configured:
         now = {s: n for s, n in now.items() if s in configured} | {
@@ -197,14 +235,27 @@ def raw_incidents_volume(
         }
     inputs = {s: _input_key(s) for s in now}
     max_shrink = float(_env_number(SHRINK_ENV, 20.0))
-    problems = volume_problems(now, inputs, _previous_volume(context), max_shrink)
+    forced = os.environ.get(FORCE_SHRINK_ENV, "").strip().lower() in ("1", "true", "yes")
+    previous = _previous_volume(context)
+    # without a baseline volume_problems reports only the sources with no rows: never forced
+    problems = volume_problems(now, inputs, {}, max_shrink)
+    shrinks = [p for p in volume_problems(now, inputs, previous, max_shrink) if p not in problems]
+    shrinks += coverage_problems({s: last_days.get(s) for s in now if now[s]}, inputs, previous)
+    if not forced:
+        problems += [f"{p} ({FORCE_SHRINK_ENV}=1 accepts it for one run)" for p in shrinks]
+    accepted = [f"accepted ({FORCE_SHRINK_ENV}=1): {p}" for p in shrinks] if forced else []
     return dg.AssetCheckResult(
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(problems) or "every source has rows and none shrank",
+        description="; ".join(problems or accepted)
+        or "every source has rows, none shrank or lost days at its end",
         metadata={
-            "by_source": {s: {"rows": int(n), "input": inputs[s]} for s, n in now.items()},
+            "by_source": {
+                s: {"rows": int(n), "input": inputs[s], "last_day": last_days.get(s)}
+                for s, n in now.items()
+            },
             "max_shrink_pct": max_shrink,
+            "forced": forced,
         },
     )
 
