@@ -121,6 +121,61 @@
         )
 {%- endmacro %}
 
+{#- on-run-end, after the prune above: a bound for the case it cannot prune (a model no
+    longer built, or built rarely, holds the oldest "last build" back). Per model, the builds
+    older than its latest `incremental_builds_keep` (default 10) + 1 are folded into that
+    (keep + 1)-th build: one row per source with the earliest from_day. A model that has not
+    seen them then rebuilds from that day (at worst more than needed, never less). Two
+    statements: the fold, then the delete. -#}
+{% macro incremental_builds_ranked() -%}
+    select
+        model,
+        source,
+        from_day,
+        built_at,
+        dense_rank() over (partition by model order by built_at desc) as build_rank
+    from {{ incremental_builds() }}
+    where status = 'built'
+{%- endmacro %}
+
+{% macro fold_old_incremental_builds() -%}
+    insert into {{ incremental_builds() }} (model, source, from_day, built_at, status)
+    with ranked as ({{ incremental_builds_ranked() }}),
+
+    edge as (
+        select
+            model,
+            max(built_at) as built_at
+        from ranked
+        where build_rank = {{ var('incremental_builds_keep', 10) | int }} + 1
+        group by model
+    )
+
+    select
+        ranked.model,
+        ranked.source,
+        min(ranked.from_day) as from_day,
+        edge.built_at,
+        'built' as status
+    from ranked
+    inner join edge on ranked.model = edge.model
+    where ranked.build_rank > {{ var('incremental_builds_keep', 10) | int }} + 1
+    group by ranked.model, ranked.source, edge.built_at
+{%- endmacro %}
+
+{% macro delete_old_incremental_builds() -%}
+    delete from {{ incremental_builds() }}
+    where
+        status = 'built'
+        and (model, built_at) in (
+            select
+                model,
+                built_at
+            from ({{ incremental_builds_ranked() }}) as ranked
+            where build_rank > {{ var('incremental_builds_keep', 10) | int }} + 1
+        )
+{%- endmacro %}
+
 {#- For tests of an incremental model: the first day the model rewrote in THIS dbt
     invocation, or 0001-01-01 (every row) when it was not built in this invocation (e.g. a
     plain `dbt test`) or was built in full. -#}
