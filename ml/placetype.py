@@ -215,6 +215,42 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
     return float(per_class.mean())
 
 
+def merge_small_bins(table: pd.DataFrame, min_records: int = 5) -> tuple[pd.DataFrame, dict]:
+    """The published form of a :func:`reliability_table`: per model and class, neighbouring
+    bins are merged left to right until each holds ≥ ``min_records`` records (a small last
+    group joins the one before; the suppression rule of :func:`cell_probabilities`). A merged
+    bin keeps its first ``bin``, spans ``bin_lower``–``bin_upper`` and has count-weighted
+    means. A class with fewer records in all is suppressed. Returns (table, counts)."""
+    out, merged, suppressed = [], 0, 0
+    for _key, group in table.sort_values("bin").groupby(["model", "class"], sort=False):
+        groups: list[list[dict]] = []
+        pending: list[dict] = []
+        for row in group.to_dict("records"):
+            pending.append(row)
+            if sum(r["count"] for r in pending) >= min_records:
+                groups.append(pending)
+                pending = []
+        if pending and groups:
+            groups[-1] += pending
+        elif pending:  # the whole class has fewer records than the rule allows
+            suppressed += len(pending)
+        for rows in groups:
+            n = sum(r["count"] for r in rows)
+            merged += len(rows) - 1
+            out.append(
+                {
+                    **rows[0],
+                    "bin_upper": rows[-1]["bin_upper"],
+                    "mean_predicted": sum(r["mean_predicted"] * r["count"] for r in rows) / n,
+                    "observed_frequency": sum(r["observed_frequency"] * r["count"] for r in rows)
+                    / n,
+                    "count": n,
+                }
+            )
+    result = pd.DataFrame(out, columns=table.columns)
+    return result, {"calibration_bins_merged": merged, "calibration_bins_suppressed": suppressed}
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -675,6 +711,15 @@ def run(
         metric_rows.append(row)
         calib.append(table)
     metrics = pd.DataFrame(metric_rows)
+    # ECE above is on the 10 equal bins; the published table merges bins under the cell rule
+    calibration, bin_counts = merge_small_bins(
+        pd.concat(calib, ignore_index=True), cfg.min_cell_records
+    )
+    log(
+        f"calibration bins merged={bin_counts['calibration_bins_merged']} "
+        f"suppressed={bin_counts['calibration_bins_suppressed']} "
+        f"(< {cfg.min_cell_records} records)"
+    )
 
     # ---- scored cells: mean calibrated probability over each cell's records, ≥ min records.
     # Training rows are scored with their out-of-fold encodings (as the model was fitted), so
@@ -700,13 +745,11 @@ def run(
         "splits": {k: len(v) for k, v in s.items()},
         "records": len(df),
         "training_noise_sd": seed_sd,
-        "suppression": suppression,
+        "suppression": {**suppression, **bin_counts},
         "seconds": round(time.perf_counter() - started, 1),
         "xgb_params": cfg.xgb_params,
     }
-    return PlaceTypeResult(
-        metrics, pd.concat(calib, ignore_index=True), ablation, probabilities, info
-    )
+    return PlaceTypeResult(metrics, calibration, ablation, probabilities, info)
 
 
 def _available(df: pd.DataFrame, column: str) -> bool:
