@@ -4,18 +4,32 @@ DuckDB allows one read-write process or many read-only ones, never both: a dashb
 API process reading the live warehouse would block the pipeline (and vice versa). Readers use a
 *published copy* instead, replaced atomically:
 
-1. take a consistent snapshot of the warehouse's tables into a temporary file in the target's
-   folder (DuckDB ``COPY FROM DATABASE`` semantics, table by table, through a READ_ONLY attach:
-   it includes anything still in the write-ahead log and waits for no one; a raw byte copy of a
+1. take a consistent snapshot of the allow-listed tables (``PUBLISHED_TABLES``, below) into a
+   temporary file in the target's folder (table by table, through a READ_ONLY attach: it
+   includes anything still in the write-ahead log and waits for no one; a raw byte copy of a
    file that a writer has open can be torn, and misses the WAL);
 2. add the ``serving`` schema, the contract the dashboards and the API read (below);
 3. close, ``fsync`` the file, ``os.replace`` it over the target, ``fsync`` the folder.
 
 A reader therefore sees either the previous copy or the new one, never a half-written file.
+Publishers of one folder take turns (an ``flock`` on the folder); each first removes the temp
+files that a killed publisher left there (its own name pattern ``.<target>.<8 hex>.tmp``).
 
-Only base tables are copied (views refer to the warehouse by its catalog name and are not
-needed by readers). ``raw.incidents`` is left out by
-default: it is the largest table by far and no reader needs it (``--with-incidents`` keeps it).
+What is published
+-----------------
+``PUBLISHED_TABLES`` is the allow-list: the copy holds those tables (when the warehouse has
+them) and the ``serving`` schema, nothing else. Nothing record-level (``raw.incidents``,
+``raw.saopaulo_phone_thefts``, staging, ``marts.saopaulo_phone_theft_records``) and nothing
+operational (``meta.*``, ``ml.model_runs`` with its artifact paths). On the way:
+
+* small cells: a table that declares a ``record_count`` column loses its rows built from fewer
+  than ``MIN_CELL_RECORDS`` (5) records (the rule of docs/saopaulo.md; ml/placetype.py already
+  applies it, so this is the guard);
+* vintages: the incident ml tables append one vintage per run (``run_id``). The copy keeps the
+  latest ``CRIMECAST_PUBLISH_KEEP_RUNS`` (default 5) runs per source; the warehouse keeps all.
+
+``serving.published_tables`` lists every published table with its rows and the rows withheld
+by either rule.
 
 The ``serving`` schema
 ----------------------
@@ -33,7 +47,10 @@ there is one, so it never waits for a running pipeline.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -45,9 +62,27 @@ import duckdb
 from orchestration.config import REPO_ROOT, settings
 
 DEFAULT_TARGET = REPO_ROOT / "dashboards" / "sources" / "crimecast" / "crimecast.duckdb"
-SKIPPED_BY_DEFAULT = {("raw", "incidents")}
 SRC = "pub_src"
 DST = "pub_dst"
+#: k of the small-cell rule: the same as ml/placetype.py's ``PlaceTypeConfig.min_cell_records``
+#: (not imported: ml/ pulls in xgboost, seconds for a CLI that copies tables)
+MIN_CELL_RECORDS = 5
+KEEP_RUNS_ENV = "CRIMECAST_PUBLISH_KEEP_RUNS"
+DEFAULT_KEEP_RUNS = 5
+#: how long a publisher waits for another one publishing into the same folder
+LOCK_TIMEOUT_S = 600.0
+log = logging.getLogger("crimecast.publish")
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """One table of the published copy. ``record_count``: the column holding the number of
+    records behind each row; rows below ``MIN_CELL_RECORDS`` are withheld. Tables with a
+    ``run_id`` column keep the latest runs only (per ``source`` when they have one)."""
+
+    name: str
+    why: str
+    record_count: str | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +320,59 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ),
 )
 
+_SP = "São Paulo, built from records: small cells withheld"
+#: The allow-list: the published copy holds these tables and nothing else (plus ``serving``).
+#: Every source of a ``SERVING_TABLES`` view must be here (checked below).
+PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
+    # lineage: what was loaded (file, hash, rows), no record
+    PublishedTable("raw.sources", "serving.sources"),
+    PublishedTable("raw.source_files", "serving.source_files; summary"),
+    PublishedTable("raw.saopaulo_source_files", "summary (sample or real input)"),
+    # marts
+    PublishedTable("marts.daily_counts", "serving.daily_counts; open police data, per day"),
+    PublishedTable("marts.data_quality__cleaning", "serving.data_quality"),
+    PublishedTable("marts.france_annual_rates", "serving.france_annual_rates"),
+    # forecasts and backtests of the incident sources
+    PublishedTable("ml.forecasts", "serving.forecasts; vintage query (docs/forecasting.md)"),
+    PublishedTable("ml.forecasts_hierarchy", "serving.forecasts_hierarchy"),
+    PublishedTable("ml.backtest_metrics", "serving.backtest_metrics; summary; README query"),
+    PublishedTable("ml.backtest_predictions", "serving.backtest_predictions"),
+    PublishedTable("ml.backtest_series_metrics", "analysts (docs/forecasting.md)"),
+    PublishedTable("ml.interval_coverage", "analysts (docs/forecasting.md)"),
+    PublishedTable("ml.champions", "analysts (docs/forecasting.md)"),
+    PublishedTable("ml.feature_importance", "analysts (docs/forecasting.md)"),
+    PublishedTable("ml.leaderboard", "serving.leaderboard"),
+    PublishedTable("marts.leaderboard", "serving.leaderboard (alternative name)"),
+    PublishedTable("ml.forecast_explanations", "serving.explanations"),
+    PublishedTable("ml.explanations", "serving.explanations (alternative name)"),
+    PublishedTable("marts.forecast_explanations", "serving.explanations (alternative name)"),
+    PublishedTable("ml.anomalies", "serving.anomalies"),
+    PublishedTable("marts.anomalies", "serving.anomalies (alternative name)"),
+    # France (annual aggregates published by the ministry)
+    PublishedTable("ml.france_forecasts", "serving.france_forecasts"),
+    PublishedTable("ml.france_backtest_metrics", "summary; docs/france.md"),
+    PublishedTable("ml.france_backtest_predictions", "docs/france.md"),
+    # São Paulo: aggregates only, each with the count of records behind it
+    PublishedTable("ml.saopaulo_place_probabilities", _SP, record_count="n_records"),
+    PublishedTable("ml.saopaulo_calibration", _SP, record_count="count"),
+    PublishedTable("ml.saopaulo_metrics", _SP + " (n: held-out records)", record_count="n"),
+    PublishedTable("ml.saopaulo_ablation", "São Paulo feature selection: log losses only"),
+)
+_ALLOWED = {t.name for t in PUBLISHED_TABLES}
+_UNLISTED = sorted({c for spec in SERVING_TABLES for c in spec.candidates} - _ALLOWED)
+if _UNLISTED:  # a serving view over a table that is not published would always be empty
+    raise RuntimeError(f"orchestration/publish.py: add {_UNLISTED} to PUBLISHED_TABLES")
+
+
+def keep_runs_setting() -> int:
+    """``CRIMECAST_PUBLISH_KEEP_RUNS``: how many runs (vintages) per source the copy keeps."""
+    value = os.environ.get(KEEP_RUNS_ENV, "").strip()
+    if not value:
+        return DEFAULT_KEEP_RUNS
+    if not value.isdecimal() or int(value) < 1:
+        raise ValueError(f"{KEEP_RUNS_ENV}={value!r} must be a whole number of runs, at least 1")
+    return int(value)
+
 
 def _exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> bool:
     row = con.execute(
@@ -349,7 +437,7 @@ def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tup
     return f"select {', '.join(parts)} where false", ""
 
 
-def _write_serving(con: duckdb.DuckDBPyConnection) -> None:
+def _write_serving(con: duckdb.DuckDBPyConnection, published: list[tuple]) -> None:
     con.execute(f"create schema {DST}.serving")
     con.execute(f"use {DST}")
     rows = []
@@ -368,6 +456,12 @@ def _write_serving(con: duckdb.DuckDBPyConnection) -> None:
         "cast(? as varchar) as warehouse",
         [time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "crimecast"],
     )
+    con.execute(
+        "create table serving.published_tables (table_name VARCHAR, row_count BIGINT, "
+        "rows_withheld_small_cells BIGINT, rows_withheld_old_runs BIGINT, runs_kept BIGINT)"
+    )
+    if published:
+        con.executemany("insert into serving.published_tables values (?, ?, ?, ?, ?)", published)
 
 
 def _fsync(path: Path) -> None:
@@ -378,31 +472,56 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _snapshot(warehouse: Path, tmp: Path, with_incidents: bool) -> None:
+def _copy_table(
+    con: duckdb.DuckDBPyConnection, spec: PublishedTable, keep_runs: int
+) -> tuple | None:
+    """Copy one allow-listed table, without its small cells and old runs. Returns its row of
+    serving.published_tables, or None when the warehouse has no such table."""
+    schema, table = spec.name.split(".")
+    if not _exists(con, SRC, schema, table):
+        return None
+    have = _columns(con, SRC, schema, table)
+    src = f"{SRC}.{_q(schema)}.{_q(table)}"
+    big, recent, runs = "true", "true", "null"
+    if spec.record_count:
+        if spec.record_count not in have:
+            raise ValueError(
+                f"{spec.name} has no column {spec.record_count!r}, declared as its count of "
+                "records in PUBLISHED_TABLES: cannot apply the small-cell rule, not published"
+            )
+        big = f"coalesce({_q(spec.record_count)} >= {MIN_CELL_RECORDS}, false)"
+    if "run_id" in have:
+        by = ["source"] if "source" in have else []
+        keys = ", ".join([*by, "run_id"])
+        part = f"partition by {by[0]} " if by else ""
+        recent = (
+            f"({keys}) in (select {keys} from (select distinct {keys} from {src}) "
+            f"qualify row_number() over ({part}order by run_id desc) <= {int(keep_runs)})"
+        )
+        runs = f"count(distinct run_id) filter (where {recent})"
+    total, small, old, kept_runs = con.execute(
+        f"select count(*), count(*) filter (where ({recent}) and not ({big})), "
+        f"count(*) filter (where not ({recent})), {runs} from {src}"
+    ).fetchone()
+    con.execute(f"create schema if not exists {DST}.{_q(schema)}")
+    con.execute(
+        f"create table {DST}.{_q(schema)}.{_q(table)} as "
+        f"select * from {src} where ({recent}) and ({big})"
+    )
+    return (spec.name, total - small - old, small, old, kept_runs)
+
+
+def _snapshot(warehouse: Path, tmp: Path, keep_runs: int) -> None:
     con = duckdb.connect(":memory:")
     try:
         # ATTACH takes no parameters: quote the paths as SQL string literals.
         con.execute(f"attach {_lit(warehouse)} as {SRC} (read_only)")
         con.execute(f"attach {_lit(tmp)} as {DST}")
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_catalog = ? and table_type = 'BASE TABLE' "
-            "and table_schema <> 'serving' order by 1, 2",  # a copy's own contract is rebuilt
-            [SRC],
-        ).fetchall()
         con.execute("begin transaction")
-        for schema in sorted({s for s, _t in tables}):
-            con.execute(f"create schema if not exists {DST}.{_q(schema)}")
-        for schema, table in tables:
-            if not with_incidents and (schema, table) in SKIPPED_BY_DEFAULT:
-                continue
-            con.execute(
-                f"create table {DST}.{_q(schema)}.{_q(table)} as "
-                f"select * from {SRC}.{_q(schema)}.{_q(table)}"
-            )
+        published = [row for spec in PUBLISHED_TABLES if (row := _copy_table(con, spec, keep_runs))]
         con.execute("commit")
         con.execute(f"detach {SRC}")
-        _write_serving(con)
+        _write_serving(con, published)
         con.execute("use memory")
         con.execute(f"checkpoint {DST}")
         con.execute(f"detach {DST}")
@@ -418,35 +537,92 @@ def copy_source(warehouse: Path | None = None) -> Path:
     return run_copy if run_copy.exists() else Path(warehouse or settings().warehouse)
 
 
-def publish_copy(warehouse: Path, target: Path, *, with_incidents: bool = False) -> Path:
-    """Publish a consistent, read-only-use copy of ``warehouse`` at ``target``, atomically.
+def temp_name_pattern(target: Path) -> re.Pattern[str]:
+    """Names of the publisher's temporary files for ``target`` (and their WALs)."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp(\.wal)?")
 
-    Returns ``target``. Raises FileNotFoundError when the warehouse does not exist and
-    RuntimeError (naming the file) when it cannot be read, e.g. while a writer holds it."""
+
+def _remove_stray_temp_files(target: Path) -> list[str]:
+    """Delete what a killed publisher of ``target`` left in its folder. Only called under the
+    folder lock, so no live publisher owns one of them."""
+    pattern, removed = temp_name_pattern(target), []
+    for path in target.parent.iterdir():
+        if pattern.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    if removed:
+        log.warning(
+            f"removed {len(removed)} stray temp file(s) of an interrupted publication "
+            f"in {target.parent}: {', '.join(sorted(removed))}"
+        )
+    return removed
+
+
+class _FolderLock:
+    """An exclusive ``flock`` on the target's folder (released by the kernel when the process
+    dies, so a killed publisher never blocks the next one; no lock file to leave behind)."""
+
+    def __init__(self, folder: Path, timeout_s: float = LOCK_TIMEOUT_S) -> None:
+        self.folder, self.timeout_s, self.fd = folder, timeout_s, -1
+
+    def __enter__(self) -> _FolderLock:
+        self.fd = os.open(self.folder, os.O_RDONLY)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise RuntimeError(
+                        f"another publication into {self.folder} has been running for more "
+                        f"than {self.timeout_s:.0f} s; retry when it is done"
+                    ) from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def publish_copy(warehouse: Path, target: Path, *, keep_runs: int | None = None) -> Path:
+    """Publish the allow-listed tables of ``warehouse`` at ``target``, atomically.
+
+    ``keep_runs``: runs (vintages) kept per source, default ``CRIMECAST_PUBLISH_KEEP_RUNS``
+    or 5. Returns ``target``. Raises FileNotFoundError when the warehouse does not exist,
+    ValueError for a bad setting and RuntimeError (naming the file) when it cannot be read,
+    e.g. while a writer holds it."""
     warehouse, target = Path(warehouse).resolve(), Path(target).resolve()
+    keep_runs = keep_runs_setting() if keep_runs is None else keep_runs
+    if keep_runs < 1:
+        raise ValueError(f"keep_runs={keep_runs} must be at least 1")
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist: run the pipeline first")
     if warehouse == target:
         raise ValueError("the published copy must not be the warehouse itself")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with _FolderLock(target.parent):
+        _remove_stray_temp_files(target)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            _snapshot(warehouse, tmp, with_incidents)
-        except duckdb.IOException as exc:
-            raise RuntimeError(
-                f"cannot read the warehouse {warehouse} (is the pipeline writing it right now? "
-                f"DuckDB allows one writer and no readers meanwhile; retry when it is done): {exc}"
-            ) from exc
-        _fsync(tmp)
-        # A WAL left beside the previous copy would be replayed onto the new one. Readers open
-        # the copy read-only, so there is none unless someone wrote to it by hand.
-        target.with_name(target.name + ".wal").unlink(missing_ok=True)
-        os.replace(tmp, target)
-        _fsync(target.parent)
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+            try:
+                _snapshot(warehouse, tmp, keep_runs)
+            except duckdb.IOException as exc:
+                raise RuntimeError(
+                    f"cannot read the warehouse {warehouse} (is the pipeline writing it right "
+                    "now? DuckDB allows one writer and no readers meanwhile; retry when it is "
+                    f"done): {exc}"
+                ) from exc
+            _fsync(tmp)
+            # A WAL left beside the previous copy would be replayed onto the new one. Readers
+            # open the copy read-only, so there is none unless someone wrote to it by hand.
+            target.with_name(target.name + ".wal").unlink(missing_ok=True)
+            os.replace(tmp, target)
+            _fsync(target.parent)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
     return target
 
 
@@ -470,13 +646,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"where to publish (default: {DEFAULT_TARGET.relative_to(REPO_ROOT)})",
     )
     parser.add_argument(
-        "--with-incidents", action="store_true", help="also copy raw.incidents (large)"
+        "--keep-runs",
+        type=int,
+        default=None,
+        help=f"runs (vintages) kept per source (default ${KEEP_RUNS_ENV} or {DEFAULT_KEEP_RUNS})",
     )
     args = parser.parse_args(argv)
     warehouse = args.warehouse or copy_source()
     t0 = time.perf_counter()
     try:
-        out = publish_copy(warehouse, args.target, with_incidents=args.with_incidents)
+        out = publish_copy(warehouse, args.target, keep_runs=args.keep_runs)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         print(f"publish: {exc}", file=sys.stderr)
         return 1
