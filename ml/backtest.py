@@ -119,6 +119,10 @@ ROLLING_COLUMNS = [
 ]
 
 
+#: days of history before each cutoff that every fit uses in the ``lean`` profile (``full``: all)
+LEAN_TRAIN_DAYS = 182
+
+
 @dataclass(frozen=True)
 class BacktestPlan:
     """Rolling-origin plan: ``n_cutoffs`` validation cutoffs ``window`` days apart, placed so
@@ -141,6 +145,18 @@ class BacktestPlan:
             return None
         first = self.cv_cutoffs(test_cutoff)[0]
         return first - pd.Timedelta(days=self.train_days + max(self.horizons) + MAX_LOOKBACK + 1)
+
+    def covering(self, horizon: int) -> BacktestPlan:
+        """This plan, plus ``horizon`` when it is longer than its horizons (every operational
+        step needs a backtested horizon at least as long)."""
+        if horizon <= max(self.horizons):
+            return self
+        return BacktestPlan(
+            horizons=(*sorted(self.horizons), horizon),
+            n_cutoffs=self.n_cutoffs,
+            window=self.window,
+            train_days=self.train_days,
+        )
 
     def cv_cutoffs(self, test_cutoff) -> list[pd.Timestamp]:
         """Ascending validation cutoffs: ``test_cutoff − (H − 1) − window·j``, j = n … 1."""
@@ -241,3 +257,11 @@ def _rolling_backtest(frame, model_factory, test_cutoff, plan, test_end, log):
             if log is not None:
                 log(f"  {split} {cutoff.date()} {name}: {time.perf_counter() - t0:.1f}s")
     return pd.concat(out, ignore_index=True)[ROLLING_COLUMNS], fitted
+
+
+def profile_plan(profile: str, train_days: int | None = None) -> BacktestPlan:
+    """The default plan of an ML profile (:data:`ml.zoo.PROFILES`): ``lean`` fits on the last
+    :data:`LEAN_TRAIN_DAYS` days, ``full`` on all history; ``train_days`` overrides both."""
+    if train_days is None and profile == "lean":
+        train_days = LEAN_TRAIN_DAYS
+    return BacktestPlan(train_days=train_days)

@@ -31,6 +31,7 @@ from ml.champion import (
 from ml.features import FEATURE_COLUMNS, from_mart, split_series_id
 from ml.forecast import forecast_direct
 from ml.hierarchy import aggregate
+from ml.history import check as check_history
 from ml.intervals import LEVELS, add_intervals, calibrate, coverage, interval_columns
 from ml.metrics import score
 from ml.runs import model_run_record, train_window
@@ -59,18 +60,7 @@ class RunConfig:
 
     def effective_plan(self) -> BacktestPlan:
         """The plan's horizons plus the operational horizon when it is longer."""
-        hs = tuple(
-            sorted(
-                set(self.plan.horizons)
-                | ({self.horizon} if self.horizon > max(self.plan.horizons) else set())
-            )
-        )
-        return BacktestPlan(
-            horizons=hs,
-            n_cutoffs=self.plan.n_cutoffs,
-            window=self.plan.window,
-            train_days=self.plan.train_days,
-        )
+        return self.plan.covering(self.horizon)
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,14 +111,24 @@ def run_source(
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Everything for one source. Returns the ``ml.*`` frames (table name → rows) and a
-    summary for the run metadata."""
+    summary for the run metadata. Raises :class:`ml.history.InsufficientHistory` (one line)
+    before fitting anything when the data does not hold the backtest plan
+    (:func:`ml.history.assess` tells in advance)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     frame = from_mart(mart) if "date" in mart.columns else mart.copy()
+    plan = config.effective_plan()
+    known = frame.loc[frame["y"].notna(), "ds"]
+    check_history(
+        source,
+        known.min().date() if len(known) else None,
+        known.max().date() if len(known) else None,
+        plan,
+        pd.Timestamp(config.test_cutoff).date(),
+    )
     last_day = frame["ds"].max().date()
     names = config.model_names()
     members = ensemble_members(names)
-    plan = config.effective_plan()
     cutoff = pd.Timestamp(config.test_cutoff)
     log(
         f"{source}: {frame['series_id'].nunique()} series × {frame['ds'].nunique()} days; "

@@ -19,6 +19,15 @@ order by m.source, m.horizon, m.mae
 """
 
 
+#: the status of each source in its latest ML run (forecast, or skipped and why)
+STATUS_SQL = """
+select source, status, skipped_reason, test_cutoff::varchar, cutoff_note, run_id
+from ml.source_status
+qualify row_number() over (partition by source order by run_id desc) = 1
+order by source
+"""
+
+
 FRANCE_SQL = """
 with latest as (select max(run_id) as run_id from ml.france_backtest_metrics),
 pooled as (
@@ -53,7 +62,12 @@ def print_summary(warehouse: Path) -> None:
                 "select table_schema, table_name from information_schema.tables"
             ).fetchall()
         }
-        if "ml.backtest_metrics" not in tables:
+        status = (
+            {r[0]: r[1:] for r in con.execute(STATUS_SQL).fetchall()}
+            if "ml.source_status" in tables
+            else {}
+        )
+        if "ml.backtest_metrics" not in tables and not status:
             print("  (no backtest metrics yet)")
             return
         sample = dict(
@@ -62,7 +76,7 @@ def print_summary(warehouse: Path) -> None:
                 "from raw.source_files group by source"
             ).fetchall()
         )
-        rows = con.execute(SUMMARY_SQL).fetchall()
+        rows = con.execute(SUMMARY_SQL).fetchall() if "ml.backtest_metrics" in tables else []
         france = (
             con.execute(FRANCE_SQL).fetchall() if "ml.france_backtest_metrics" in tables else []
         )
@@ -79,8 +93,15 @@ def print_summary(warehouse: Path) -> None:
         }
     finally:
         con.close()
+    skipped = {src: st for src, st in status.items() if st[0] == "skipped"}
+    for source, (_st, reason, _cutoff, note, run_id) in skipped.items():
+        # older runs' figures of a skipped source would describe data it no longer has
+        print(f"\n{source} — not forecast in the latest ML run ({run_id})")
+        print(f"  {reason}" + (f" ({note})" if note else ""))
     current = None
     for source, split, cutoff, model, horizon, mae, rmse, n, floor in rows:
+        if source in skipped:
+            continue
         if source != current:
             current = source
             kind = (
@@ -89,6 +110,9 @@ def print_summary(warehouse: Path) -> None:
                 else "real input"
             )
             print(f"\n{source} — out of sample, split '{split}' (test from {cutoff}) — {kind}")
+            note = status.get(source, (None,) * 5)[3]
+            if note:
+                print(f"  note: {note}")
             print(f"  noise floor (Poisson, λ = trailing 28-day mean): MAE {floor:.3f}")
             print(f"  {'model':<24}{'h':>3}{'MAE':>8}{'RMSE':>8}{'n':>9}")
         print(f"  {model:<24}{horizon:>3}{mae:>8.3f}{rmse:>8.3f}{n:>9}")

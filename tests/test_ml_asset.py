@@ -61,14 +61,26 @@ def runs(tmp_path_factory):
     full = _mart(301)
     results = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
-        mp.setenv("CRIMECAST_ML_PROFILE", "lean")
-        for var in ("CRIMECAST_CUTOFF", "CRIMECAST_HORIZON", "CRIMECAST_ML_TRAIN_DAYS"):
-            mp.delenv(var, raising=False)
+        # the asset works on its resource's warehouse whatever the environment says
+        mp.setenv("CRIMECAST_WAREHOUSE", str(folder / "elsewhere" / "crimecast.duckdb"))
         for last in (pd.Timestamp("2023-10-27"), pd.Timestamp("2023-10-28")):
             _warehouse(warehouse, full[full["date"] <= last])
             res = dg.materialize(
-                [ml_forecasts], resources={"warehouse": WarehouseResource(path=str(warehouse))}
+                [ml_forecasts],
+                resources={"warehouse": WarehouseResource(path=str(warehouse))},
+                # explicit settings: the MLConfig defaults are the environment at import
+                run_config={
+                    "ops": {
+                        "ml_forecasts": {
+                            "config": {
+                                "cutoff": "",
+                                "cutoffs": {},
+                                "horizon": 28,
+                                "profile": "lean",
+                            }
+                        }
+                    }
+                },
             )
             assert res.success
             results.append(res)
@@ -102,7 +114,14 @@ def test_every_table_is_written_with_intervals(runs):
     assert {1, 7, 28} <= set(board["horizon"])
     runs_ = _q(warehouse, "select * from ml.model_runs")
     assert runs_["artifact_path"].map(lambda p: Path(p).exists()).all()
+    artifacts = (warehouse.parent / "artifacts").resolve()
+    assert runs_["artifact_path"].map(lambda p: Path(p).is_relative_to(artifacts)).all()
+    assert not (warehouse.parent / "elsewhere").exists()
     assert {"backtest_test", "operational"} <= set(runs_["role"])
+    status = _q(warehouse, "select * from ml.source_status order by run_id")
+    assert list(status["status"]) == ["forecast", "forecast"] and set(status["source"]) == {"town"}
+    assert list(status["test_cutoff"].astype(str)) == ["2023-09-02", "2023-09-03"]  # last 56 days
+    assert status["skipped_reason"].isna().all() and (status["history_days"] >= 300).all()
 
 
 def test_hierarchy_is_coherent_in_the_warehouse(runs):

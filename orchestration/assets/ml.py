@@ -1,36 +1,37 @@
 """ML layer: rolling-origin backtest of the model zoo, champions, calibrated intervals,
 coherent hierarchy, explanations, anomalies and run records (docs/forecasting.md).
 
-All modelling lives in `ml/` (`ml.pipeline.run_source`); this module only reads the marts,
-calls it per source, appends the frames to ml.* (every run kept: vintages by run_id) and
-reports metadata and the anomaly check.
+All modelling lives in `ml/` (`ml.pipeline.run_source`; the minimum-history rules in
+`ml.history`); this module only reads the marts, decides per source (before fitting) whether
+its data holds the backtest plan, calls `run_source` for those that do, appends the frames to
+ml.* (every run kept: vintages by run_id), records every source's status in ml.source_status
+and reports metadata and the anomaly check.
 
-Environment (all optional):
-- `CRIMECAST_ML_PROFILE`: `lean` (default; the sample run's time budget) or `full` (every
-  model of the zoo, all history; what `make bench` uses). See `ml.zoo.PROFILES`.
-- `CRIMECAST_ML_TRAIN_DAYS`: days of history each fit uses (default: 182 in `lean`, all in
-  `full`).
+Run settings: `MLConfig` (the Dagster launchpad), whose defaults are the environment at load
+time (`orchestration.config.ml_settings`: CRIMECAST_CUTOFF, CRIMECAST_HORIZON,
+CRIMECAST_ML_PROFILE, CRIMECAST_ML_TRAIN_DAYS); `crimecast run` passes the values of its own
+environment (`ml_run_config`).
 """
 
-import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
 
-from ml.backtest import BacktestPlan
+from ml.backtest import profile_plan
 from ml.features import holidays_from_seed
+from ml.history import MAX_HORIZON, assess
 from ml.pipeline import RunConfig, run_source
 from orchestration.assets.dbt import crimecast_dbt_assets
-from orchestration.config import settings
+from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
 from orchestration.resources import WarehouseResource
 
 DAILY_FEATURES = get_asset_key_for_model([crimecast_dbt_assets], "daily_features")
 HOLIDAYS = get_asset_key_for_model([crimecast_dbt_assets], "holidays")
-TEST_DAYS = 56  # default out-of-sample window when CRIMECAST_CUTOFF is not set
-LEAN_TRAIN_DAYS = 182
 ML_TABLES = {
     "forecasts": "Champion forecasts (area × category) for the days after the last full day, "
     "with the model that made each row and 80/95 % intervals; every run kept (vintages by "
@@ -54,22 +55,74 @@ ML_TABLES = {
     "feature_importance": "Global feature importance per run, model and horizon.",
     "model_runs": "One row per fitted model: parameters, training window, features, metrics, "
     "versioned artifact path.",
+    "source_status": "One row per run and source: forecast (with its test cutoff) or skipped "
+    "(with the one-line reason: too little history after cleaning, a cutoff that does not fit "
+    "the data), the days of history it has and needs (ml/history.py).",
 }
 ANOMALY_CHECK = "no_anomalies_in_latest_window"
+
+# The defaults shown in the launchpad: the environment when the code is loaded. A bad value
+# stops the load with a one-line SettingsError (`crimecast run` reports it before that).
+_ENV = ml_settings()
+
+
+class MLConfig(dg.Config):
+    """Run settings of the forecasting step; the defaults come from the environment."""
+
+    cutoff: str = Field(
+        default=str(_ENV.cutoff or ""),
+        description="First test day (YYYY-MM-DD) for every source whose data it fits; the "
+        "others use their default (the last 56 days, or the horizon when longer). "
+        "CRIMECAST_CUTOFF=2018-06-01.",
+    )
+    cutoffs: dict[str, str] = Field(
+        default={k: str(v) for k, v in _ENV.cutoffs.items()},
+        description="First test day per source, e.g. {boston: 2018-06-01}; a source whose data "
+        "it does not fit is skipped with the reason. CRIMECAST_CUTOFF=boston=2018-06-01,...",
+    )
+    horizon: int = Field(
+        default=_ENV.horizon,
+        description=f"Days forecast after the last full day (1 … {MAX_HORIZON}). "
+        "CRIMECAST_HORIZON.",
+    )
+    profile: str = Field(
+        default=_ENV.profile,
+        description="lean (baselines + a short XGBoost) or full (the whole zoo). "
+        "CRIMECAST_ML_PROFILE.",
+    )
+    train_days: int | None = Field(
+        default=_ENV.train_days,
+        description="Days of history before each cutoff that every fit uses (empty: 182 in "
+        "lean, all history in full). CRIMECAST_ML_TRAIN_DAYS.",
+    )
+
+    def settings(self) -> MLSettings:
+        """Validated (:class:`orchestration.config.SettingsError` names the field)."""
+        return check_ml(
+            cutoff=self.cutoff,
+            cutoffs=self.cutoffs,
+            horizon=self.horizon,
+            profile=self.profile,
+            train_days=self.train_days,
+        )
+
+
+def ml_run_config(s: MLSettings) -> dict:
+    """The `ops` run config of `ml_forecasts` for settings ``s`` (what `crimecast run` passes,
+    so that the run uses the environment of the call, not that of the import)."""
+    config = {
+        "cutoff": str(s.cutoff or ""),
+        "cutoffs": {k: str(v) for k, v in s.cutoffs.items()},
+        "horizon": s.horizon,
+        "profile": s.profile,
+        "train_days": s.train_days,
+    }
+    return {"ml_forecasts": {"config": config}}
 
 
 def new_run_id(dagster_run_id: str) -> str:
     """Sortable: the latest run has the largest id."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{dagster_run_id[:8]}"
-
-
-def ml_profile() -> tuple[str, BacktestPlan]:
-    profile = os.environ.get("CRIMECAST_ML_PROFILE", "").strip() or "lean"
-    days = os.environ.get("CRIMECAST_ML_TRAIN_DAYS", "").strip()
-    if days and not days.isdigit():
-        raise ValueError(f"CRIMECAST_ML_TRAIN_DAYS={days!r} must be a whole number of days")
-    train_days = int(days) if days else (LEAN_TRAIN_DAYS if profile == "lean" else None)
-    return profile, BacktestPlan(train_days=train_days)
 
 
 def write_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> None:
@@ -128,34 +181,63 @@ def write_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]
     ],
     pool="warehouse_writer",
 )
-def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    s = settings()
+def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse: WarehouseResource):
+    try:
+        ms = config.settings()
+    except SettingsError as exc:
+        raise dg.Failure(description=f"ml_forecasts config: {exc}") from None
     run_id = new_run_id(context.run_id)
-    profile, plan = ml_profile()
+    profile, plan = ms.profile, profile_plan(ms.profile, ms.train_days)
+    full_plan = plan.covering(ms.horizon)
+    artifacts = artifacts_dir(warehouse.path)
     with warehouse.connect(read_only=True) as con:
-        last_days = con.execute(
-            "select source, max(date) from marts.daily_features group by source order by source"
-        ).fetchall()
+        spans = {
+            r[0]: (r[1], r[2])
+            for r in con.execute(
+                "select source, min(date), max(date) from marts.daily_features "
+                "where incident_count is not null group by source"
+            ).fetchall()
+        }
         seed = con.execute("select country, date from seeds.holidays").df()
         countries = dict(con.execute("select source, country from raw.sources").fetchall())
-    if not last_days:
-        raise dg.Failure("marts.daily_features is empty: no series to forecast")
+    sources = sorted(set(spans) | set(countries))
+    if not sources:
+        raise dg.Failure(
+            "marts.daily_features is empty and raw.sources lists no source: nothing to forecast"
+        )
+    # the minimum-history rules (ml/history.py), for every source before anything is fitted
+    statuses = {
+        source: assess(
+            source,
+            *spans.get(source, (None, None)),
+            full_plan,
+            cutoff=ms.cutoffs.get(source),
+            global_cutoff=ms.cutoff,
+        )
+        for source in sources
+    }
+    ignored = sorted(set(ms.cutoffs) - set(sources))
+    if ignored:
+        context.log.warning(f"cutoffs for sources not in the warehouse, ignored: {ignored}")
+    for st in statuses.values():
+        (context.log.info if st.forecast else context.log.warning)(st.line())
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in ML_TABLES}
     summaries = {}
     started = datetime.now(UTC).replace(tzinfo=None)
-    for source, last_day in last_days:
-        cutoff = s.cutoff or (last_day - timedelta(days=TEST_DAYS - 1))
-        config = RunConfig(
+    for source, st in statuses.items():
+        if not st.forecast:
+            continue
+        run = RunConfig(
             run_id=run_id,
-            test_cutoff=cutoff,
-            horizon=s.horizon,
+            test_cutoff=st.test_cutoff,
+            horizon=ms.horizon,
             profile=profile,
             plan=plan,
-            artifacts_dir=s.artifacts_dir,
+            artifacts_dir=artifacts,
             started_at=started,
         )
         # only the history the profile's fits and features read (all of it without train_days)
-        start = config.effective_plan().history_start(cutoff)
+        start = run.effective_plan().history_start(st.test_cutoff)
         with warehouse.connect(read_only=True) as con:
             part = con.execute(
                 "select * from marts.daily_features where source = ? and date >= ? "
@@ -167,19 +249,29 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             + (f" (from {start.date()}: train_days={plan.train_days})" if start else "")
         )
         holidays = holidays_from_seed(seed, countries.get(source))
-        out, summary = run_source(source, part, holidays, config, log=context.log.info)
+        out, summary = run_source(source, part, holidays, run, log=context.log.info)
         for name, frame in out.items():
             frames[name].append(frame)
         summaries[source] = summary
+    frames["source_status"] = [_status_frame(statuses.values(), run_id, started, ms)]
     combined = {
         name: pd.concat([p for p in parts if len(p)] or parts, ignore_index=True)
         for name, parts in frames.items()
+        if parts  # a table no source wrote this run (every source skipped) gets no rows
     }
     with warehouse.connect() as con:
         write_tables(con, combined)
 
+    status_meta = _status_metadata(statuses, ignored)
     for name in ML_TABLES:
-        metadata: dict = {"dagster/row_count": len(combined[name]), "run_id": run_id}
+        metadata: dict = {
+            "dagster/row_count": len(combined[name]) if name in combined else 0,
+            "run_id": run_id,
+        }
+        if name in ("forecasts", "source_status"):
+            metadata["source_status"] = {src: st.line() for src, st in statuses.items()}
+        if name == "source_status":
+            metadata.update(status_meta)
         if name in ("leaderboard", "backtest_metrics"):
             for source, summ in summaries.items():
                 metadata[f"{source}_champion_test_mae"] = summ["champion_mae"]
@@ -195,8 +287,8 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 "window_days": plan.window,
                 "train_days": plan.train_days,
             }
-            metadata["artifacts_dir"] = dg.MetadataValue.path(str(s.artifacts_dir / run_id))
-            runs = combined["model_runs"]
+            metadata["artifacts_dir"] = dg.MetadataValue.path(str(artifacts / run_id))
+            runs = combined.get("model_runs", pd.DataFrame(columns=["role"]))
             metadata["params"] = {
                 f"{r.source}/{r.model}/h{r.horizon}/{r.role}": r.params
                 for r in runs.itertuples()
@@ -228,5 +320,54 @@ def ml_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             f"{total} day(s) outside the 95 % band in the latest window"
             if total
             else "no anomalies in the latest window"
+            if summaries
+            else "no source was forecast in this run (ml.source_status says why)"
         ),
     )
+
+
+def _status_frame(statuses, run_id: str, started: datetime, ms: MLSettings) -> pd.DataFrame:
+    """ml.source_status rows, typed explicitly (a column may be all NULL in a run)."""
+    rows = [st.to_row() for st in statuses]
+    text = pd.StringDtype()
+    day = pd.ArrowDtype(pa.date32())
+
+    def col(name, dtype):
+        return pd.Series([r[name] for r in rows], dtype=dtype)
+
+    return pd.DataFrame(
+        {
+            "run_id": pd.Series([run_id] * len(rows), dtype=text),
+            "created_at": pd.Series([started] * len(rows), dtype="datetime64[us]"),
+            "source": col("source", text),
+            "status": col("status", text),
+            "skipped_reason": col("skipped_reason", text),
+            "first_day": col("first_day", day),
+            "last_day": col("last_day", day),
+            "history_days": col("history_days", "Int64"),
+            "min_history_days": col("min_history_days", "Int64"),
+            "test_cutoff": col("test_cutoff", day),
+            "cutoff_setting": col("cutoff_setting", text),
+            "cutoff_note": col("cutoff_note", text),
+            "horizon": pd.Series([ms.horizon] * len(rows), dtype="Int64"),
+            "profile": pd.Series([ms.profile] * len(rows), dtype=text),
+        }
+    )
+
+
+def _status_metadata(statuses: dict, ignored: list[str]) -> dict:
+    """Per source: status and reason (text), days of history it has and needs (numbers)."""
+    out: dict = {
+        "sources_forecast": sum(st.forecast for st in statuses.values()),
+        "sources_skipped": sum(not st.forecast for st in statuses.values()),
+    }
+    for src, st in statuses.items():
+        out[f"{src}_status"] = st.status
+        out[f"{src}_history_days"] = st.history_days
+        out[f"{src}_min_history_days"] = st.min_history_days
+        out[f"{src}_test_cutoff"] = str(st.test_cutoff) if st.test_cutoff else "none"
+        if st.skipped_reason or st.cutoff_note:
+            out[f"{src}_reason"] = st.skipped_reason or st.cutoff_note
+    if ignored:
+        out["cutoffs_ignored"] = ", ".join(ignored)
+    return out
