@@ -1,6 +1,8 @@
 {#-
-    Engine-specific SQL (dates, the CTE inlining hint) lives here (dispatched, so another
-    adapter can add its own `<adapter>__` implementation). Models call only these macros.
+    Engine-specific date SQL and the CTE inlining hint, dispatched (`duckdb__` is what the
+    warehouse runs, `spark__` follows a trial of the models on Spark (issue 16; not run here
+    yet), `default__` is built on dbt-core's cross-database macros). Other engine-specific SQL:
+    macros/cross_database.sql.
 -#}
 
 {#- One row per day from start_date to end_date inclusive, in a column named `date_day`.
@@ -15,9 +17,21 @@
     )) as date) as date_day
 {%- endmacro %}
 
+{% macro spark__date_spine(start_date, end_date) -%}
+    select explode(sequence(
+        cast({{ start_date }} as date), cast({{ end_date }} as date), interval 1 day
+    )) as date_day
+{%- endmacro %}
+
+{#- dbt.date_spine is not used: it counts the days with a query when the SQL is compiled,
+    which cannot read bounds computed in the model (its CTEs, an incremental plan). -#}
 {% macro default__date_spine(start_date, end_date) -%}
-    {{ exceptions.raise_compiler_error(
-        "date_spine has no implementation for adapter " ~ adapter.type()) }}
+    {%- set first_day = 'cast(' ~ start_date ~ ' as date)' -%}
+    select cast({{ dbt.dateadd('day', 'day_offsets.day_offset', first_day) }} as date) as date_day
+    from (
+        {{ integer_spine('0', dbt.datediff(first_day, 'cast(' ~ end_date ~ ' as date)', 'day'),
+            'day_offset') }}
+    ) as day_offsets
 {%- endmacro %}
 
 {#- Add a whole number of days to a date expression. -#}
@@ -26,7 +40,12 @@
 {%- endmacro %}
 
 {% macro default__add_days(date_expr, days) -%}
-    cast({{ date_expr }} + interval ({{ days }}) day as date)
+    cast({{ dbt.dateadd('day', days, date_expr) }} as date)
+{%- endmacro %}
+
+{#- dbt-spark's dateadd goes through timestamps; date_add(date, int) is a date. -#}
+{% macro spark__add_days(date_expr, days) -%}
+    date_add({{ date_expr }}, cast({{ days }} as int))
 {%- endmacro %}
 
 {% macro duckdb__add_days(date_expr, days) -%}
@@ -46,6 +65,10 @@
     dayofyear({{ date_expr }})
 {%- endmacro %}
 
+{% macro spark__day_of_year(date_expr) -%}
+    dayofyear({{ date_expr }})
+{%- endmacro %}
+
 {#- 0 = Monday … 6 = Sunday (ISO day of week minus one). -#}
 {% macro day_of_week_monday0(date_expr) -%}
     {{ return(adapter.dispatch('day_of_week_monday0', 'crimecast')(date_expr)) }}
@@ -57,6 +80,11 @@
 
 {% macro duckdb__day_of_week_monday0(date_expr) -%}
     (isodow({{ date_expr }}) - 1)
+{%- endmacro %}
+
+{#- Spark has no isodow; weekday() is 0 = Monday … 6 = Sunday. -#}
+{% macro spark__day_of_week_monday0(date_expr) -%}
+    weekday({{ date_expr }})
 {%- endmacro %}
 
 {#- Calendar date of a timestamp. -#}

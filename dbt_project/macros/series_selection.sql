@@ -25,9 +25,9 @@
     {{ return(preset) }}
 {%- endmacro %}
 
-{#- SQL list literal: ('a', 'b') -#}
+{#- SQL list literal: ('a', 'b'), quotes escaped as the engine wants (dbt-core's macros). -#}
 {% macro sql_string_list(values) -%}
     ({%- for v in values -%}
-        '{{ v | string | replace("'", "''") }}'{{ ", " if not loop.last }}
+        {{ dbt.string_literal(dbt.escape_single_quotes(v | string)) }}{{ ", " if not loop.last }}
     {%- endfor -%})
 {%- endmacro %}

@@ -25,9 +25,10 @@ runs as (
         source,
         date,
         incidents,
-        date - cast(
-            row_number() over (partition by source, incidents = 0 order by date) as integer
-        ) as run_key
+        {{ add_days(
+            'date',
+            '-row_number() over (partition by source, incidents = 0 order by date)'
+        ) }} as run_key
     from city_days
 
 )

@@ -9,9 +9,9 @@ where
         from {{ ref('daily_counts') }} as counts
         where counts.series_id = series.series_id
     )
-    and exists (
-        select 1
+    and series.source in (
+        select incidents.source
         from {{ ref('int_incidents') }} as incidents
-        where incidents.source = series.source
+        group by incidents.source
         having max(incidents.occurred_date) > min(incidents.occurred_date)
     )

@@ -40,7 +40,7 @@ recomputed as (
 
     select
         *,
-        recorded_count * 1000.0 / nullif(
+        cast(recorded_count as double) * 1000.0 / nullif(
             case
                 when indicator = 'Cambriolages de logement' then dwellings else population
             end,

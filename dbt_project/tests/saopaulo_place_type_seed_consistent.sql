@@ -1,6 +1,6 @@
 {#-
     No two spellings in seeds/saopaulo_place_types.csv that match the same normalized key
-    (accents, case, spaces ignored) may map to different place-type groups.
+    (saopaulo_match_key: accents, case, spaces ignored) may map to different place-type groups.
 -#}
 
 with
@@ -9,10 +9,7 @@ keyed as (
 
     select
         place_type,
-        trim(regexp_replace(
-            regexp_replace(upper(strip_accents(trim(raw_subtype))), '\s*/\s*', '/', 'g'),
-            '\s+', ' ', 'g'
-        )) as subtype_key
+        {{ saopaulo_match_key('trim(raw_subtype)') }} as subtype_key
     from {{ ref('saopaulo_place_types') }}
 
 )

@@ -28,17 +28,20 @@
         """,
         """
         delete from {{ this }} as t
-        using (
-            select
-                source,
-                min(date) as first_day,
-                max(date) as last_day
-            from {{ ref('daily_counts') }}
-            group by source
-        ) as r
-        where
-            t.source = r.source
-            and (t.date < r.first_day or t.date > r.last_day)
+        where exists (
+            select 1
+            from (
+                select
+                    source,
+                    min(date) as first_day,
+                    max(date) as last_day
+                from {{ ref('daily_counts') }}
+                group by source
+            ) as r
+            where
+                t.source = r.source
+                and (t.date < r.first_day or t.date > r.last_day)
+        )
         """,
         "{{ mark_built('daily_features') }}"
     ]
@@ -127,10 +130,11 @@ windowed as (
         lag(incident_count, 364) over by_day as lag_364,
         -- from exact integer window sums (n, Σx, Σx²): the same bits whatever the partition
         -- size, so an incremental build equals a full refresh exactly (avg / stddev_samp
-        -- combine partial doubles in an order that depends on the partition).
+        -- combine partial doubles in an order that depends on the partition). Divided as
+        -- doubles: an engine may divide an integer sum by 7.0 as a decimal of fixed scale.
         case
             when count(incident_count) over last_7_days = 7
-                then sum(incident_count) over last_7_days / 7.0
+                then cast(sum(incident_count) over last_7_days as double) / 7.0
         end as roll_mean_7,
         case
             when count(incident_count) over last_7_days = 7
@@ -144,7 +148,7 @@ windowed as (
         end as roll_std_7,
         case
             when count(incident_count) over last_28_days = 28
-                then sum(incident_count) over last_28_days / 28.0
+                then cast(sum(incident_count) over last_28_days as double) / 28.0
         end as roll_mean_28,
         case
             when count(incident_count) over last_28_days = 28

@@ -20,7 +20,7 @@ departmental as (
 regions as (
 
     select
-        cast(code_region as varchar) as code_region,
+        cast(code_region as {{ dbt.type_string() }}) as code_region,
         region_name
     from {{ ref('france_regions') }}
 
@@ -29,7 +29,7 @@ regions as (
 departements as (
 
     select
-        cast(code_departement as varchar) as code_departement,
+        cast(code_departement as {{ dbt.type_string() }}) as code_departement,
         departement_name
     from {{ ref('france_departements') }}
 

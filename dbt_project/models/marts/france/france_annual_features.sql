@@ -5,7 +5,8 @@
     < t: lags, the 3-year rolling mean ENDING THE YEAR BEFORE t, the 3-year slope, and the
     wider-area context (parent area = the region for a département, France = the sum of
     regions for a region; national = the sum over the level) taken at t-1 and t-2.
-    The yearly spine is gap-free per series, so ROWS frames count years.
+    The yearly spine is gap-free per series, so ROWS frames count years. Ratios are taken in
+    double precision (an engine may divide decimals at a fixed scale).
 -#}
 
 with
@@ -46,16 +47,26 @@ series_keys as (
 
 ),
 
+years as (
+
+    {{ integer_spine(
+        '(select min(first_year) from bounds)', '(select max(last_year) + 1 from bounds)', 'year'
+    ) }}
+
+),
+
 spine as (
 
     select
         series_keys.*,
         bounds.first_year,
         bounds.last_year,
-        unnest(generate_series(bounds.first_year, bounds.last_year + 1)) as year
+        years.year
     from series_keys
     inner join bounds
         on series_keys.geo_level = bounds.geo_level
+    inner join years
+        on years.year between bounds.first_year and bounds.last_year + 1
 
 ),
 
@@ -151,11 +162,14 @@ select
     windowed.n_past_years,
     windowed.count_lag_1,
     windowed.population_lag_1,
-    parent_1.recorded_count * 100000.0 / nullif(parent_1.population, 0) as parent_rate_lag_1,
-    ln((parent_1.recorded_count + 1.0) / (parent_2.recorded_count + 1.0))
+    cast(parent_1.recorded_count as double) * 100000.0 / nullif(parent_1.population, 0)
+        as parent_rate_lag_1,
+    ln(cast(parent_1.recorded_count + 1 as double) / cast(parent_2.recorded_count + 1 as double))
         as parent_log_growth_lag_1,
-    ln((national_1.recorded_count + 1.0) / (national_2.recorded_count + 1.0))
-        as national_log_growth_lag_1,
+    ln(
+        cast(national_1.recorded_count + 1 as double)
+        / cast(national_2.recorded_count + 1 as double)
+    ) as national_log_growth_lag_1,
     dense_rank() over (order by windowed.indicator) as indicator_code,
     dense_rank() over (
         partition by windowed.geo_level order by windowed.geo_code

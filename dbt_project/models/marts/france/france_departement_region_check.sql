@@ -91,4 +91,4 @@ select
     end as status
 from joined
 left join {{ ref('france_regions') }} as regions
-    on joined.code_region = cast(regions.code_region as varchar)
+    on joined.code_region = cast(regions.code_region as {{ dbt.type_string() }})

@@ -33,5 +33,5 @@ select
     outcome,
     place_subtype,
     rows,
-    rows / sum(rows) over () as share_of_rows
+    cast(rows as double) / sum(rows) over () as share_of_rows
 from counted

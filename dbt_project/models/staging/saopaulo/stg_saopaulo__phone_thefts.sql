@@ -3,9 +3,10 @@
     with the place subtype mapped onto the 10 place-type groups by seeds/saopaulo_place_types.csv
     and `exclusion_reason` (NULL when the row is usable). Nothing is removed here.
 
-    Matching keys (neighbourhood, place subtype) are: accents stripped, upper case, runs of
-    whitespace collapsed, spaces around '/' removed, trimmed; so "Residência",
-    "RESIDENCIA" and "Residencia / Hospedagem" vs "Residencia/Hospedagem" all match.
+    Matching keys: the place subtype's is saopaulo_match_key (macros/saopaulo.sql: accents
+    stripped, upper case, runs of whitespace collapsed, spaces around '/' removed, trimmed; so
+    "Residência", "RESIDENCIA" and "Residencia / Hospedagem" vs "Residencia/Hospedagem" all
+    match); the neighbourhood's the same without the '/' rule.
 -#}
 
 with
@@ -19,10 +20,7 @@ source as (
 place_types as (
 
     select distinct
-        trim(regexp_replace(
-            regexp_replace(upper(strip_accents(trim(raw_subtype))), '\s*/\s*', '/', 'g'),
-            '\s+', ' ', 'g'
-        )) as subtype_key,
+        {{ saopaulo_match_key('trim(raw_subtype)') }} as subtype_key,
         place_type
     from {{ ref('saopaulo_place_types') }}
 
@@ -33,23 +31,19 @@ normalized as (
     select
         source_file,
         source_row,
-        nullif(trim(regexp_replace(
-            upper(strip_accents(coalesce(bairro, ''))), '\s+', ' ', 'g'
-        )), '') as neighbourhood,
+        nullif(trim({{ regexp_replace_all(
+            'upper(' ~ strip_accents("coalesce(bairro, '')") ~ ')', '\\s+', ' '
+        ) }}), '') as neighbourhood,
         bairro as neighbourhood_raw,
         nullif(trim(marca_objeto), '') as brand,
-        upper(strip_accents(trim(dia_semana))) as weekday_text,
-        upper(strip_accents(trim(periodo))) as period_text,
-        upper(strip_accents(trim(rubrica))) as offence_text,
-        try_cast(trim(idade) as integer) as age,
+        upper({{ strip_accents('trim(dia_semana)') }}) as weekday_text,
+        upper({{ strip_accents('trim(periodo)') }}) as period_text,
+        upper({{ strip_accents('trim(rubrica)') }}) as offence_text,
+        {{ try_cast('trim(idade)', dbt.type_int()) }} as age,
         nullif(upper(trim(sexo)), '') as sex,
         nullif(trim(descr_subtipolocal), '') as place_subtype,
-        nullif(trim(regexp_replace(
-            regexp_replace(
-                upper(strip_accents(coalesce(descr_subtipolocal, ''))), '\s*/\s*', '/', 'g'
-            ),
-            '\s+', ' ', 'g'
-        )), '') as place_subtype_key
+        nullif({{ saopaulo_match_key("coalesce(descr_subtipolocal, '')") }}, '')
+            as place_subtype_key
     from source
 
 ),

@@ -1,0 +1,100 @@
+{#-
+    Engine-specific SQL that dbt-core has no cross-database macro for (dbt-core's own are used
+    where they fit: dbt.type_string, dbt.type_int, dbt.datediff, dbt.dateadd,
+    dbt.generate_series, dbt.safe_cast, dbt.string_literal, dbt.escape_single_quotes).
+    Dispatched: `duckdb__` is what the warehouse runs, `spark__` follows a trial of the models
+    on Spark (issue 16; not run here yet), `default__` is standard SQL.
+-#}
+
+{#- One row per integer from start_value to end_value inclusive, as a bigint column
+    `column_name`. The bounds are SQL expressions (scalar subqueries are fine). -#}
+{% macro integer_spine(start_value, end_value, column_name) -%}
+    {{ return(adapter.dispatch('integer_spine', 'crimecast')(start_value, end_value, column_name)) }}
+{%- endmacro %}
+
+{% macro duckdb__integer_spine(start_value, end_value, column_name) -%}
+    select unnest(generate_series({{ start_value }}, {{ end_value }})) as {{ column_name }}
+{%- endmacro %}
+
+{% macro spark__integer_spine(start_value, end_value, column_name) -%}
+    select explode(sequence(
+        cast({{ start_value }} as bigint), cast({{ end_value }} as bigint)
+    )) as {{ column_name }}
+{%- endmacro %}
+
+{#- dbt.generate_series needs its bound when the SQL is compiled: a fixed 2^16 numbers
+    (179 years of days), of which the filter keeps the range. -#}
+{% macro default__integer_spine(start_value, end_value, column_name) -%}
+    select cast({{ start_value }} + numbers.generated_number - 1 as bigint) as {{ column_name }}
+    from ({{ dbt.generate_series(65536) }}) as numbers
+    where numbers.generated_number - 1 <= ({{ end_value }}) - ({{ start_value }})
+{%- endmacro %}
+
+{#- Letters without their diacritics ('São' → 'Sao'). DuckDB: strip_accents (any combining
+    mark); elsewhere translate() over the accented letters of Latin-1 and Latin Extended-A/B
+    (the same result for those letters; other scripts are left as they are). -#}
+{% macro strip_accents(expr) -%}
+    {{ return(adapter.dispatch('strip_accents', 'crimecast')(expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__strip_accents(expr) -%}
+    strip_accents({{ expr }})
+{%- endmacro %}
+
+{% macro default__strip_accents(expr) -%}
+    {%- set accented = 'ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ'
+        ~ 'ĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠš'
+        ~ 'ŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǢǣǦǧǨǩǪǫǬǭǮǯǰǴǵǸǹǺǻǼǽǾǿ'
+        ~ 'ȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ' -%}
+    {%- set plain = 'AAAAAACEEEEIIIINOOOOOUUUUYaaaaaaceeeeiiiinooooouuuuyy'
+        ~ 'AaAaAaCcCcCcCcDdEeEeEeEeEeGgGgGgGgHhIiIiIiIiIJjKkLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSs'
+        ~ 'TtTtUuUuUuUuUuUuWwYyYZzZzZzOoUuAaIiOoUuUuUuUuUuAaAaÆæGgKkOoOoƷʒjGgNnAaÆæØø'
+        ~ 'AaAaEeEeIiIiOoOoRrRrUuUuSsTtHhAaEeOoOoOoOoYy' -%}
+    translate({{ expr }}, '{{ accented }}', '{{ plain }}')
+{%- endmacro %}
+
+{#- Replace EVERY match of the regular expression `pattern` by `replacement`. pattern and
+    replacement are template strings (not SQL literals): the macro writes the literal each
+    engine needs. DuckDB replaces the first match unless given 'g'; Spark's 4th argument is a
+    position and its string literals read '\s' as 's' (backslashes are doubled there). The
+    default (3 arguments) replaces every match on Spark, Snowflake, BigQuery and Redshift;
+    Postgres would need 'g' like DuckDB. -#}
+{% macro regexp_replace_all(expr, pattern, replacement) -%}
+    {{ return(adapter.dispatch('regexp_replace_all', 'crimecast')(expr, pattern, replacement)) }}
+{%- endmacro %}
+
+{% macro duckdb__regexp_replace_all(expr, pattern, replacement) -%}
+    {%- set p = dbt.string_literal(dbt.escape_single_quotes(pattern)) -%}
+    {%- set r = dbt.string_literal(dbt.escape_single_quotes(replacement)) -%}
+    regexp_replace({{ expr }}, {{ p }}, {{ r }}, 'g')
+{%- endmacro %}
+
+{% macro spark__regexp_replace_all(expr, pattern, replacement) -%}
+    {%- set p = dbt.string_literal(dbt.escape_single_quotes(pattern | replace('\\', '\\\\'))) -%}
+    {%- set r = dbt.string_literal(dbt.escape_single_quotes(replacement | replace('\\', '\\\\'))) -%}
+    regexp_replace({{ expr }}, {{ p }}, {{ r }})
+{%- endmacro %}
+
+{% macro default__regexp_replace_all(expr, pattern, replacement) -%}
+    {%- set p = dbt.string_literal(dbt.escape_single_quotes(pattern)) -%}
+    {%- set r = dbt.string_literal(dbt.escape_single_quotes(replacement)) -%}
+    regexp_replace({{ expr }}, {{ p }}, {{ r }})
+{%- endmacro %}
+
+{#- cast(expr as type), NULL when the value does not convert. dbt.safe_cast is a plain cast
+    (an error) on DuckDB and Spark (ANSI mode, Spark 4's default); both have try_cast. -#}
+{% macro try_cast(expr, type) -%}
+    {{ return(adapter.dispatch('try_cast', 'crimecast')(expr, type)) }}
+{%- endmacro %}
+
+{% macro duckdb__try_cast(expr, type) -%}
+    try_cast({{ expr }} as {{ type }})
+{%- endmacro %}
+
+{% macro spark__try_cast(expr, type) -%}
+    try_cast({{ expr }} as {{ type }})
+{%- endmacro %}
+
+{% macro default__try_cast(expr, type) -%}
+    {{ dbt.safe_cast(expr, type) }}
+{%- endmacro %}
