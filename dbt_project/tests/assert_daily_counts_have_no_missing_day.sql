@@ -57,4 +57,6 @@ where
     or per_series.first_date != source_days.first_day
     or per_series.last_date != {{ add_days('source_days.last_day', -1) }}
     or per_series.n_days != per_series.n_distinct_days
-    or per_series.n_days != (per_series.last_date - per_series.first_date) + 1
+    or per_series.n_days != 1 + (
+        {{ dbt.datediff('per_series.first_date', 'per_series.last_date', 'day') }}
+    )
