@@ -26,15 +26,21 @@
     where t.source is null
 {%- endmacro %}
 
-{#- (source, occurred_at) of every row a staging build has to reconsider: the raw rows of the
-    new file versions (`new_files`: a relation of stg_police__incidents_new_files()) and the
-    built rows whose file version is gone (removed or replaced file). occurred_at may be
-    NULL. The model recomputes the (source, occurred_at) groups of these rows; its plan starts
-    at their earliest day. -#}
+{#- Every row a staging build has to reconsider: the raw rows of the new file versions
+    (`new_files`: a relation of stg_police__incidents_new_files()) and the built rows whose
+    file version is gone (removed or replaced file), with the columns a duplicate key can use.
+    occurred_at may be NULL. The model recomputes the (source, occurred_at) groups of these
+    rows, or their key partners (stg_police__incidents_key_partners); its plan starts at the
+    earliest day of both. -#}
 {% macro stg_police__incidents_changed_rows(new_files) -%}
     select
         r.source,
-        r.occurred_at
+        r.occurred_at,
+        r.incident_id,
+        r.area,
+        r.offense_code,
+        r.offense_description,
+        r.incident_count
     from {{ source('raw', 'incidents') }} as r
     inner join {{ new_files }}
         on
@@ -46,7 +52,12 @@
 
     select
         t.source,
-        t.occurred_at
+        t.occurred_at,
+        t.incident_id,
+        t.area,
+        t.offense_code,
+        t.offense_description,
+        t.incident_count
     from {{ this }} as t
     left join {{ source('raw', 'source_files') }} as f
         on
@@ -56,21 +67,108 @@
     where f.source is null
 {%- endmacro %}
 
+{#- A source with `dedupe: {keys: [...]}`: the duplicate window is partitioned by those keys
+    alone, so a changed row can change the rank of a row of any day with the same keys. These
+    are the key columns of a row as the plan compares them, `{name: expression}`: coarser than
+    staging's (text upper-cased and trimmed, the resolved category left out, the count's sign
+    ignored), so every row of a staging partition of a changed row is found. A key the source
+    does not use is NULL on every row. -#}
+{% macro stg_police__incidents_plan_keys(row, policies) -%}
+    {%- set keys = {} -%}
+    {%- for field in ['incident_id', 'area', 'offense_code', 'offense_description'] -%}
+        {%- do keys.update({'k_' ~ field:
+            'case when ' ~ policies ~ '.key_' ~ field ~ ' then upper(trim(' ~ row ~ '.'
+            ~ field ~ ')) end'}) -%}
+    {%- endfor -%}
+    {%- do keys.update({
+        'k_count': 'case when ' ~ policies ~ '.key_count then ' ~ row ~ '.incident_count end',
+        'k_timestamp': 'case when ' ~ policies ~ '.key_timestamp then ' ~ row
+            ~ '.occurred_at end'}) -%}
+    {{ return(keys) }}
+{%- endmacro %}
+
+{#- True when a key the source uses is NULL in `row`: such a row is never a duplicate (staging),
+    so it has no partners. -#}
+{% macro stg_police__incidents_key_missing(row, policies) -%}
+    (
+        {%- for field, column in [
+            ('incident_id', 'incident_id'), ('area', 'area'), ('offense_code', 'offense_code'),
+            ('offense_description', 'offense_description'), ('count', 'incident_count'),
+            ('timestamp', 'occurred_at')] %}
+        ({{ policies }}.key_{{ field }} and {{ row }}.{{ column }} is null)
+        {{- " or" if not loop.last }}
+        {%- endfor %}
+    )
+{%- endmacro %}
+
+{#- Sources with `dedupe: {keys: [...]}`: every raw row sharing its plan keys with a changed
+    row (the changed rows themselves included, unless a key is missing). Whole staging
+    partitions, so recomputing these rows gives the full-refresh ranks. -#}
+{% macro stg_police__incidents_key_partners(new_files) -%}
+    {%- set changed_keys = stg_police__incidents_plan_keys('changed', 'policies') -%}
+    {%- set raw_keys = stg_police__incidents_plan_keys('r', 'policies') -%}
+    with
+
+    policies as (
+        {{ source_policies() }}
+    ),
+
+    changed_keys as (
+        select distinct
+            changed.source,
+            {%- for name, expr in changed_keys.items() %}
+            {{ expr }} as {{ name }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from ({{ stg_police__incidents_changed_rows(new_files) }}) as changed
+        inner join policies
+            on changed.source = policies.source
+        where
+            policies.dedupe = 'keys'
+            and not {{ stg_police__incidents_key_missing('changed', 'policies') }}
+    )
+
+    select r.*
+    from {{ source('raw', 'incidents') }} as r
+    inner join policies
+        on r.source = policies.source
+    inner join changed_keys
+        on
+            r.source = changed_keys.source
+            {%- for name, expr in raw_keys.items() %}
+            and {{ expr }} is not distinct from changed_keys.{{ name }}
+            {%- endfor %}
+    where policies.dedupe = 'keys'
+{%- endmacro %}
+
 {#- stg_police__incidents: the earliest day of the rows it reconsiders, per source. The staging
-    build recomputes whole (source, occurred_at) groups of those rows, so no other day
-    changes. -#}
+    build recomputes whole (source, occurred_at) groups of those rows (built-in duplicate
+    rule), or their key partners (`dedupe: {keys: [...]}`), so no other day changes. -#}
 {% macro stg_police__incidents_plan() -%}
     with
 
     new_files as (
         {{ stg_police__incidents_new_files() }}
+    ),
+
+    touched as (
+        select
+            changed.source,
+            changed.occurred_at
+        from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
+
+        union all
+
+        select
+            partners.source,
+            partners.occurred_at
+        from ({{ stg_police__incidents_key_partners('new_files') }}) as partners
     )
 
     select
-        changed.source,
-        min({{ to_date('changed.occurred_at') }}) as from_day
-    from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
-    group by changed.source
+        touched.source,
+        min({{ to_date('touched.occurred_at') }}) as from_day
+    from touched
+    group by touched.source
 {%- endmacro %}
 
 {#- The plan of a model built from an upstream incremental model, per source:

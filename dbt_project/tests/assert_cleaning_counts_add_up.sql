@@ -3,8 +3,10 @@
 --             + rows dropped by cleaning (every reason),
 -- checked against the models, not against data_quality__cleaning's own totals: the rows read
 -- are counted in raw.incidents, the rows kept in int_incidents, and the rows in the marts are
--- daily_counts' n_records (the kept records of its series-days), whose net incident_count is
--- the sum of daily_counts.incident_count = net_incidents_in_marts. That each daily_counts row
+-- daily_counts' n_records (the kept records of its series-days), whose net incident_count plus
+-- what `orphan_reversals: net` clamped (clamped_incidents, over clamped_days) is the sum of
+-- daily_counts.incident_count = net_incidents_in_marts. The rows dropped include the orphan
+-- reversals int_incidents leaves out (reason orphan_reversal). That each daily_counts row
 -- holds exactly the kept records of its series and day is assert_daily_counts_match_incidents.
 -- Returns the sources that do not reconcile.
 {{ config(meta={'dagster': {'ref': {'name': 'data_quality__cleaning'}}}) }}
@@ -53,6 +55,8 @@ cleaning as (
         max(rows_partial_last_day) as rows_partial_last_day,
         max(rows_series_not_selected) as rows_series_not_selected,
         max(net_incidents_in_marts) as net_incidents_in_marts,
+        max(clamped_days) as clamped_days,
+        max(clamped_incidents) as clamped_incidents,
         sum(case when status = 'dropped' then rows else 0 end) as sum_dropped,
         -- the per-source totals must be the same on every row of the source
         count(distinct [
@@ -62,7 +66,10 @@ cleaning as (
             rows_in_marts,
             rows_partial_last_day,
             rows_series_not_selected,
-            net_incidents_in_marts
+            net_incidents_in_marts,
+            clamped_days,
+            clamped_incidents,
+            cast(last_day_complete as bigint)
         ]) as n_total_versions
     from {{ ref('data_quality__cleaning') }}
     group by source
@@ -95,6 +102,8 @@ checked as (
         cleaning.rows_partial_last_day,
         cleaning.rows_series_not_selected,
         cleaning.net_incidents_in_marts,
+        cleaning.clamped_days,
+        cleaning.clamped_incidents,
         cleaning.n_total_versions
     from sources
     left join raw_rows
@@ -125,3 +134,6 @@ where
     or rows_dropped != sum_dropped
     or rows_in_marts != rows_counted_in_daily_counts
     or net_incidents_in_marts != daily_counts_net_incidents
+    -- a clamped day adds at least one incident
+    or clamped_incidents < clamped_days
+    or (clamped_days = 0) != (clamped_incidents = 0)

@@ -1,6 +1,7 @@
 -- daily_counts holds exactly the kept incidents (int_incidents) of the selected series
--- (int_series) on the source's full days: per series and day, incident_count is their net
--- count and n_records their number, and a day with none is a filled 0. After an incremental
+-- (int_series) on the source's full days (int_source_days): per series and day,
+-- incident_count is their net count (clamped at 0 for `orphan_reversals: net`) and n_records
+-- their number, and a day with none is a filled 0. After an incremental
 -- build, the days it rewrote (rebuilt_from, macros/incremental_builds.sql); after a full one,
 -- every day. Returns the series-days that differ.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
@@ -15,11 +16,7 @@ window_start as (
 
 source_days as (
 
-    select
-        source,
-        {{ add_days('max(occurred_date)', -1) }} as last_full_day
-    from {{ ref('int_incidents') }}
-    group by source
+    select * from {{ ref('int_source_days') }}
 
 ),
 
@@ -28,7 +25,11 @@ expected as (
     select
         series.series_id,
         incidents.occurred_date as date,
-        sum(incidents.incident_count) as incident_count,
+        case
+            when max(source_days.orphan_reversals) = 'net'
+                then greatest(sum(incidents.incident_count), 0)
+            else sum(incidents.incident_count)
+        end as incident_count,
         count(*) as n_records
     from {{ ref('int_incidents') }} as incidents
     inner join {{ ref('int_series') }} as series

@@ -73,6 +73,11 @@ create table if not exists raw.sources (
     source VARCHAR, title VARCHAR, country VARCHAR, timezone VARCHAR, mapping_sha256 VARCHAR,
     loaded_at TIMESTAMP
 );
+-- the mapping's dbt policies (sources/README.md); added to a warehouse built before them
+alter table raw.sources add column if not exists dedupe VARCHAR;
+alter table raw.sources add column if not exists dedupe_keys VARCHAR;
+alter table raw.sources add column if not exists orphan_reversals VARCHAR;
+alter table raw.sources add column if not exists last_day VARCHAR;
 create table if not exists raw.file_hashes (
     file VARCHAR, size BIGINT, mtime_ns BIGINT, sha256 VARCHAR
 );
@@ -213,7 +218,9 @@ def load_source(
             hashes.save()
             con.execute("delete from raw.sources where source = ?", [mapping.name])
             con.execute(
-                "insert into raw.sources values (?, ?, ?, ?, ?, ?)",
+                "insert into raw.sources (source, title, country, timezone, mapping_sha256, "
+                "loaded_at, dedupe, dedupe_keys, orphan_reversals, last_day) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     mapping.name,
                     mapping.title,
@@ -221,6 +228,10 @@ def load_source(
                     mapping.timezone,
                     mapping.sha256,
                     loaded_at,
+                    mapping.dedupe,
+                    ",".join(mapping.dedupe_keys) or None,
+                    mapping.orphan_reversals,
+                    mapping.last_day,
                 ],
             )
 

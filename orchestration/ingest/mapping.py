@@ -53,7 +53,14 @@ _TOP_KEYS = {
     "filters": "named row filters that set filter_reason",
     "required": "fields that must be present as a column in every file",
     "category_map": "field(s) dbt uses to map categories via seeds/category_map.csv",
+    "dedupe": "duplicate removal in dbt: 'off' or {keys: [field, ...]} (default: built-in)",
+    "orphan_reversals": "a reversal without its original: 'drop' (default) or 'net'",
+    "last_day": "is the last day with data complete: 'partial' (default), 'complete' or 'auto'",
 }
+#: dbt policies (sources/README.md, "Cleaning policies"); the first value is the default
+DEDUPE_MODES: tuple[str, ...] = ("default", "off", "keys")
+ORPHAN_REVERSAL_POLICIES: tuple[str, ...] = ("drop", "net")
+LAST_DAY_POLICIES: tuple[str, ...] = ("partial", "complete", "auto")
 _REQUIRED_TOP = ("name", "title", "country", "timezone", "fields", "timestamp")
 _FILES_KEYS = ("delimiter", "quote", "encodings", "pattern")
 _FIELD_KEYS = ("column", "regex")
@@ -137,6 +144,10 @@ class SourceMapping:
     filters: tuple[FilterSpec, ...] = ()
     required: tuple[str, ...] = ("timestamp",)
     category_map: tuple[str, ...] = ()
+    dedupe: str = "default"
+    dedupe_keys: tuple[str, ...] = ()
+    orphan_reversals: str = "drop"
+    last_day: str = "partial"
     path: Path | None = None
     sha256: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -354,6 +365,11 @@ class _Validator:
         filters = self._filters(d.get("filters", {}), fields)
         required = self._required(d.get("required", ["timestamp"]), fields)
         category_map = self._category_map(d.get("category_map"), fields, name)
+        dedupe, dedupe_keys = self._dedupe(d.get("dedupe"), fields)
+        orphan_reversals = self._choice(
+            d.get("orphan_reversals"), "orphan_reversals", ORPHAN_REVERSAL_POLICIES
+        )
+        last_day = self._choice(d.get("last_day"), "last_day", LAST_DAY_POLICIES)
 
         return SourceMapping(
             name=name,
@@ -368,6 +384,10 @@ class _Validator:
             filters=filters,
             required=required,
             category_map=category_map,
+            dedupe=dedupe,
+            dedupe_keys=dedupe_keys,
+            orphan_reversals=orphan_reversals,
+            last_day=last_day,
             path=self.path,
             sha256=sha,
             raw=d,
@@ -579,6 +599,38 @@ class _Validator:
             if n != "timestamp" and n not in fields:
                 raise self.fail(f"required[{i}]", f"field {n!r} is not mapped in 'fields'")
         return names
+
+    def _dedupe(self, value: Any, fields: dict[str, FieldSpec]) -> tuple[str, tuple[str, ...]]:
+        """(mode, keys). YAML reads a bare `off` as false: both mean off."""
+        if value is None or value == "default":
+            return "default", ()
+        if value is False or value == "off":
+            return "off", ()
+        if not isinstance(value, dict):
+            raise self.fail(
+                "dedupe", f"must be 'off', 'default' or {{keys: [field, ...]}}, got {value!r}"
+            )
+        self._keys(value, ("keys",), "dedupe")
+        if "keys" not in value:
+            raise self.fail("dedupe.keys", "missing (the fields that identify a record)")
+        names = self._str_list(value["keys"], "dedupe.keys")
+        for i, n in enumerate(names):
+            if n not in FIELD_NAMES:
+                raise self.fail(
+                    f"dedupe.keys[{i}]",
+                    f"unknown field {n!r} (allowed: {', '.join(FIELD_NAMES)})",
+                )
+            # category is always there after dbt resolves it; timestamp is its own section
+            if n not in ("timestamp", "category") and n not in fields:
+                raise self.fail(f"dedupe.keys[{i}]", f"field {n!r} is not mapped in 'fields'")
+        return "keys", tuple(n for n in FIELD_NAMES if n in names)
+
+    def _choice(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
+        if value is None:
+            return allowed[0]
+        if value not in allowed:
+            raise self.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
 
     def _category_map(
         self, value: Any, fields: dict[str, FieldSpec], source: str

@@ -1,7 +1,8 @@
 {#-
     The canonical incidents shared by all sources: the staging rows that are kept
-    (drop_reason is NULL). Reversal rows (incident_count = -1) stay in; summing nets them.
-    A view: a filter over the staging table, cheaper than copying every kept row.
+    (drop_reason is NULL), less the orphan reversals of the sources whose policy drops them
+    (int_orphan_reversals). The other reversal rows (incident_count = -1) stay in; summing
+    nets them. A view: a filter over the staging table, cheaper than copying every kept row.
 -#}
 
 {{ config(materialized='view') }}
@@ -15,17 +16,36 @@ incidents as (
 
 ),
 
-final as (
+dropped_orphans as (
 
     select
         source,
-        incident_id,
-        area,
-        category,
-        occurred_at,
-        occurred_date,
-        incident_count
+        source_file,
+        source_row
+    from {{ ref('int_orphan_reversals') }}
+    where orphan_reversals = 'drop'
+
+),
+
+final as (
+
+    select
+        incidents.source,
+        incidents.incident_id,
+        incidents.area,
+        incidents.category,
+        incidents.occurred_at,
+        incidents.occurred_date,
+        incidents.incident_count,
+        incidents.source_file,
+        incidents.source_row
     from incidents
+    left join dropped_orphans
+        on
+            incidents.source = dropped_orphans.source
+            and incidents.source_file = dropped_orphans.source_file
+            and incidents.source_row = dropped_orphans.source_row
+    where dropped_orphans.source is null
 
 )
 

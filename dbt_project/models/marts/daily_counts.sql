@@ -1,8 +1,11 @@
 {#-
     Every selected series (int_series) × every day from its source's first day to the source's
-    last full day (last day with data minus one: extracts are cut mid-day), zero-filled.
-    incident_count sums incident_count (so -1 reversals are netted); n_records counts the kept
-    incident records (a reversal is a record); is_filled is true where there was none.
+    last full day (int_source_days: the last day with data minus one, as extracts are cut
+    mid-day, unless the mapping's `last_day` policy says the last day is complete), zero-filled.
+    incident_count sums incident_count (so -1 reversals are netted); for a source with
+    `orphan_reversals: net` a series-day that would be negative is clamped at 0 (counted in
+    data_quality__cleaning); n_records counts the kept incident records (a reversal is a
+    record); is_filled is true where there was none.
 
     Incremental (delete+insert on series_id, date). Per source, every day from `from_day` on
     is rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
@@ -33,14 +36,7 @@
         """,
         """
         delete from {{ this }} as t
-        using (
-            select
-                source,
-                min(occurred_date) as first_day,
-                max(occurred_date) - 1 as last_full_day
-            from {{ ref('int_incidents') }}
-            group by source
-        ) as r
+        using {{ ref('int_source_days') }} as r
         where
             t.source = r.source
             and (t.date < r.first_day or t.date > r.last_full_day)
@@ -65,12 +61,7 @@ series as (
 
 source_days as (
 
-    select
-        source,
-        min(occurred_date) as first_day,
-        {{ add_days('max(occurred_date)', -1) }} as last_full_day
-    from incidents
-    group by source
+    select * from {{ ref('int_source_days') }}
 
 ),
 
@@ -148,10 +139,17 @@ final as (
         series_days.area,
         series_days.category,
         series_days.date,
-        cast(coalesce(daily.incident_count, 0) as integer) as incident_count,
+        cast(
+            case
+                when source_days.orphan_reversals = 'net' and daily.incident_count < 0 then 0
+                else coalesce(daily.incident_count, 0)
+            end as integer
+        ) as incident_count,
         cast(coalesce(daily.n_records, 0) as integer) as n_records,
         daily.date is null as is_filled
     from series_days
+    inner join source_days
+        on series_days.source = source_days.source
     left join daily
         on
             series_days.source = daily.source

@@ -1,7 +1,9 @@
 {#-
     What cleaning does to each source, in long form: one row per (source, reason), where
     reason is 'kept' for the rows that reach int_incidents, or the drop_reason of the rows
-    removed. The standard reasons are always listed (0 rows when nothing was dropped for them);
+    removed (staging), or 'orphan_reversal' for the reversals int_incidents leaves out
+    (int_orphan_reversals, `orphan_reversals: drop`). The standard reasons are always listed
+    (0 rows when nothing was dropped for them);
     a mapping filter (e.g. test_record) is listed when it matched. rows_read, rows_kept and
     rows_dropped repeat the per-source totals on every row; rows_read = rows_kept + rows_dropped.
 
@@ -9,11 +11,17 @@
     per-source columns, also repeated on every row, so that rows_kept = rows_in_marts +
     rows_partial_last_day + rows_series_not_selected (each kept row in exactly one, checked in
     this order):
-      rows_partial_last_day     on the source's last day with data: the extract is cut
-                                mid-day, daily_counts ends at the day before;
+      rows_partial_last_day     on the source's last day with data when it is judged
+                                partial (int_source_days, the mapping's `last_day`):
+                                daily_counts ends at the day before;
       rows_series_not_selected  of a (source, area, category) series not in int_series (dbt
                                 vars series_preset, areas, categories);
-      rows_in_marts             the rest: their net incident_count is net_incidents_in_marts.
+      rows_in_marts             the rest: their net incident_count, plus clamped_incidents,
+                                is net_incidents_in_marts (= the sum of
+                                daily_counts.incident_count).
+    clamped_days / clamped_incidents: the series-days of the marts that a source with
+    `orphan_reversals: net` clamped at 0, and the incidents that added (the negative net
+    turned to 0). last_day_complete: whether daily_counts includes the last day with data.
     This model does not read daily_counts (it is built, and shows what cleaning did, even when
     a test of daily_counts fails). That the marts hold exactly those rows is tested:
     assert_cleaning_counts_add_up (rows_in_marts = the sum of daily_counts.n_records,
@@ -23,9 +31,45 @@
 
 with
 
-incidents as {{ inline_cte() }} (
+staged as {{ inline_cte() }} (
 
     select * from {{ ref('stg_police__incidents') }}
+
+),
+
+dropped_orphans as (
+
+    select
+        source,
+        source_file,
+        source_row
+    from {{ ref('int_orphan_reversals') }}
+    where orphan_reversals = 'drop'
+
+),
+
+-- every raw row with its outcome: a staging drop_reason, a dropped orphan reversal, or kept
+incidents as (
+
+    select
+        staged.source,
+        staged.incident_count,
+        coalesce(
+            staged.drop_reason,
+            case when dropped_orphans.source is not null then 'orphan_reversal' end
+        ) as drop_reason
+    from staged
+    left join dropped_orphans
+        on
+            staged.source = dropped_orphans.source
+            and staged.source_file = dropped_orphans.source_file
+            and staged.source_row = dropped_orphans.source_row
+
+),
+
+source_days as (
+
+    select * from {{ ref('int_source_days') }}
 
 ),
 
@@ -54,6 +98,8 @@ standard_reasons as (
     select 'missing_category' as reason
     union all
     select 'duplicate' as reason
+    union all
+    select 'orphan_reversal' as reason
 
 ),
 
@@ -92,16 +138,6 @@ reasons as (
 
 ),
 
-source_last_days as (
-
-    select
-        source,
-        max(occurred_date) as last_day
-    from kept_incidents
-    group by source
-
-),
-
 -- kept rows per series and whether they fall on the last day: one pass over the incidents,
 -- then a join of those few rows to the selected series
 kept_by_series as (
@@ -110,17 +146,17 @@ kept_by_series as (
         kept_incidents.source,
         kept_incidents.area,
         kept_incidents.category,
-        kept_incidents.occurred_date = source_last_days.last_day as on_last_day,
+        kept_incidents.occurred_date > source_days.last_full_day as on_last_day,
         count(*) as n_rows,
         sum(kept_incidents.incident_count) as net_incidents
     from kept_incidents
-    inner join source_last_days
-        on kept_incidents.source = source_last_days.source
+    inner join source_days
+        on kept_incidents.source = source_days.source
     group by
         kept_incidents.source,
         kept_incidents.area,
         kept_incidents.category,
-        kept_incidents.occurred_date = source_last_days.last_day
+        kept_incidents.occurred_date > source_days.last_full_day
 
 ),
 
@@ -148,6 +184,43 @@ marts_totals as (
             and kept_by_series.area = series.area
             and kept_by_series.category = series.category
     group by kept_by_series.source
+
+),
+
+-- orphan_reversals: net: the series-days of the marts (selected series, up to the last full
+-- day) whose net is negative; daily_counts clamps them at 0
+clamped as (
+
+    select
+        negative_days.source,
+        count(*) as clamped_days,
+        -sum(negative_days.net_incidents) as clamped_incidents
+    from (
+        select
+            kept_incidents.source,
+            kept_incidents.area,
+            kept_incidents.category,
+            kept_incidents.occurred_date,
+            sum(kept_incidents.incident_count) as net_incidents
+        from kept_incidents
+        inner join source_days
+            on kept_incidents.source = source_days.source
+        where
+            source_days.orphan_reversals = 'net'
+            and kept_incidents.occurred_date <= source_days.last_full_day
+        group by
+            kept_incidents.source,
+            kept_incidents.area,
+            kept_incidents.category,
+            kept_incidents.occurred_date
+        having sum(kept_incidents.incident_count) < 0
+    ) as negative_days
+    inner join series
+        on
+            negative_days.source = series.source
+            and negative_days.area = series.area
+            and negative_days.category = series.category
+    group by negative_days.source
 
 ),
 
@@ -189,11 +262,20 @@ final as (
             as rows_partial_last_day,
         cast(coalesce(marts_totals.rows_series_not_selected, 0) as bigint)
             as rows_series_not_selected,
-        cast(coalesce(marts_totals.net_incidents_in_marts, 0) as bigint)
-            as net_incidents_in_marts
+        cast(
+            coalesce(marts_totals.net_incidents_in_marts, 0)
+            + coalesce(clamped.clamped_incidents, 0) as bigint
+        ) as net_incidents_in_marts,
+        cast(coalesce(clamped.clamped_days, 0) as bigint) as clamped_days,
+        cast(coalesce(clamped.clamped_incidents, 0) as bigint) as clamped_incidents,
+        coalesce(source_days.last_day_complete, false) as last_day_complete
     from counted
     left join marts_totals
         on counted.source = marts_totals.source
+    left join clamped
+        on counted.source = clamped.source
+    left join source_days
+        on counted.source = source_days.source
 
 )
 

@@ -5,12 +5,18 @@
 
     Incremental (delete+insert on source, source_file, source_row). A raw file version is
     (source, source_sha256, loaded_at): the loader keeps an unchanged file's rows and loaded_at.
-    An incremental build recomputes only the rows that can have changed: every raw row sharing
-    (source, occurred_at) with a row of a file version not yet here, or with a row here whose
-    file version is gone from raw.source_files (removed or replaced files; those rows are
-    deleted by the post-hook). Duplicate ranks are windows partitioned by (source, occurred_at,
-    …), so recomputing whole (source, occurred_at) groups gives exactly the full-refresh result.
-    A change of the category_map seed, of the min year var or of this SQL needs
+    An incremental build recomputes only the rows that can have changed, per the source's
+    `dedupe` policy (raw.sources, macros/source_policies.sql):
+      built-in rule  every raw row sharing (source, occurred_at) with a row of a file version
+                     not yet here, or with a row here whose file version is gone from
+                     raw.source_files (removed or replaced files; those rows are deleted by
+                     the post-hook). Its duplicate windows are partitioned by (source,
+                     occurred_at, …), so recomputing whole groups gives the full-refresh result;
+      keys           every raw row sharing the duplicate keys with such a row (any day: the
+                     window is partitioned by the keys alone; macros/incremental_plans.sql);
+      off            the new rows only (nothing depends on another row).
+    A changed policy is a changed mapping: the loader reloads every file of the source. A
+    change of the category_map seed, of the min year var or of this SQL needs
     `dbt build --full-refresh` (docs/reliability.md).
 
     The pre-hook logs the first day each source's build rewrites (meta.incremental_builds,
@@ -49,6 +55,13 @@
 
 with
 
+-- each source's cleaning policies (dedupe here; macros/source_policies.sql)
+policies as (
+
+    {{ source_policies() }}
+
+),
+
 {% if is_incremental() -%}
 
 -- file versions not built yet
@@ -58,19 +71,25 @@ new_files as (
 
 ),
 
--- (source, occurred_at) groups touched by a new file version or by a row whose file is gone
+-- built-in duplicate rule: the (source, occurred_at) groups touched by a new file version or
+-- by a row whose file is gone
 changed_groups as (
 
     select distinct
         changed.source,
         changed.occurred_at
     from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
-    where changed.occurred_at is not null
+    left join policies
+        on changed.source = policies.source
+    where
+        changed.occurred_at is not null
+        and coalesce(policies.dedupe, 'default') = 'default'
 
 ),
 
--- every row of a changed group, and the rows of new file versions without a timestamp (in no
--- group); two disjoint sets
+-- three disjoint sets: every row of a changed group (built-in rule); the key partners of the
+-- changed rows (dedupe keys); the other rows of new file versions (built-in rule: without a
+-- timestamp, in no group; dedupe keys: a key missing; dedupe off: all)
 source as (
 
     select r.*
@@ -82,6 +101,11 @@ source as (
 
     union all
 
+    select partners.*
+    from ({{ stg_police__incidents_key_partners('new_files') }}) as partners
+
+    union all
+
     select r.*
     from {{ source('raw', 'incidents') }} as r
     inner join new_files
@@ -89,7 +113,15 @@ source as (
             r.source = new_files.source
             and r.source_sha256 = new_files.source_sha256
             and r.loaded_at = new_files.loaded_at
-    where r.occurred_at is null
+    left join policies
+        on r.source = policies.source
+    where
+        (coalesce(policies.dedupe, 'default') = 'default' and r.occurred_at is null)
+        or policies.dedupe = 'off'
+        or (
+            policies.dedupe = 'keys'
+            and {{ stg_police__incidents_key_missing('r', 'policies') }}
+        )
 
 ),
 
@@ -222,37 +254,72 @@ checked as (
 
 ),
 
--- Duplicates. A row with an incident_id duplicates an earlier valid row (by source_file,
--- source_row) of the same source with the same incident_id, offense code and description,
--- occurred_at, area and count value (a -1 reversal never duplicates its +1). Boston publishes one
--- INCIDENT_NUMBER once per offense code: those rows differ in offense_code and are all kept.
--- Rows without an incident_id are compared on every canonical field (published category too).
--- Identical id-less rows within ONE file are kept: without an id they cannot be told apart from
--- separate incidents of the same hour, area and category (Houston publishes hourly times and no
--- id). Republishing is what is dropped: the n-th identical id-less row of a file duplicates the
--- n-th identical row of an earlier file.
+-- Duplicates, per the source's `dedupe` policy (sources/README.md):
+--   default (built-in rule). A row with an incident_id duplicates another valid row of the
+--     same source with the same incident_id, offense code and description, occurred_at, area
+--     and count value (a -1 reversal never duplicates its +1). Boston publishes one
+--     INCIDENT_NUMBER once per offense code: those rows differ in offense_code and are all
+--     kept. Rows without an incident_id are compared on every canonical field (published
+--     category too). Identical id-less rows within ONE file are kept: without an id they
+--     cannot be told apart from separate incidents of the same hour, area and category
+--     (Houston publishes hourly times and no id). Republishing is what is dropped: the n-th
+--     identical id-less row of a file duplicates the n-th identical row of another file.
+--   keys: a valid row duplicates another valid row of the source with equal values of the
+--     mapping's keys (category = the resolved category) and the same sign of count (a
+--     reversal only duplicates a reversal); a row missing one of its keys is never one.
+--   off: no row is a duplicate.
+-- Which copy stays does not depend on file names: the one of the latest-loaded file version,
+-- then the lowest row number, then the smaller file sha256.
 keyed as (
 
     select
-        *,
+        checked.*,
+        coalesce(policies.dedupe, 'default') as dedupe,
         case
-            when incident_id is null
+            when checked.incident_id is null
                 then row_number() over same_record_in_file
-        end as occurrence_in_file
+        end as occurrence_in_file,
+        coalesce(policies.key_category, false) as key_category,
+        case
+            when coalesce(policies.dedupe, 'default') = 'default'
+                then checked.invalid_reason is null
+            when policies.dedupe = 'keys'
+                then
+                    checked.invalid_reason is null
+                    and not {{ stg_police__incidents_key_missing('checked', 'policies') }}
+            else false
+        end as is_dedupable,
+        {%- for field, column in [
+            ('incident_id', 'incident_id'), ('offense_code', 'offense_code'),
+            ('offense_description', 'offense_description'), ('timestamp', 'occurred_at'),
+            ('area', 'area')] %}
+        case
+            when coalesce(policies.dedupe, 'default') != 'keys' or policies.key_{{ field }}
+                then checked.{{ column }}
+        end as k_{{ column }},
+        {%- endfor %}
+        case
+            when coalesce(policies.dedupe, 'default') != 'keys' or policies.key_count
+                then checked.incident_count
+            when checked.incident_count < 0 then -1
+            else 1
+        end as k_incident_count
     from checked
+    left join policies
+        on checked.source = policies.source
     window same_record_in_file as (
         partition by
-            source,
-            source_file,
-            invalid_reason is null,
-            incident_id,
-            offense_code,
-            offense_description,
-            occurred_at,
-            area,
-            incident_count,
-            category_raw
-        order by source_row asc
+            checked.source,
+            checked.source_file,
+            checked.invalid_reason is null,
+            checked.incident_id,
+            checked.offense_code,
+            checked.offense_description,
+            checked.occurred_at,
+            checked.area,
+            checked.incident_count,
+            checked.category_raw
+        order by checked.source_row asc
     )
 
 ),
@@ -262,22 +329,23 @@ ranked as (
     select
         *,
         case
-            when invalid_reason is null then row_number() over same_record
+            when is_dedupable then row_number() over same_record
         end as duplicate_rank
     from keyed
     window same_record as (
         partition by
             source,
-            invalid_reason is null,
-            incident_id,
-            offense_code,
-            offense_description,
-            occurred_at,
-            area,
-            incident_count,
-            case when incident_id is null then category_raw end,
-            occurrence_in_file
-        order by source_file asc, source_row asc
+            is_dedupable,
+            k_incident_id,
+            k_offense_code,
+            k_offense_description,
+            k_occurred_at,
+            k_area,
+            k_incident_count,
+            case when dedupe = 'default' and incident_id is null then category_raw end,
+            case when key_category then category end,
+            case when dedupe = 'default' then occurrence_in_file end
+        order by loaded_at desc nulls last, source_row asc, source_sha256 asc
     )
 
 ),
