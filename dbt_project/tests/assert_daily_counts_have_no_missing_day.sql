@@ -1,5 +1,5 @@
 -- Every series of daily_counts is gap-free and covers its source's whole range: one row per
--- day from the source's first day to its last full day (last day with data minus one).
+-- day from the source's first day to its last full day (int_source_days).
 -- After an incremental build only the days it rewrote are checked (from rebuilt_from, see
 -- macros/incremental_builds.sql): they must run without a gap from that day (or the source's
 -- first day) to the last full day; the days before were checked when they were written.
@@ -24,10 +24,9 @@ source_days as (
 
     select
         source,
-        greatest(min(occurred_date), (select window_start.from_day from window_start)) as first_day,
-        max(occurred_date) as last_day
-    from {{ ref('int_incidents') }}
-    group by source
+        greatest(first_day, (select window_start.from_day from window_start)) as first_day,
+        last_full_day
+    from {{ ref('int_source_days') }}
 
 ),
 
@@ -48,14 +47,14 @@ per_series as (
 select
     per_series.*,
     source_days.first_day,
-    source_days.last_day
+    source_days.last_full_day
 from per_series
 left join source_days
     on per_series.source = source_days.source
 where
     source_days.source is null
     or per_series.first_date != source_days.first_day
-    or per_series.last_date != {{ add_days('source_days.last_day', -1) }}
+    or per_series.last_date != source_days.last_full_day
     or per_series.n_days != per_series.n_distinct_days
     or per_series.n_days != 1 + (
         {{ dbt.datediff('per_series.first_date', 'per_series.last_date', 'day') }}
