@@ -160,3 +160,30 @@ def test_real_files_parse(tmp_path):
         "select count(distinct code_departement) from raw.france_departmental"
     ).fetchone() == (101,)
     con.close()
+
+
+def test_binary_bytes_and_a_huge_field_give_short_one_line_messages():
+    # random bytes that decode as UTF-8 (control characters, no NUL): not a text file
+    binary = bytes(range(1, 32)) * 40
+    with pytest.raises(FranceLoadError) as caught:
+        parse_bytes(binary, "regional", "reg.bin")
+    assert str(caught.value) == (
+        "reg.bin: not a text file (character 0: control character 0x01): the SSMSI files are "
+        "UTF-8 CSV"
+    )
+    # a long number field: the message shows its start and its length, on one line
+    long = ROW.replace('"32"', '"' + "9x" * 50_000 + '"')
+    with pytest.raises(FranceLoadError) as caught:
+        parse_bytes(_file(HEADER, long), "regional", "reg.csv")
+    message = str(caught.value)
+    assert message.startswith("reg.csv: line 2, column 'nombre': cannot parse '9x9x")
+    assert message.endswith("… (100,000 characters)' as a number")
+    assert len(message) < 200 and "\n" not in message
+    # a 3 MB field: beyond what a CSV field can hold
+    huge = ROW.replace('"Homicides"', '"' + "x" * 3_000_000 + '"')
+    with pytest.raises(FranceLoadError) as caught:
+        parse_bytes(_file(HEADER, huge), "regional", "reg.csv")
+    assert str(caught.value) == (
+        "reg.csv: line 2: a field is longer than 131,072 characters (an unclosed quote, or not "
+        "this file?)"
+    )

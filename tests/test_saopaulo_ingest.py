@@ -177,3 +177,16 @@ def test_parse_does_not_touch_an_open_transaction_on_success(tmp_path):
         assert count == sample.N_RECORDS
     finally:
         con.close()
+
+
+def test_binary_bytes_without_nul_are_not_a_text_file(tmp_path, warehouse_con):
+    # bytes that CP1252 decodes (no NUL, none of its five undefined bytes): before this check
+    # the message quoted a kilobyte of garbled header
+    data = bytes(b for b in range(1, 256) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)) * 8
+    path = tmp_path / "celulares.csv"
+    path.write_bytes(data)
+    with pytest.raises(SaoPauloLoadError) as caught:
+        _load(warehouse_con, str(path), tmp_path)
+    assert str(caught.value) == (
+        f"{path}: not a text file (character 0: control character 0x01 after decoding as cp1252)"
+    )

@@ -1,6 +1,7 @@
 """dbt models, seeds and tests as Dagster assets (dbt tests become asset checks)."""
 
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from orchestration.assets.raw import failure
 from orchestration.config import REPO_ROOT, export_for_dbt
 from orchestration.resources import WarehouseResource
 
@@ -54,7 +57,56 @@ def crimecast_dbt_assets(
     # dbt (profiles.yml) reads the warehouse path from the environment: give it the resource's,
     # so that dbt and the Python assets always work on the same file
     os.environ["CRIMECAST_WAREHOUSE"] = str(Path(warehouse.path).resolve())
+    # the dbt guard (orchestration/definitions.py) exits if this process is already gone
+    os.environ["CRIMECAST_DBT_PARENT"] = str(os.getpid())
+    # Another process holding the file: wait for it briefly, else fail with who holds it
+    # (dbt's own message for that is a page of adapter output).
+    with warehouse.connect():
+        pass
     # dbt unit tests check the SQL against fixed inputs: they run in `make test` (the dbt builds
     # of tests/test_reliability_incremental.py and tests/test_france_annual.py), not on every
     # pipeline run, as dbt recommends for production builds.
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    try:
+        yield from invocation.stream()
+    except DagsterDbtCliRuntimeError as exc:
+        raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
+    finally:
+        stop(invocation.process)
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """End dbt if it still runs: an error while Dagster reads its events (not a dbt failure,
+    which ends dbt) would leave it running, holding the warehouse for the next steps."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def dbt_failure_line(invocation, exc: Exception, shown: int = 3) -> str:
+    """One line for a failed dbt build: the failed nodes with dbt's message (from
+    run_results.json), else the first error dbt logged, and where dbt's full log is."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # dbt stopped before writing it (bad project, adapter error)
+        results = []
+    failed = []
+    for r in results:
+        if r.get("status") in ("error", "fail", "runtime error"):
+            kind, *_rest, name = str(r.get("unique_id", "?")).split(".")
+            message = " ".join(str(r.get("message") or r.get("status")).split())
+            failed.append(f"{kind} {name}: {message[:300]}")
+    if failed:
+        more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+        what = f"{len(failed)} failed: " + "; ".join(failed[:shown]) + more
+    else:
+        text = str(getattr(exc, "description", None) or exc)
+        parsed = text.split("Errors parsed from dbt logs:", 1)[-1]
+        lines = [ln.strip() for ln in parsed.splitlines() if ln.strip()]
+        what = (lines[0] if lines else f"exit code {invocation.process.returncode}")[:300]
+    return f"dbt build: {what} (dbt log: {invocation.target_path / 'dbt.log'})"

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from orchestration.config import settings
-from orchestration.ingest.france import input_specs, load_france
+from orchestration.assets.raw import config_selection, failure
+from orchestration.config import SettingsError, settings
+from orchestration.ingest.france import FranceLoadError, input_specs, load_france
 from orchestration.resources import WarehouseResource
 
 DEFAULT_MODELS = "last_value,drift,holt,ridge"
@@ -63,6 +64,19 @@ def france_raw(
     context: dg.AssetExecutionContext, config: FranceRawConfig, warehouse: WarehouseResource
 ):
     s = settings()
+    try:
+        selection = config_selection(context)
+    except SettingsError as exc:
+        raise failure(context, f"france: {exc}", exc) from exc
+    if selection is not None and not selection.includes("france"):
+        # a run config leaving france out (CRIMECAST_SOURCES decides the job's assets): keep
+        # the tables as they are rather than skip, which would skip dbt for every source
+        context.log.info(f"france is not in this run's sources ({selection.describe()})")
+        for key in _KEYS.values():
+            yield dg.MaterializeResult(
+                asset_key=key, metadata={"reloaded": "no: not in the run's sources; unchanged"}
+            )
+        return
     specs = input_specs(s.input_for)
     for kind in specs:
         override = getattr(config, kind).strip()
@@ -70,16 +84,26 @@ def france_raw(
             specs[kind] = override
     context.log.info(f"loading France files: {specs} (None = generated sample)")
     with warehouse.connect() as con:
-        results = load_france(
-            con,
-            specs,
-            sample_dir=s.sample_dir / "france",
-            download_dir=s.download_dir / "france",
-        )
+        try:
+            results = load_france(
+                con,
+                specs,
+                sample_dir=s.sample_dir / "france",
+                download_dir=s.download_dir / "france",
+            )
+        except FranceLoadError as exc:
+            # parsed in full before one transaction: nothing was written
+            raise failure(
+                context,
+                f"france: {exc}",
+                exc,
+                warehouse="raw.france_regional and raw.france_departmental unchanged",
+            ) from exc
     for r in results:
         yield dg.MaterializeResult(
             asset_key=_KEYS[r.kind],
             metadata={
+                "reloaded": "yes",
                 "dagster/row_count": r.rows,
                 "source_file": r.source_file,
                 "sha256": r.sha256,

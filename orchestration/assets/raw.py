@@ -1,8 +1,16 @@
-"""Raw layer: every configured source mapping (sources/*.yml) loaded into raw.* tables."""
+"""Raw layer: every configured source mapping (sources/*.yml) loaded into raw.* tables.
+
+Also the one rule for source names (:func:`select_sources`): CRIMECAST_SOURCES and the
+``sources`` run config name incident mappings (``sources/<name>.yml``) and the sources with
+their own loaders (``france``, ``saopaulo``); what they name is what a run loads.
+"""
+
+import traceback
+from dataclasses import dataclass
 
 import dagster as dg
 
-from orchestration.config import SOURCES_DIR, settings
+from orchestration.config import DATASETS, SOURCES_DIR, SettingsError, settings, split_sources
 from orchestration.ingest.loader import LoadError, load_source
 from orchestration.ingest.mapping import MappingError, discover_mappings, load_mapping
 from orchestration.resources import WarehouseResource
@@ -12,9 +20,73 @@ RAW_SOURCE_FILES = dg.AssetKey(["raw", "source_files"])
 RAW_SOURCES = dg.AssetKey(["raw", "sources"])
 
 
+@dataclass(frozen=True)
+class SourceSelection:
+    """What a run loads: incident mappings (None: every sources/*.yml; []: none) and which of
+    France / São Paulo."""
+
+    incidents: list[str] | None
+    datasets: tuple[str, ...]
+
+    def includes(self, name: str) -> bool:
+        if name in DATASETS:
+            return name in self.datasets
+        return self.incidents is None or name in self.incidents
+
+    def describe(self) -> str:
+        incidents = "every incident mapping" if self.incidents is None else self.incidents
+        return f"incidents: {incidents}; own loaders: {list(self.datasets)}"
+
+
+def known_sources() -> list[str]:
+    """Every selectable name: the incident mappings, then France and São Paulo."""
+    return [p.stem for p in discover_mappings(SOURCES_DIR)] + list(DATASETS)
+
+
+def select_sources(names: list[str] | None, setting: str = "CRIMECAST_SOURCES") -> SourceSelection:
+    """The selection for ``names`` (no name: everything). An unknown name raises a one-line
+    SettingsError naming ``setting`` and listing the known names."""
+    given = [n.strip() for n in names or () if n.strip()]
+    known = known_sources()
+    for name in given:
+        if name not in known:
+            raise SettingsError(
+                setting, ",".join(given), f"unknown source {name!r} (known: {', '.join(known)})"
+            )
+    incidents, datasets = split_sources(given)
+    return SourceSelection(incidents, datasets)
+
+
+def env_selection() -> SourceSelection:
+    """The selection of CRIMECAST_SOURCES (unset: everything)."""
+    s = settings()
+    if s.sources is None:
+        return SourceSelection(None, s.datasets)
+    return select_sources([*s.sources, *s.datasets])
+
+
+def config_selection(context: dg.AssetExecutionContext) -> SourceSelection | None:
+    """The selection of the ``sources`` run config of raw_incidents, when the run sets it
+    (CRIMECAST_SOURCES decides which assets a job holds; a run config cannot change that)."""
+    ops = (context.run.run_config or {}).get("ops") or {}
+    names = ((ops.get("raw_incidents") or {}).get("config") or {}).get("sources")
+    return select_sources(list(names), "sources (raw_incidents run config)") if names else None
+
+
+def failure(
+    context: dg.AssetExecutionContext, description: str, exc: BaseException, **metadata
+) -> dg.Failure:
+    """A dg.Failure whose description is the one line a user reads; the stack goes to the
+    DEBUG log of the run (the event log keeps it too)."""
+    context.log.debug("".join(traceback.format_exception(exc)))
+    line = " ".join(description.split())  # one line, whatever the message held
+    return dg.Failure(description=line, metadata=metadata)
+
+
 class RawIncidentsConfig(dg.Config):
     """Run-time overrides; the environment (CRIMECAST_SOURCES, CRIMECAST_INPUT_<NAME>) is the
-    default."""
+    default. ``sources`` takes the same names as CRIMECAST_SOURCES (incident mappings,
+    ``france``, ``saopaulo``)."""
 
     sources: list[str] = []
     inputs: dict[str, str] = {}
@@ -48,32 +120,56 @@ def raw_incidents(
     context: dg.AssetExecutionContext, config: RawIncidentsConfig, warehouse: WarehouseResource
 ):
     s = settings()
-    names = config.sources or s.sources
     try:
-        paths = discover_mappings(SOURCES_DIR, names)
-    except MappingError as exc:
-        raise dg.Failure(description=f"MappingError: {exc}") from exc
+        selection = config_selection(context) or env_selection()
+        names = selection.incidents
+        paths = [] if names == [] else discover_mappings(SOURCES_DIR, names)
+    except (MappingError, SettingsError) as exc:
+        raise failure(context, f"raw_incidents: {exc}", exc) from exc
+    if not paths:
+        context.log.info(f"no incident source selected ({selection.describe()})")
     results = []
     with warehouse.connect() as con:
-        for path in paths:
+        for i, path in enumerate(paths):
             try:
                 mapping = load_mapping(path)
                 spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
                 context.log.info(f"loading {mapping.name!r} from {spec or 'its default input'}")
                 result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
             except (LoadError, MappingError) as exc:
-                # Each source loads in one transaction: the warehouse keeps its previous state.
-                raise dg.Failure(
-                    description=f"{type(exc).__name__}: {exc}",
-                    metadata={"source_mapping": str(path), "warehouse": "unchanged"},
+                # Each source loads in one transaction: this source's raw rows are as before;
+                # the sources loaded before it in this run stay committed. Say exactly that.
+                name = path.stem
+                committed = [r.source for r in results if r.files_loaded or r.files_removed]
+                raise failure(
+                    context,
+                    f"{name}: {exc}",
+                    exc,
+                    source_mapping=str(path),
+                    warehouse=(
+                        f"{name}: raw.incidents / raw.source_files / raw.sources rows unchanged "
+                        "(its load rolled back); "
+                        + (
+                            f"committed before it in this run: {', '.join(committed)}"
+                            if committed
+                            else "no other incident source changed in this run"
+                        )
+                    ),
+                    not_loaded=[p.stem for p in paths[i + 1 :]],
+                    other_sources="France and São Paulo load in their own steps (their "
+                    "materializations say what they wrote)",
                 ) from exc
             context.log.info(f"{mapping.name}: {result.to_metadata()}")
             results.append(result)
-        totals = con.execute(
-            "select source, count(*), min(occurred_at)::varchar, max(occurred_at)::varchar "
-            "from raw.incidents group by source order by source"
-        ).fetchall()
-        n_files = con.execute("select count(*) from raw.source_files").fetchone()[0]
+        totals = (
+            con.execute(
+                "select source, count(*), min(occurred_at)::varchar, max(occurred_at)::varchar "
+                "from raw.incidents group by source order by source"
+            ).fetchall()
+            if paths
+            else []
+        )
+        n_files = con.execute("select count(*) from raw.source_files").fetchone()[0] if paths else 0
     per_source = {r.source: r.to_metadata() for r in results}
     yield dg.MaterializeResult(
         asset_key=RAW_INCIDENTS,

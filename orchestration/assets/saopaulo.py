@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.config import settings
-from orchestration.ingest.saopaulo import load_saopaulo
+from orchestration.assets.raw import config_selection, failure
+from orchestration.config import SettingsError, settings
+from orchestration.ingest.saopaulo import SaoPauloLoadError, load_saopaulo
 from orchestration.resources import WarehouseResource
 
 RAW_SAOPAULO = dg.AssetKey(["raw", "saopaulo_phone_thefts"])
@@ -47,16 +48,38 @@ def saopaulo_raw(
     context: dg.AssetExecutionContext, config: SaoPauloRawConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     s = settings()
+    try:
+        selection = config_selection(context)
+    except SettingsError as exc:
+        raise failure(context, f"saopaulo: {exc}", exc) from exc
+    if selection is not None and not selection.includes("saopaulo"):
+        # a run config leaving saopaulo out (CRIMECAST_SOURCES decides the job's assets): keep
+        # the tables as they are rather than skip, which would skip dbt for every source
+        context.log.info(f"saopaulo is not in this run's sources ({selection.describe()})")
+        return dg.MaterializeResult(
+            metadata={"reloaded": "no: not in the run's sources; unchanged"}
+        )
     spec = config.input.strip() or s.input_for("saopaulo")
     context.log.info(f"loading São Paulo records from {spec or 'the generated sample'}")
     with warehouse.connect() as con:
-        result = load_saopaulo(
-            con,
-            spec,
-            sample_dir=s.sample_dir / "saopaulo",
-            download_dir=s.download_dir / "saopaulo",
-        )
-    return dg.MaterializeResult(metadata={"dagster/row_count": result.rows, **result.to_metadata()})
+        try:
+            result = load_saopaulo(
+                con,
+                spec,
+                sample_dir=s.sample_dir / "saopaulo",
+                download_dir=s.download_dir / "saopaulo",
+            )
+        except SaoPauloLoadError as exc:
+            # parsed in full before one transaction: nothing was written
+            raise failure(
+                context,
+                f"saopaulo: {exc}",
+                exc,
+                warehouse="raw.saopaulo_phone_thefts and raw.saopaulo_source_files unchanged",
+            ) from exc
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": result.rows, "reloaded": "yes", **result.to_metadata()}
+    )
 
 
 def _mart_key(model: str) -> dg.AssetKey:

@@ -69,6 +69,22 @@ class FranceLoadError(ValueError):
     """A France file cannot be loaded; the message names the file and the problem."""
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a one-line message, cut after ``limit`` characters (a 3 MB field or
+    a garbled header must not flood the message)."""
+    text = " ".join(str(text).split())
+    return repr(text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)")
+
+
+def _control_character(text: str) -> int | None:
+    """Offset of the first control character (other than tab, CR, LF, FF) in the first 4 KB:
+    a sign of a binary file, whatever its bytes decoded to."""
+    for i, ch in enumerate(text[:4096]):
+        if ch < " " and ch not in "\t\r\n\f":
+            return i
+    return None
+
+
 def table_name(kind: str) -> str:
     _check_kind(kind)
     return f"france_{kind}"
@@ -135,7 +151,7 @@ def _number(value: str, column: str, name: str, line: int) -> int | float | None
         return int(text)
     except ValueError:
         raise FranceLoadError(
-            f"{name}: line {line}, column '{column}': cannot parse {value!r} as a number"
+            f"{name}: line {line}, column '{column}': cannot parse {_shown(value)} as a number"
         ) from None
 
 
@@ -152,6 +168,12 @@ def parse_bytes(data: bytes, kind: str, name: str) -> ParsedFile:
             f"{name}: not UTF-8 (byte {exc.start}): the SSMSI files are UTF-8 with a BOM"
         ) from None
     text = text.lstrip("\ufeff")
+    control = _control_character(text)
+    if control is not None:
+        raise FranceLoadError(
+            f"{name}: not a text file (character {control}: control character "
+            f"{ord(text[control]):#04x}): the SSMSI files are UTF-8 CSV"
+        )
     header_line = text.splitlines()[0] if text.strip() else ""
     if ";" not in header_line:
         other = next((d for d in (",", "\t", "|") if d in header_line), None)
@@ -169,7 +191,7 @@ def parse_bytes(data: bytes, kind: str, name: str) -> ParsedFile:
     if missing:
         raise FranceLoadError(
             f"{name}: missing column(s) {', '.join(missing)} for the {kind} file "
-            f"(found: {', '.join(h.strip() for h in header)})"
+            f"(found: {_shown(', '.join(h.strip() for h in header), 200)})"
         )
     if kind == "regional" and "code_departement" in keys:
         raise FranceLoadError(
@@ -202,6 +224,11 @@ def parse_bytes(data: bytes, kind: str, name: str) -> ParsedFile:
                     columns[col].append(_number(raw, col, name, line))
             rows.append(len(rows) + 1)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise FranceLoadError(
+                f"{name}: line {reader.line_num}: a field is longer than "
+                f"{csv.field_size_limit():,} characters (an unclosed quote, or not this file?)"
+            ) from None
         raise FranceLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
     if not rows:
         raise FranceLoadError(f"{name}: empty file (a header but no data rows)")

@@ -60,6 +60,22 @@ class SaoPauloLoadError(ValueError):
     """A São Paulo file cannot be loaded; the message names the file and the problem."""
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a one-line message, cut after ``limit`` characters (a 3 MB field or
+    a garbled header must not flood the message)."""
+    text = " ".join(str(text).split())
+    return repr(text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)")
+
+
+def _control_character(text: str) -> int | None:
+    """Offset of the first control character (other than tab, CR, LF, FF) in the first 4 KB:
+    a sign of a binary file, whatever its bytes decoded to."""
+    for i, ch in enumerate(text[:4096]):
+        if ch < " " and ch not in "\t\r\n\f":
+            return i
+    return None
+
+
 def _norm_header(name: str) -> str:
     text = unicodedata.normalize("NFKD", name.strip().strip('"').lstrip("\ufeff"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).upper()
@@ -104,6 +120,12 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
         raise SaoPauloLoadError(f"{name}: empty file")
     text, encoding = _decode(data, name)
     text = text.lstrip("\ufeff")
+    control = _control_character(text)
+    if control is not None:
+        raise SaoPauloLoadError(
+            f"{name}: not a text file (character {control}: control character "
+            f"{ord(text[control]):#04x} after decoding as {encoding})"
+        )
     header_line = text.splitlines()[0] if text.strip() else ""
     if not header_line.strip():
         raise SaoPauloLoadError(f"{name}: line 1: empty header")
@@ -134,7 +156,7 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
             )
         raise SaoPauloLoadError(
             f"{name}: missing column(s) {', '.join(missing)} "
-            f"(found: {', '.join(h for h in header_line.split(delimiter))})"
+            f"(found: {_shown(', '.join(header_line.split(delimiter)), 200)})"
         )
 
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -157,6 +179,11 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
                 columns[col].append(value or None)
             rows.append(len(rows) + 1)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise SaoPauloLoadError(
+                f"{name}: line {reader.line_num}: a field is longer than "
+                f"{csv.field_size_limit():,} characters (an unclosed quote, or not this file?)"
+            ) from None
         raise SaoPauloLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
     if not rows:
         raise SaoPauloLoadError(f"{name}: empty file (a header but no data rows)")
