@@ -338,6 +338,7 @@ PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
     PublishedTable("ml.backtest_metrics", "serving.backtest_metrics; summary; README query"),
     PublishedTable("ml.backtest_predictions", "serving.backtest_predictions"),
     PublishedTable("ml.backtest_series_metrics", "analysts (docs/forecasting.md)"),
+    PublishedTable("ml.source_status", "summary: each source forecast or skipped, and why"),
     PublishedTable("ml.interval_coverage", "analysts (docs/forecasting.md)"),
     PublishedTable("ml.champions", "analysts (docs/forecasting.md)"),
     PublishedTable("ml.feature_importance", "analysts (docs/forecasting.md)"),
