@@ -57,7 +57,7 @@ unit: manifest
 test: lint unit
 
 dev: manifest
-	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m orchestration.dagster_home "$(DAGSTER_HOME)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 # the peer forecasters (statsforecast, mlforecast + LightGBM) are an optional extra
