@@ -98,3 +98,19 @@
 {% macro default__try_cast(expr, type) -%}
     {{ dbt.safe_cast(expr, type) }}
 {%- endmacro %}
+
+{#- Remove the leading characters of `expr` that are in `characters` (a template string, not
+    a SQL literal): ltrim('0012a0', '0') = '12a0'. Spark's ltrim takes (characters, expr), the
+    other way round, and returns a wrong result without an error; the standard
+    trim(leading … from …) reads the same on Spark and Postgres. -#}
+{% macro ltrim_chars(expr, characters) -%}
+    {{ return(adapter.dispatch('ltrim_chars', 'crimecast')(expr, characters)) }}
+{%- endmacro %}
+
+{% macro duckdb__ltrim_chars(expr, characters) -%}
+    ltrim({{ expr }}, {{ dbt.string_literal(dbt.escape_single_quotes(characters)) }})
+{%- endmacro %}
+
+{% macro default__ltrim_chars(expr, characters) -%}
+    trim(leading {{ dbt.string_literal(dbt.escape_single_quotes(characters)) }} from {{ expr }})
+{%- endmacro %}

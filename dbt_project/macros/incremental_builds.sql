@@ -26,11 +26,11 @@
 
 {% macro create_incremental_builds() -%}
     create table if not exists {{ incremental_builds() }} (
-        model varchar not null,
-        source varchar not null,
+        model {{ dbt.type_string() }} not null,
+        source {{ dbt.type_string() }} not null,
         from_day date not null,
         built_at timestamp not null,
-        status varchar not null
+        status {{ dbt.type_string() }} not null
     )
 {%- endmacro %}
 

@@ -57,9 +57,21 @@ cleaning as (
         max(net_incidents_in_marts) as net_incidents_in_marts,
         max(clamped_days) as clamped_days,
         max(clamped_incidents) as clamped_incidents,
-        sum(case when status = 'dropped' then rows else 0 end) as sum_dropped,
-        -- the per-source totals must be the same on every row of the source
-        count(distinct [
+        sum(case when status = 'dropped' then rows else 0 end) as sum_dropped
+    from {{ ref('data_quality__cleaning') }}
+    group by source
+
+),
+
+-- the per-source totals must be the same on every row of the source: one distinct version
+total_versions as (
+
+    select
+        source,
+        count(*) as n_total_versions
+    from (
+        select distinct
+            source,
             rows_read,
             rows_kept,
             rows_dropped,
@@ -69,9 +81,9 @@ cleaning as (
             net_incidents_in_marts,
             clamped_days,
             clamped_incidents,
-            cast(last_day_complete as bigint)
-        ]) as n_total_versions
-    from {{ ref('data_quality__cleaning') }}
+            last_day_complete
+        from {{ ref('data_quality__cleaning') }}
+    ) as versions
     group by source
 
 ),
@@ -104,7 +116,7 @@ checked as (
         cleaning.net_incidents_in_marts,
         cleaning.clamped_days,
         cleaning.clamped_incidents,
-        cleaning.n_total_versions
+        total_versions.n_total_versions
     from sources
     left join raw_rows
         on sources.source = raw_rows.source
@@ -114,6 +126,8 @@ checked as (
         on sources.source = daily_totals.source
     left join cleaning
         on sources.source = cleaning.source
+    left join total_versions
+        on sources.source = total_versions.source
 
 )
 

@@ -141,6 +141,18 @@ checks as (
     union all
 
     select
+        'ltrim_chars' as check_name,
+        {{ ltrim_chars("'0012a0'", '0') }} = '12a0'
+        and {{ crimecast.default__ltrim_chars("'0012a0'", '0') }} = '12a0'
+        and {{ ltrim_chars("'000'", '0') }} = ''
+        and {{ crimecast.default__ltrim_chars("'000'", '0') }} = ''
+        and {{ ltrim_chars("'A01'", '0') }} = 'A01'
+        and {{ crimecast.default__ltrim_chars("'A01'", '0') }} = 'A01'
+            as passed
+
+    union all
+
+    select
         'try_cast' as check_name,
         {{ try_cast("'42'", dbt.type_int()) }} = 42
         and {{ try_cast("'4x'", dbt.type_int()) }} is null

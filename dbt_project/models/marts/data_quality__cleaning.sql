@@ -165,17 +165,26 @@ marts_totals as (
 
     select
         kept_by_series.source,
-        sum(kept_by_series.n_rows) filter (
-            where not kept_by_series.on_last_day and series.series_id is not null
+        sum(
+            case
+                when not kept_by_series.on_last_day and series.series_id is not null
+                    then kept_by_series.n_rows
+            end
         ) as rows_in_marts,
-        sum(kept_by_series.n_rows) filter (
-            where kept_by_series.on_last_day
+        sum(
+            case when kept_by_series.on_last_day then kept_by_series.n_rows end
         ) as rows_partial_last_day,
-        sum(kept_by_series.n_rows) filter (
-            where not kept_by_series.on_last_day and series.series_id is null
+        sum(
+            case
+                when not kept_by_series.on_last_day and series.series_id is null
+                    then kept_by_series.n_rows
+            end
         ) as rows_series_not_selected,
-        sum(kept_by_series.net_incidents) filter (
-            where not kept_by_series.on_last_day and series.series_id is not null
+        sum(
+            case
+                when not kept_by_series.on_last_day and series.series_id is not null
+                    then kept_by_series.net_incidents
+            end
         ) as net_incidents_in_marts
     from kept_by_series
     left join series
@@ -254,7 +263,8 @@ final as (
         sum(case when counted.status = 'dropped' then counted.n_rows else 0 end)
             over (partition by counted.source) as rows_dropped,
         round(
-            counted.n_rows / nullif(sum(counted.n_rows) over (partition by counted.source), 0),
+            cast(counted.n_rows as double)
+            / nullif(sum(counted.n_rows) over (partition by counted.source), 0),
             6
         ) as share_of_read,
         cast(coalesce(marts_totals.rows_in_marts, 0) as bigint) as rows_in_marts,

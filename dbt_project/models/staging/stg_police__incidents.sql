@@ -185,7 +185,7 @@ map_offense_code as (
 
     select
         source,
-        ltrim(upper(raw_value), '0') as match_key,
+        {{ ltrim_chars('upper(raw_value)', '0') }} as match_key,
         category
     from category_map
     where match_on = 'offense_code'
@@ -228,7 +228,7 @@ categorised as (
     left join map_offense_code
         on
             renamed.source = map_offense_code.source
-            and ltrim(renamed.offense_code, '0') = map_offense_code.match_key
+            and {{ ltrim_chars('renamed.offense_code', '0') }} = map_offense_code.match_key
     left join map_offense_description
         on
             renamed.source = map_offense_description.source
@@ -244,8 +244,8 @@ checked as (
             when filter_reason is not null then filter_reason
             when occurred_at is null then 'unparseable_timestamp'
             when
-                occurred_at < make_timestamp({{ min_year }}, 1, 1, 0, 0, 0)
-                or occurred_at > loaded_at + interval 14 hour
+                occurred_at < cast('{{ "%04d" % min_year }}-01-01 00:00:00' as timestamp)
+                or occurred_at > {{ dbt.dateadd('hour', 14, 'loaded_at') }}
                 then 'implausible_date'
             when area is null then 'missing_area'
             when category is null then 'missing_category'
