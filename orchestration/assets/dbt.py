@@ -59,6 +59,10 @@ def crimecast_dbt_assets(
     os.environ["CRIMECAST_WAREHOUSE"] = str(Path(warehouse.path).resolve())
     # the dbt guard (orchestration/definitions.py) exits if this process is already gone
     os.environ["CRIMECAST_DBT_PARENT"] = str(os.getpid())
+    # A job for some sources (CRIMECAST_SOURCES) builds a subset of the models: a test runs only
+    # when all its parents are built (dbt's default, eager, also runs e.g. the relationships
+    # tests of the France models to the seeds, which every subset builds).
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
     # Another process holding the file: wait for it briefly, else fail with who holds it
     # (dbt's own message for that is a page of adapter output).
     with warehouse.connect():
