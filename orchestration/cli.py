@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestration.config import REPO_ROOT, settings
@@ -17,7 +19,9 @@ def _instance():
     home = Path(
         os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "warehouse" / "dagster_home"))
     )
-    home.mkdir(parents=True, exist_ok=True)
+    from orchestration.dagster_home import install_dagster_yaml
+
+    install_dagster_yaml(home)  # crimecast's instance settings, unless the home has its own
     return dg.DagsterInstance.get()
 
 
@@ -38,22 +42,189 @@ def step_timings(instance, run_id: str) -> list[tuple[str, float]]:
     return out
 
 
+def validate_run_settings():
+    """The settings `crimecast run` uses, checked before Dagster starts: the sources exist,
+    the cutoffs are dates of known sources, the horizon, profile and training window are in
+    range. Raises SettingsError / MappingError with a one-line message."""
+    from orchestration.assets.raw import env_selection
+    from orchestration.config import SOURCES_DIR, ml_settings
+    from orchestration.ingest.mapping import discover_mappings
+
+    env_selection()  # CRIMECAST_SOURCES: incident mappings, france, saopaulo
+    known = [p.stem for p in discover_mappings(SOURCES_DIR)]
+    return ml_settings(sources=known)
+
+
+def failure_line(event) -> str:
+    """The cause of a failed step in one line: a `dg.Failure`'s description, else the
+    innermost error of the chain (Dagster wraps it in "Error occurred while executing op")."""
+    data = event.step_failure_data
+    user = getattr(data, "user_failure_data", None)
+    if user is not None and user.description:
+        return user.description.strip().splitlines()[0]
+    err = data.error
+    while err is not None and err.cause is not None:
+        err = err.cause
+    if err is None:
+        return "unknown error"
+    if err.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted (Ctrl-C or SIGTERM): the step was stopped before it finished"
+    text = (err.message or "").strip().splitlines()
+    if not text:
+        return err.cls_name or "unknown error"
+    # `orchestration.resources.WarehouseBusyError: …` → `WarehouseBusyError: …`
+    return re.sub(r"^(?:[a-z_][\w]*\.)+(?=[A-Z]\w*: )", "", text[0])
+
+
+def compact_console_logger():
+    """The console logger of `crimecast run`: one line per record (time, level, step, message;
+    a failed step's cause as `failure_line` gives it). Dagster's own console logger prints
+    each failure with its stack traces; those stay in the event log and the run's log file."""
+    import logging
+
+    import dagster as dg
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            meta = getattr(record, "dagster_meta", None) or {}
+            event = meta.get("dagster_event")
+            if event is not None and event.is_step_failure:
+                message = f"failed: {failure_line(event)}"
+            else:
+                message = str(meta.get("orig_message") or record.getMessage())
+            lines = message.strip().splitlines()
+            step = meta.get("step_key")
+            when = time.strftime("%H:%M:%S", time.localtime(record.created))
+            where = f"{step}: " if step else ""
+            return f"{when} {record.levelname:<7} {where}{lines[0] if lines else ''}"
+
+    @dg.logger(
+        {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+        description="One line per record, no stack traces (crimecast run).",
+    )
+    def console(init_context):
+        logger = logging.Logger("crimecast", level=init_context.logger_config["log_level"])
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(OneLine())
+        logger.addHandler(handler)
+        return logger
+
+    return console
+
+
+def write_run_log(instance, run_id: str, folder: Path, keep: int = 20) -> Path:
+    """Every event record of the run (DEBUG included) with the full error, stack traces and
+    causes, of each failure, to ``<folder>/run-<run_id>.log``; the newest ``keep`` are kept."""
+    import logging
+    from datetime import datetime
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"run-{run_id}.log"
+    with path.open("w", encoding="utf-8") as out:
+        for entry in instance.all_logs(run_id):
+            ev = entry.dagster_event
+            when = datetime.fromtimestamp(entry.timestamp).isoformat(sep=" ", timespec="seconds")
+            kind = f" {ev.event_type_value}" if ev is not None else ""
+            level = logging.getLevelName(entry.level)
+            text = entry.user_message or (ev.message if ev is not None else "") or ""
+            out.write(f"{when} {level} {entry.step_key or '-'}{kind} {text}\n")
+            error = None
+            if ev is not None and ev.is_step_failure:
+                error = ev.step_failure_data.error
+            elif ev is not None and ev.is_run_failure:
+                error = getattr(ev.event_specific_data, "error", None)
+            if error is not None:
+                out.write(error.to_string() + "\n")
+    logs = sorted(folder.glob("run-*.log"), key=lambda p: p.stat().st_mtime)
+    for old in logs[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def run_failure_lines(result) -> list[str]:
+    """`FAILED <step>: <cause>` for every failed step, then every failed blocking check (a
+    step stopped by a check fails with "blocking check failed"; the check says why)."""
+    steps, checks = [], []
+    for ev in result.all_events:
+        if ev.is_step_failure:
+            steps.append(f"FAILED {ev.step_key}: {failure_line(ev)}")
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = ev.event_specific_data
+            if not check.passed and check.severity.value == "ERROR":
+                what = " ".join(str(check.description or "failed").split())
+                checks.append(
+                    f"FAILED check {check.asset_key.to_user_string()}:{check.check_name}: {what}"
+                )
+    return steps + checks
+
+
+def materialized_in(result) -> list[str]:
+    return [
+        ev.asset_key.to_user_string()
+        for ev in result.all_events
+        if ev.is_step_materialization and ev.asset_key is not None
+    ]
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (`kill`, a container stop) is handled like Ctrl-C while the run lasts: Dagster
+    interrupts the step (dagster-dbt passes it on to dbt and waits for it) and the run ends as
+    failed. (A SIGKILL cannot be handled: dbt's guard, orchestration/definitions.py, ends it.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
+    from orchestration.config import SettingsError
+
     t0 = time.perf_counter()
+    try:
+        ml = validate_run_settings()
+        from orchestration.assets.raw import env_selection
+
+        selection = env_selection()
+    except SettingsError as exc:
+        print(f"crimecast: {exc}", file=sys.stderr)
+        return 2
+    level = os.environ.get("CRIMECAST_LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        print(
+            f"crimecast: CRIMECAST_LOG_LEVEL={level}: choose DEBUG, INFO, WARNING or ERROR",
+            file=sys.stderr,
+        )
+        return 2
+    from orchestration.assets.ml import ml_run_config
     from orchestration.definitions import build_defs
 
     t_import = time.perf_counter() - t0
     instance = _instance()
     # resources from the settings of this call (the module-level `defs` keeps those of import)
-    job = build_defs().resolve_job_def("refresh_all")
+    # and the assets of the sources CRIMECAST_SOURCES names (the others are not run)
+    job = build_defs(selection=selection).resolve_job_def("refresh_all")
+    job = job.with_logger_defs({"console": compact_console_logger()})
     # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
-    # event log, visible in `make dev`
-    level = os.environ.get("CRIMECAST_LOG_LEVEL", "INFO").upper()
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-    )
+    # event log, visible in `make dev`. The ML settings are those validated above (the
+    # MLConfig defaults are the environment at import).
+    with _sigterm_as_interrupt():
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={
+                "loggers": {"console": {"config": {"log_level": level}}},
+                # only the ops of this job (CRIMECAST_SOURCES may leave ml_forecasts out)
+                "ops": {k: v for k, v in ml_run_config(ml).items() if job.graph.has_node_named(k)},
+            },
+        )
     total = time.perf_counter() - t0
     print()
     print("Stage timings (s):")
@@ -62,10 +233,14 @@ def cmd_run(_args: argparse.Namespace) -> int:
         print(f"  {step:<44} {secs:7.1f}")
     print(f"  {'total':<44} {total:7.1f}")
     if not result.success:
-        for ev in result.all_events:
-            if ev.is_step_failure:
-                err = ev.step_failure_data.error
-                print(f"\nFAILED step {ev.step_key}: {err.message if err else ''}", file=sys.stderr)
+        log = write_run_log(instance, result.run_id, settings().warehouse_dir / "logs")
+        changed = materialized_in(result)
+        print(f"\nFull log of the run (DEBUG records, stack traces): {log}")
+        print(f"Materialized before the failure: {', '.join(changed) or 'nothing'}")
+        sys.stdout.flush()
+        # the causes last: the final lines a user reads
+        for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
+            print(line, file=sys.stderr)
         return 1
     from orchestration.summary import print_summary
 
