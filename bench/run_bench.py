@@ -71,7 +71,17 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     )
     selection = incident.upstream()
     t0 = time.perf_counter()
-    result = dg.materialize(ALL_ASSETS, selection=selection, resources=build_resources(warehouse))
+    from orchestration.assets.ml import ml_run_config
+    from orchestration.config import ml_settings
+
+    # the ML settings of this set, as run config (the asset's defaults are the environment
+    # of its import, which was the first set's)
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=selection,
+        resources=build_resources(warehouse),
+        run_config=ml_run_config(ml_settings()),
+    )
     if not result.success:
         raise SystemExit(f"benchmark run {name} failed")
     seconds = time.perf_counter() - t0

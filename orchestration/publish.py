@@ -127,6 +127,16 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         "Every loaded file: rows and load time.",
     ),
     ServingTable(
+        "saopaulo_source_files",
+        ("raw.saopaulo_source_files",),
+        (
+            ("source_file", "VARCHAR", True),
+            ("rows", "BIGINT", True),
+            ("loaded_at", "TIMESTAMP", True),
+        ),
+        "São Paulo: every loaded file of phone-theft records, rows and load time.",
+    ),
+    ServingTable(
         "sources",
         ("raw.sources",),
         (
@@ -210,6 +220,8 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("rmse", "DOUBLE", False),
             ("n", "BIGINT", False),
             ("noise_floor_mae", "DOUBLE", False),
+            ("coverage_80", "DOUBLE", False),
+            ("coverage_95", "DOUBLE", False),
         ),
         "Backtest scores per run, source, model and horizon, with the Poisson noise floor.",
     ),
@@ -229,13 +241,41 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("model", "VARCHAR", True),
             ("prediction", "DOUBLE", True),
             ("actual", "DOUBLE", False),
+            ("prediction_mean", "DOUBLE", False),
         ),
         "Out-of-sample one-step-ahead predictions with their actuals.",
     ),
     ServingTable(
+        "interval_coverage",
+        ("ml.interval_coverage",),
+        (
+            ("run_id", "VARCHAR", True),
+            ("source", "VARCHAR", True),
+            ("split", "VARCHAR", True),
+            ("level", "VARCHAR", True),
+            ("model", "VARCHAR", True),
+            ("horizon", "INTEGER", True),
+            ("nominal", "DOUBLE", True),
+            ("coverage", "DOUBLE", True),
+            ("n", "BIGINT", True),
+        ),
+        "Share of backtest days inside the 80/95 % bands, per split, hierarchy level, model "
+        "and horizon (the dashboards say it in words).",
+    ),
+    ServingTable(
         "leaderboard",
         ("ml.leaderboard", "marts.leaderboard"),
-        (("source", "VARCHAR", True), ("model", "VARCHAR", True)),
+        (
+            ("source", "VARCHAR", True),
+            ("model", "VARCHAR", True),
+            ("split", "VARCHAR", False),
+            ("horizon", "INTEGER", False),
+            ("rank", "INTEGER", False),
+            ("mae", "DOUBLE", False),
+            ("coverage_80", "DOUBLE", False),
+            ("coverage_95", "DOUBLE", False),
+            ("is_source_champion", "BOOLEAN", False),
+        ),
         "A published model leaderboard (when the pipeline writes one).",
         passthrough=True,
     ),
@@ -247,6 +287,10 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("series_id", "VARCHAR", False),
             ("feature", "VARCHAR", False),
             ("contribution", "DOUBLE", False, ("importance", "shap_value")),
+            ("run_id", "VARCHAR", False),
+            ("date", "DATE", False),
+            ("horizon", "INTEGER", False),
+            ("feature_value", "DOUBLE", False),
         ),
         "Forecast explanations: the drivers of each forecast.",
         passthrough=True,
@@ -258,6 +302,15 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             ("source", "VARCHAR", True),
             ("series_id", "VARCHAR", False),
             ("date", "DATE", False),
+            ("run_id", "VARCHAR", False),
+            ("level", "VARCHAR", False),
+            ("actual", "DOUBLE", False),
+            ("forecast_mean", "DOUBLE", False),
+            ("lo_95", "DOUBLE", False),
+            ("hi_95", "DOUBLE", False),
+            ("direction", "VARCHAR", False),
+            ("tail_probability", "DOUBLE", False),
+            ("in_latest_window", "BOOLEAN", False),
         ),
         "Days whose recorded count was far outside the forecast.",
         passthrough=True,
@@ -563,8 +616,10 @@ class _FolderLock:
     """An exclusive ``flock`` on the target's folder (released by the kernel when the process
     dies, so a killed publisher never blocks the next one; no lock file to leave behind)."""
 
-    def __init__(self, folder: Path, timeout_s: float = LOCK_TIMEOUT_S) -> None:
-        self.folder, self.timeout_s, self.fd = folder, timeout_s, -1
+    def __init__(self, folder: Path, timeout_s: float | None = None) -> None:
+        # read at call time, not at import (tests and callers may lower LOCK_TIMEOUT_S)
+        self.timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
+        self.folder, self.fd = folder, -1
 
     def __enter__(self) -> _FolderLock:
         self.fd = os.open(self.folder, os.O_RDONLY)

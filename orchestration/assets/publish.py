@@ -63,7 +63,8 @@ def _upstream() -> list[dg.AssetKey]:
     from orchestration.assets.ml import ml_forecasts
     from orchestration.assets.saopaulo import saopaulo_assets
 
-    keys = [dg.AssetKey(["raw", "source_files"]), dg.AssetKey(["raw", "sources"])]
+    # raw/incidents itself: its blocking checks (volume, coverage, freshness) then hold this step
+    keys = [RAW_INCIDENTS, dg.AssetKey(["raw", "source_files"]), dg.AssetKey(["raw", "sources"])]
     keys += [get_asset_key_for_model([crimecast_dbt_assets], m) for m in _DBT_MODELS]
     for d in [ml_forecasts, *france_assets, *saopaulo_assets]:
         keys += [k for k in d.keys if k.path[0] == "ml"]
@@ -74,6 +75,24 @@ def _publish(warehouse: Path, target: Path) -> Path:
     from orchestration.publish import publish_copy
 
     return publish_copy(warehouse, target)
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """`<asset>:<check>: <why>` for every check of the run that failed with severity ERROR on
+    a raw asset (the contract checks: volume, coverage, freshness)."""
+    records = instance.get_records_for_run(
+        run_id=run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
+    ).records
+    out = []
+    for record in records:
+        check = record.event_log_entry.dagster_event.event_specific_data
+        if check.passed or check.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        if check.asset_key.path[0] != "raw":
+            continue
+        why = " ".join(str(check.description or "failed").split())
+        out.append(f"{check.asset_key.to_user_string()}:{check.check_name}: {why}")
+    return out
 
 
 @dg.asset(
@@ -92,6 +111,13 @@ def published_warehouse(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     target = settings().published
+    failed = failed_blocking_checks(context.instance, context.run_id)
+    if failed:
+        # dbt models raw.incidents' source tests as checks of its own, so Dagster does not hold
+        # the steps downstream of raw/incidents for its blocking checks: refuse here, once
+        raise dg.Failure(
+            description="publish: not published, the previous copy stays: " + "; ".join(failed)
+        )
     t0 = time.perf_counter()
     try:
         out = _publish(Path(warehouse.path), target)
