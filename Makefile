@@ -39,12 +39,12 @@ pipeline: manifest
 	$(BIN)/crimecast run
 
 dashboards: $(STAMP)
-	$(BIN)/python -m orchestration.publish
+	$(BIN)/python -m serving.publish
 	cd dashboards && { test -d node_modules || npm install --no-audit --no-fund; } && npm run sources && npm run build
 	@echo "dashboards built: dashboards/build (preview: python3 -m http.server 3001 --bind 127.0.0.1 --directory dashboards/build)"
 
 serve: $(STAMP)
-	$(BIN)/python -m orchestration.api --host 127.0.0.1 --port 8000
+	$(BIN)/python -m serving.api --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -34,10 +34,10 @@ def data_dir() -> Path:
 
 
 def build_warehouse(warehouse: Path, data: Path) -> None:
-    """Load the real files (orchestration/ingest/france.py), then dbt build the France models."""
+    """Load the real files (ingest/france.py), then dbt build the France models."""
     import duckdb
 
-    from orchestration.ingest.france import load_france
+    from ingest.france import load_france
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(warehouse))

@@ -62,8 +62,8 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     else:
         os.environ.pop("CRIMECAST_CUTOFF", None)
 
-    from orchestration.assets.raw import raw_incidents
     from orchestration.definitions import ALL_ASSETS, build_resources
+    from orchestration.defs.incidents.raw import raw_incidents
 
     # the incident graph only: no published copy (it would pull in France and São Paulo)
     incident = dg.AssetSelection.assets(raw_incidents).downstream() - dg.AssetSelection.groups(
@@ -71,8 +71,8 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     )
     selection = incident.upstream()
     t0 = time.perf_counter()
-    from orchestration.assets.ml import ml_run_config
     from orchestration.config import ml_settings
+    from orchestration.defs.incidents.ml import ml_run_config
 
     # the ML settings of this set, as run config (the asset's defaults are the environment
     # of its import, which was the first set's)

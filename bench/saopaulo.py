@@ -1,7 +1,7 @@
 """Real-data benchmark of the São Paulo place-type classifier (issue #6).
 
 Runs exactly what a user runs, in a scratch warehouse: the loader
-(orchestration/ingest/saopaulo.py) on the real file, dbt build of the São Paulo models, then
+(ingest/saopaulo.py) on the real file, dbt build of the São Paulo models, then
 ml/placetype.py (split, baselines, ablation, calibration, held-out metrics).
 
     .venv/bin/python bench/saopaulo.py            # prints metrics and ablation tables
@@ -61,9 +61,9 @@ def evaluate(spec: str | None = None, keep_dir: Path | None = None, log=print):
     """Load → dbt → model in a scratch warehouse; returns (PlaceTypeResult, seconds)."""
     import duckdb
 
+    from ingest.saopaulo import load_saopaulo
     from ml.placetype import load_records, write_results
     from ml.placetype import run as fit_and_score
-    from orchestration.ingest.saopaulo import load_saopaulo
 
     started = time.perf_counter()
     work = Path(keep_dir or tempfile.mkdtemp(prefix="crimecast-bench-saopaulo-"))

@@ -5,7 +5,7 @@ Per size, on the Houston sample generator scaled to N incidents over 20 years, 6
 stage runs in its own child process, timed (wall) with its peak RSS (``os.wait4`` rusage of the
 child, i.e. the largest resident set of the stage's process):
 
-* generate  write the CSV files (``orchestration.sample.incidents.write_sample``; cached)
+* generate  write the CSV files (``samples.incidents.write_sample``; cached)
 * ingest    ``load_source`` into a fresh warehouse (raw.incidents)
 * dbt       ``dbt build --select +daily_features +data_quality__cleaning`` (models and data
   tests; the dbt unit tests, which check SQL on fixed inputs, run in ``make test`` and are left
@@ -96,7 +96,7 @@ def _py(code: str) -> list[str]:
 def gen_cmd(n: int, out: Path) -> list[str]:
     return _py(f"""
         from datetime import date
-        from orchestration.sample.incidents import houston_scale_for, write_sample
+        from samples.incidents import houston_scale_for, write_sample
         scale = houston_scale_for({n}, {YEARS}, {AREAS}, {CATEGORIES})
         write_sample("houston", {str(out)!r}, scale=scale, years={YEARS}, areas={AREAS},
                      categories={CATEGORIES}, start=date.fromisoformat({START.isoformat()!r}))
@@ -106,7 +106,7 @@ def gen_cmd(n: int, out: Path) -> list[str]:
 def day_cmd(n: int, out: Path) -> list[str]:
     return _py(f"""
         from datetime import date
-        from orchestration.sample.incidents import houston_scale_for, write_sample
+        from samples.incidents import houston_scale_for, write_sample
         scale = houston_scale_for({n}, {YEARS}, {AREAS}, {CATEGORIES})
         write_sample("houston", {str(out)!r}, scale=scale, areas={AREAS},
                      categories={CATEGORIES}, start=date.fromisoformat({NEXT_DAY.isoformat()!r}),
@@ -119,8 +119,8 @@ def ingest_cmd(data: Path) -> list[str]:
         import duckdb, json
         from pathlib import Path
         from orchestration.config import settings
-        from orchestration.ingest.loader import load_source
-        from orchestration.ingest.mapping import load_mapping
+        from ingest.loader import load_source
+        from ingest.mapping import load_mapping
         con = duckdb.connect(str(settings().warehouse))
         r = load_source(con, load_mapping(Path("sources/houston.yml")), {str(data)!r})
         con.close()
@@ -149,7 +149,7 @@ def dbt_cmd(target: Path, *extra: str) -> list[str]:
 
 ML_CODE = """
     import dagster as dg
-    from orchestration.assets.ml import ml_forecasts
+    from orchestration.defs.incidents.ml import ml_forecasts
     from orchestration.definitions import build_resources
     r = dg.materialize([ml_forecasts], resources=build_resources())
     assert r.success

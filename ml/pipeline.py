@@ -1,7 +1,7 @@
 """One source end to end: rolling-origin backtest of the zoo, calibrated intervals, champions,
 champion forecasts with intervals, coherent hierarchy, explanations, anomalies, run records.
 
-Plain Python (no Dagster): ``orchestration/assets/ml.py`` reads the marts, calls
+Plain Python (no Dagster): ``orchestration/defs/incidents/ml.py`` reads the marts, calls
 :func:`run_source` per source and appends the returned frames to the ``ml.*`` tables.
 See docs/forecasting.md for the protocol and every table's columns.
 """

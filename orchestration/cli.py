@@ -46,9 +46,9 @@ def validate_run_settings():
     """The settings `crimecast run` uses, checked before Dagster starts: the sources exist,
     the cutoffs are dates of known sources, the horizon, profile and training window are in
     range. Raises SettingsError / MappingError with a one-line message."""
-    from orchestration.assets.raw import env_selection
+    from ingest.mapping import discover_mappings
     from orchestration.config import SOURCES_DIR, ml_settings
-    from orchestration.ingest.mapping import discover_mappings
+    from orchestration.defs.incidents.raw import env_selection
 
     env_selection()  # CRIMECAST_SOURCES: incident mappings, france, saopaulo
     known = [p.stem for p in discover_mappings(SOURCES_DIR)]
@@ -190,7 +190,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         ml = validate_run_settings()
-        from orchestration.assets.raw import env_selection
+        from orchestration.defs.incidents.raw import env_selection
 
         selection = env_selection()
     except SettingsError as exc:
@@ -203,8 +203,8 @@ def cmd_run(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from orchestration.assets.ml import ml_run_config
     from orchestration.definitions import build_defs
+    from orchestration.defs.incidents.ml import ml_run_config
 
     t_import = time.perf_counter() - t0
     instance = _instance()
@@ -242,15 +242,15 @@ def cmd_run(_args: argparse.Namespace) -> int:
         for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
             print(line, file=sys.stderr)
         return 1
-    from orchestration.summary import print_summary
+    from serving.summary import print_summary
 
     print_summary(settings().warehouse)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from orchestration.ingest.mapping import MappingError
-    from orchestration.ingest.preview import preview_source
+    from ingest.mapping import MappingError
+    from ingest.preview import preview_source
 
     try:
         print(preview_source(Path(args.mapping), args.input or args.input_opt))
@@ -264,7 +264,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(_args: argparse.Namespace) -> int:
-    from orchestration.summary import print_summary
+    from serving.summary import print_summary
 
     print_summary(settings().warehouse)
     return 0

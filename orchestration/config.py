@@ -74,7 +74,7 @@ def artifacts_dir(warehouse: str | os.PathLike[str]) -> Path:
 def split_sources(names: Iterable[str] | None) -> tuple[list[str] | None, tuple[str, ...]]:
     """Names as given (CRIMECAST_SOURCES, a run config) → (incident mappings, DATASETS); no
     name at all selects everything: (None, DATASETS). Names are checked by
-    ``orchestration.assets.raw.select_sources``."""
+    ``orchestration.defs.incidents.raw.select_sources``."""
     given = [n.strip() for n in names or () if n.strip()]
     if not given:
         return None, DATASETS
@@ -106,7 +106,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class MLSettings:
-    """Run settings of the ML asset (``orchestration.assets.ml.MLConfig`` holds them as text)."""
+    """Run settings of the ML asset (``MLConfig`` of orchestration.defs.incidents.ml, as text)."""
 
     cutoff: date | None = None  # every source where it fits (others: their default)
     cutoffs: dict[str, date] = field(default_factory=dict)  # per source (must fit)

@@ -11,11 +11,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import crimecast_dbt_assets, dbt_project
-from orchestration.assets.france import RAW_FRANCE_DEPARTMENTAL, RAW_FRANCE_REGIONAL, france_assets
-from orchestration.assets.ml import ml_forecasts
-from orchestration.assets.publish import PUBLISHED, publish_assets
-from orchestration.assets.raw import (
+from orchestration.config import REPO_ROOT, SettingsError, settings
+from orchestration.defs.dbt import crimecast_dbt_assets, dbt_project
+from orchestration.defs.france.assets import (
+    RAW_FRANCE_DEPARTMENTAL,
+    RAW_FRANCE_REGIONAL,
+    france_assets,
+)
+from orchestration.defs.incidents.ml import ml_forecasts
+from orchestration.defs.incidents.raw import (
     RAW_INCIDENTS,
     RAW_SOURCE_FILES,
     RAW_SOURCES,
@@ -23,9 +27,9 @@ from orchestration.assets.raw import (
     env_selection,
     raw_incidents,
 )
-from orchestration.assets.saopaulo import RAW_SAOPAULO, saopaulo_assets
-from orchestration.assets.serving import dashboards_site, serving_assets
-from orchestration.config import REPO_ROOT, SettingsError, settings
+from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
+from orchestration.defs.serving.publish import PUBLISHED, publish_assets
+from orchestration.defs.serving.site import dashboards_site, serving_assets
 from orchestration.resources import WarehouseResource
 
 ALL_ASSETS = [

@@ -1,4 +1,4 @@
-"""The read-only forecast API (orchestration/api.py) over a published copy of a small warehouse."""
+"""The read-only forecast API (serving/api.py) over a published copy of a small warehouse."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from ml.hierarchy import aggregate
-from orchestration.api import create_app
-from orchestration.publish import publish_copy
+from serving.api import create_app
+from serving.publish import publish_copy
 
 with warnings.catch_warnings():
     # Starlette 1.x warns that its TestClient will move from httpx to httpx2; not our concern.
@@ -497,7 +497,7 @@ def test_the_docs_render_offline_in_chromium(published: Path, tmp_path: Path):
     env = {**os.environ, "CRIMECAST_PUBLISHED": str(published)}
     with (tmp_path / "server.log").open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "orchestration.api", "--port", str(port)],
+            [sys.executable, "-m", "serving.api", "--port", str(port)],
             cwd=Path(__file__).resolve().parents[1],
             env=env,
             stdout=log,

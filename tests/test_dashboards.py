@@ -295,8 +295,8 @@ class Browser:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sample warehouse by the in-process pipeline, then the site asset itself (publish + npm)."""
-    from orchestration.assets.serving import BUILD_DIR, dashboards_site
     from orchestration.definitions import ALL_ASSETS, build_resources
+    from orchestration.defs.serving.site import BUILD_DIR, dashboards_site
 
     warehouse = tmp_path_factory.mktemp("dashboards") / "crimecast.duckdb"
     with pytest.MonkeyPatch.context() as mp:
@@ -372,7 +372,7 @@ def views(server: str, browser: Browser) -> Iterator[dict[str, View]]:
 @pytest.fixture(scope="module")
 def copy() -> Iterator[duckdb.DuckDBPyConnection]:
     """The published copy the site was built from (read-only)."""
-    from orchestration.publish import DEFAULT_TARGET
+    from serving.publish import DEFAULT_TARGET
 
     con = duckdb.connect(str(DEFAULT_TARGET), read_only=True)
     try:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ingest.france import load_france
 from ml import annual
-from orchestration.ingest.france import load_france
 
 REPO = Path(__file__).resolve().parents[1]
 SELECT = "france_regions france_departements +path:dbt_project/models/marts/france"

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.ingest.france import FranceLoadError, load_france, parse_bytes, parse_file
-from orchestration.sample.france import write_sample
+from ingest.france import FranceLoadError, load_france, parse_bytes, parse_file
+from samples.france import write_sample
 
 HEADER = (
     '"Code_region";"annee";"indicateur";"unite_de_compte";"nombre";"taux_pour_mille";'
@@ -184,6 +184,6 @@ def test_binary_bytes_and_a_huge_field_give_short_one_line_messages():
     with pytest.raises(FranceLoadError) as caught:
         parse_bytes(_file(HEADER, huge), "regional", "reg.csv")
     assert str(caught.value) == (
-        "reg.csv: line 2: a field is longer than 131,072 characters (an unclosed quote, or not "
+        "reg.csv: line 2: a field is longer than 2,000,000 characters (an unclosed quote, or not "
         "this file?)"
     )

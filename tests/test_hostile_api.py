@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.api import create_app
-from orchestration.publish import publish_copy
+from serving.api import create_app
+from serving.publish import publish_copy
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's TestClient httpx deprecation notice
@@ -143,7 +143,7 @@ def test_a_local_client_cannot_escape_the_limit_with_forwarded_for(published: Pa
 
 
 def test_make_serve_ignores_forwarded_for_from_localhost(published: Path, tmp_path: Path):
-    """The server ``make serve`` starts (``python -m orchestration.api``) keys on the socket
+    """The server ``make serve`` starts (``python -m serving.api``) keys on the socket
     peer: uvicorn's own proxy-header rewriting is off."""
     port = _free_port()
     env = {
@@ -155,7 +155,7 @@ def test_make_serve_ignores_forwarded_for_from_localhost(published: Path, tmp_pa
     env.pop("CRIMECAST_API_TRUSTED_PROXIES", None)
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.api", "--port", str(port)],
+        [sys.executable, "-m", "serving.api", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,

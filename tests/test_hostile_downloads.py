@@ -23,18 +23,18 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.assets.publish import (
+from ingest.fetch import cache_path
+from ingest.loader import LoadError, load_source
+from ingest.mapping import SourceMapping, load_mapping
+from orchestration.definitions import build_resources
+from orchestration.defs.incidents.raw import raw_incidents
+from orchestration.defs.serving.publish import (
     coverage_problems,
     failed_blocking_checks,
     published_warehouse,
     raw_incidents_volume,
 )
-from orchestration.assets.raw import raw_incidents
-from orchestration.definitions import build_resources
-from orchestration.ingest.fetch import cache_path
-from orchestration.ingest.loader import LoadError, load_source
-from orchestration.ingest.mapping import SourceMapping, load_mapping
-from orchestration.sample.incidents import HOUSTON_COLUMNS
+from samples.incidents import HOUSTON_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_TABLES = ("incidents", "source_files", "sources")

@@ -21,11 +21,11 @@ import duckdb
 import pytest
 import yaml
 
+from ingest import loader
+from ingest.loader import LoadError, load_source
+from ingest.mapping import MappingError, SourceMapping, load_mapping
+from ingest.preview import preview_source
 from orchestration.cli import main
-from orchestration.ingest import loader
-from orchestration.ingest.loader import LoadError, load_source
-from orchestration.ingest.mapping import MappingError, SourceMapping, load_mapping
-from orchestration.ingest.preview import preview_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -406,13 +406,13 @@ def test_temporary_folders_of_an_interrupted_load_are_removed_at_the_next_load(
     script = (
         "import os, sys, signal\n"
         "from pathlib import Path\n"
-        "from orchestration.ingest import loader\n"
+        "from ingest import loader\n"
         "def die(p, tmp_dir):\n"
         "    (tmp_dir / 'partial.utf8.csv').write_text('x')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "loader._transcode = die\n"
         "import duckdb\n"
-        "from orchestration.ingest.mapping import load_mapping\n"
+        "from ingest.mapping import load_mapping\n"
         "con = duckdb.connect(sys.argv[1])\n"
         "loader.load_source(con, load_mapping(sys.argv[2]), sys.argv[3])\n"
     )

@@ -19,20 +19,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ingest.loader import load_source
+from ingest.mapping import load_mapping
 from ml.backtest import BacktestPlan, profile_plan
 from ml.features import build_features
 from ml.history import MAX_HORIZON, InsufficientHistory, assess, needs
 from ml.pipeline import RunConfig, run_source
-from orchestration.assets.ml import ML_TABLES, ml_forecasts, ml_run_config
-from orchestration.assets.publish import published_warehouse
-from orchestration.assets.raw import raw_incidents
 from orchestration.cli import failure_line, main, validate_run_settings
 from orchestration.config import SettingsError, ml_settings, split_cutoffs
 from orchestration.definitions import build_resources
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import load_mapping
-from orchestration.sample.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
-from orchestration.summary import print_summary
+from orchestration.defs.incidents.ml import ML_TABLES, ml_forecasts, ml_run_config
+from orchestration.defs.incidents.raw import raw_incidents
+from orchestration.defs.serving.publish import published_warehouse
+from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
+from serving.summary import print_summary
 
 REPO = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).parent / "dbt")

@@ -25,8 +25,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import MappingError, load_mapping
+from ingest.loader import load_source
+from ingest.mapping import MappingError, load_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).parent / "dbt")

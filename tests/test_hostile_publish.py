@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from orchestration import publish
-from orchestration.publish import (
+from serving.publish import (
     MIN_CELL_RECORDS,
     PUBLISHED_TABLES,
     SERVING_TABLES,
@@ -116,10 +116,10 @@ def assert_only_publishable(copy: Path) -> None:
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The whole graph on a small Houston sample plus France and São Paulo samples; then a
     second forecasting run published with CRIMECAST_PUBLISH_KEEP_RUNS=1."""
-    from orchestration.assets.ml import ml_forecasts
-    from orchestration.assets.publish import PUBLISHED
     from orchestration.definitions import ALL_ASSETS, build_resources
-    from orchestration.sample.incidents import write_sample
+    from orchestration.defs.incidents.ml import ml_forecasts
+    from orchestration.defs.serving.publish import PUBLISHED
+    from samples.incidents import write_sample
 
     root = tmp_path_factory.mktemp("hostile_publish")
     write_sample("houston", root / "houston", scale=0.12, years=1, start=date(2023, 1, 1))
@@ -203,8 +203,8 @@ def test_the_copy_keeps_the_latest_runs_only(
 
 
 def test_readers_work_on_the_copy(site: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    from orchestration.api import create_app
-    from orchestration.summary import print_summary
+    from serving.api import create_app
+    from serving.summary import print_summary
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -233,7 +233,7 @@ def test_a_killed_publisher_leaves_a_temp_file_that_the_next_one_removes(
     for name in decoys:
         (target.parent / name).write_text("not the publisher's")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.publish", "--warehouse", str(site["warehouse"])]
+        [sys.executable, "-m", "serving.publish", "--warehouse", str(site["warehouse"])]
         + ["--target", str(target)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -376,7 +376,7 @@ def test_a_bad_keep_runs_is_one_line_and_keeps_the_copy(
     before = target.read_bytes()
     monkeypatch.setenv("CRIMECAST_PUBLISH_KEEP_RUNS", value)
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestration.publish", "--warehouse", str(live)]
+        [sys.executable, "-m", "serving.publish", "--warehouse", str(live)]
         + ["--target", str(target)],
         cwd=REPO,
         capture_output=True,

@@ -195,9 +195,9 @@ def hold_warehouse(path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_france_and_saopaulo_failures_end_in_one_line_each(site, capsys) -> None:
-    from orchestration.assets.france import france_raw
-    from orchestration.assets.saopaulo import saopaulo_raw
     from orchestration.definitions import build_resources
+    from orchestration.defs.france.assets import france_raw
+    from orchestration.defs.saopaulo.assets import saopaulo_raw
 
     # a good France and São Paulo load first (the samples)
     done = dg.materialize([france_raw, saopaulo_raw], resources=build_resources())
@@ -235,8 +235,8 @@ def test_france_and_saopaulo_failures_end_in_one_line_each(site, capsys) -> None
 def test_dbt_failure_is_one_line_naming_the_node(site) -> None:
     """A dbt build that fails (here: the France staging model on a warehouse without France
     raw tables) is reported by model and dbt's reason, in one line."""
-    from orchestration.assets.dbt import dbt_failure_line
     from orchestration.definitions import build_resources
+    from orchestration.defs.dbt import dbt_failure_line
 
     site["warehouse"].parent.mkdir(parents=True)
     duckdb.connect(str(site["warehouse"])).close()
@@ -319,8 +319,8 @@ def test_run_on_a_locked_warehouse_ends_with_the_holder(site, capsys) -> None:
 
 
 def test_rejected_incident_load_says_what_changed_and_others_stay_independent(site, capsys) -> None:
-    from orchestration.assets.raw import raw_incidents
     from orchestration.definitions import build_resources
+    from orchestration.defs.incidents.raw import raw_incidents
 
     good = houston_file(site["root"] / "houston.csv", days=5)
     site["env"](CRIMECAST_SOURCES="houston", CRIMECAST_INPUT_HOUSTON=str(good))
@@ -387,10 +387,10 @@ def test_unknown_source_is_one_line_listing_the_known_ones(site, capsys) -> None
 
 
 def test_run_config_sources_keep_france_and_saopaulo_as_they_are(site) -> None:
-    from orchestration.assets.france import france_raw
-    from orchestration.assets.raw import raw_incidents
-    from orchestration.assets.saopaulo import saopaulo_raw
     from orchestration.definitions import build_resources
+    from orchestration.defs.france.assets import france_raw
+    from orchestration.defs.incidents.raw import raw_incidents
+    from orchestration.defs.saopaulo.assets import saopaulo_raw
 
     good = houston_file(site["root"] / "houston.csv", days=3)
     result = dg.materialize(
@@ -417,8 +417,8 @@ def test_run_config_sources_keep_france_and_saopaulo_as_they_are(site) -> None:
 
 
 def test_refresh_job_follows_the_selection() -> None:
-    from orchestration.assets.raw import select_sources
     from orchestration.definitions import build_defs
+    from orchestration.defs.incidents.raw import select_sources
 
     def raw_ops(names):
         job = build_defs(selection=select_sources(names)).resolve_job_def("refresh_all")

@@ -18,9 +18,9 @@ import duckdb
 import pytest
 import yaml
 
-from orchestration.ingest.loader import LoadError, LoadResult, load_source
-from orchestration.ingest.mapping import SourceMapping, load_mapping
-from orchestration.ingest.preview import preview_source
+from ingest.loader import LoadError, LoadResult, load_source
+from ingest.mapping import SourceMapping, load_mapping
+from ingest.preview import preview_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -838,7 +838,7 @@ def test_unchanged_files_are_not_hashed_again(
     new size or mtime, or a file modified in the last seconds, is hashed (and compared)."""
     import os
 
-    from orchestration.ingest import loader
+    from ingest import loader
 
     hashed: list[str] = []
     real_sha256 = loader._sha256

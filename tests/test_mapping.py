@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestration.ingest.mapping import (
+from ingest.mapping import (
     MappingError,
     SourceMapping,
     discover_mappings,

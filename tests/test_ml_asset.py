@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ml.features import build_features
-from orchestration.assets.ml import ANOMALY_CHECK, ML_TABLES, ml_forecasts
+from orchestration.defs.incidents.ml import ANOMALY_CHECK, ML_TABLES, ml_forecasts
 from orchestration.resources import WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from ml.features import build_features, holidays_from_seed
-from orchestration.assets.raw import raw_incidents
 from orchestration.definitions import ALL_ASSETS, build_resources, defs
+from orchestration.defs.incidents.raw import raw_incidents
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""The blocking contract checks on raw/incidents (orchestration/assets/publish.py): a source that
-shrinks while its input stays the same fails `volume` (ERROR) every time, not only once; the
-freshness check turns into an ERROR only when CRIMECAST_MAX_DATA_AGE_DAYS is set."""
+"""The blocking contract checks on raw/incidents (orchestration/defs/serving/publish.py): a
+source that shrinks while its input stays the same fails `volume` (ERROR) every time, not
+only once; the freshness check turns into an ERROR only when CRIMECAST_MAX_DATA_AGE_DAYS is set."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import dagster as dg
 import pytest
 from test_reliability_corpus import HH, csv_text, houston_ok
 
-from orchestration.assets.publish import (
+from orchestration.definitions import build_resources
+from orchestration.defs.incidents.raw import raw_incidents
+from orchestration.defs.serving.publish import (
     raw_incidents_freshness,
     raw_incidents_volume,
     volume_problems,
 )
-from orchestration.assets.raw import raw_incidents
-from orchestration.definitions import build_resources
 
 
 def test_volume_problems_compare_with_the_same_input_only():

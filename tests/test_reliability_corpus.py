@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.ingest.loader import LoadError, load_source
-from orchestration.ingest.mapping import SourceMapping, load_mapping
-from orchestration.sample.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
+from ingest.loader import LoadError, load_source
+from ingest.mapping import SourceMapping, load_mapping
+from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import load_mapping
-from orchestration.sample.incidents import write_houston, write_sample
+from ingest.loader import load_source
+from ingest.mapping import load_mapping
+from samples.incidents import write_houston, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).parent / "dbt")

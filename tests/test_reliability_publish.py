@@ -38,9 +38,9 @@ RUN = textwrap.dedent(
     """
     import sys
     import dagster as dg
-    from orchestration.assets.dbt import crimecast_dbt_assets
-    from orchestration.assets.ml import ml_forecasts
-    from orchestration.assets.publish import PUBLISHED, publish_assets
+    from orchestration.defs.dbt import crimecast_dbt_assets
+    from orchestration.defs.incidents.ml import ml_forecasts
+    from orchestration.defs.serving.publish import PUBLISHED, publish_assets
     from orchestration.definitions import ALL_ASSETS, build_resources
     from dagster_dbt import get_asset_key_for_model
 
@@ -75,7 +75,7 @@ VOLATILE = {"run_id", "started_at", "artifact_path", "created_at", "published_at
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A small Houston sample and an environment for pipeline runs; run 1 done."""
-    from orchestration.sample.incidents import write_sample
+    from samples.incidents import write_sample
 
     root = tmp_path_factory.mktemp("reliability")
     data = root / "houston"

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import load_mapping
-from orchestration.sample.incidents import (
+from ingest.loader import load_source
+from ingest.mapping import load_mapping
+from samples.incidents import (
     BOSTON_CATEGORIES,
     BOSTON_CURRENT_COLUMNS,
     BOSTON_LEGACY_COLUMNS,

@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 from test_saopaulo_model import sample_records
 
-from orchestration.assets.saopaulo import (
+from orchestration.defs.saopaulo.assets import (
     ML_PROBABILITIES,
     RAW_SAOPAULO,
     saopaulo_place_model,

@@ -1,4 +1,4 @@
-"""orchestration/ingest/saopaulo.py: sample, file/folder/URL inputs, error rules, transaction."""
+"""ingest/saopaulo.py: sample, file/folder/URL inputs, error rules, transaction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.ingest.saopaulo import SaoPauloLoadError, load_saopaulo
-from orchestration.sample import saopaulo as sample
+from ingest.saopaulo import SaoPauloLoadError, load_saopaulo
+from samples import saopaulo as sample
 
 HEADER = ",".join(sample.HEADER)
 GOOD = HEADER + "\nREPUBLICA,Samsung,QUARTA,NOITE,15,MULHER,FURTO,Transporte Publico\n"

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 
 from ml import placetype as pt
-from orchestration.sample import saopaulo as sample
+from samples import saopaulo as sample
 
 
 def sample_records(n: int = sample.N_RECORDS) -> pd.DataFrame:

@@ -25,10 +25,10 @@ files) so they work offline.
 * ``HEAD`` is answered on every ``GET`` route; no redirects (``/series/`` is a 404, never a
   redirect to a URL built from the ``Host`` header).
 
-Run: ``.venv/bin/python -m orchestration.api [--host 127.0.0.1] [--port 8000]`` (``make serve``).
+Run: ``.venv/bin/python -m serving.api [--host 127.0.0.1] [--port 8000]`` (``make serve``).
 It starts uvicorn with ``proxy_headers=False``: uvicorn's own proxy-header handling would replace
 the socket peer by any ``X-Forwarded-For`` a local client sends. Running ``uvicorn
-orchestration.api:app`` yourself, pass ``--no-proxy-headers``.
+serving.api:app`` yourself, pass ``--no-proxy-headers``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from slowapi.middleware import SlowAPIMiddleware
 from starlette import types as asgi
 
 from orchestration.config import settings
-from orchestration.publish import DEFAULT_TARGET
+from serving.publish import DEFAULT_TARGET
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Swagger UI and ReDoc as shipped by the fastapi-offline wheel (their licences: its METADATA)
@@ -459,7 +459,7 @@ def create_app(
             raise HTTPException(
                 status_code=503,
                 detail=f"published copy missing: {path.name} (run `make dashboards` or "
-                "`python -m orchestration.publish` first)",
+                "`python -m serving.publish` first)",
             )
         try:
             con = duckdb.connect(str(path), read_only=True)
@@ -886,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.api", description="Serve the read-only forecast API."
+        prog="python -m serving.api", description="Serve the read-only forecast API."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

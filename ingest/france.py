@@ -9,7 +9,7 @@ where known) before anything is written, so the warehouse is unchanged.
 
 Inputs (``spec``): a file, a folder (the newest ``donnee-reg*`` / ``donnee-dep*`` CSV in it),
 a glob, an http(s) URL, or ``sample`` (the deterministic generator in
-:mod:`orchestration.sample.france`). The published columns keep their names, lower-cased.
+:mod:`samples.france`). The published columns keep their names, lower-cased.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration.ingest.fetch import FetchError, resolve_inputs
+from ingest.csv_limits import MAX_FIELD_CHARS
+from ingest.fetch import FetchError, resolve_inputs
 
 KINDS = ("regional", "departmental")
 
@@ -101,7 +102,7 @@ def _check_kind(kind: str) -> None:
 def resolve_input(kind: str, spec: str, download_dir: Path) -> tuple[Path, str]:
     """Resolve ``spec`` to one local file for ``kind``: (local path, name to report).
 
-    Uses the shared resolver (:mod:`orchestration.ingest.fetch`: file, folder, glob, http(s)
+    Uses the shared resolver (:mod:`ingest.fetch`: file, folder, glob, http(s)
     URL with a download cache). A folder contributes its ``donnee-reg*.csv`` (regional) or
     ``donnee-dep*.csv`` (departmental) files; a glob covering both kinds keeps this kind's
     files. When several files remain, the last by name is used: the SSMSI names end in the
@@ -227,7 +228,7 @@ def parse_bytes(data: bytes, kind: str, name: str) -> ParsedFile:
         if "field larger than field limit" in str(exc):
             raise FranceLoadError(
                 f"{name}: line {reader.line_num}: a field is longer than "
-                f"{csv.field_size_limit():,} characters (an unclosed quote, or not this file?)"
+                f"{MAX_FIELD_CHARS:,} characters (an unclosed quote, or not this file?)"
             ) from None
         raise FranceLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
     if not rows:
@@ -324,7 +325,7 @@ def load_france(
     for kind, spec in specs.items():
         _check_kind(kind)
         if spec is None or spec.strip().lower() == "sample":
-            from orchestration.sample.france import write_sample
+            from samples.france import write_sample
 
             paths = write_sample(sample_dir)
             path, name = paths[kind], str(paths[kind])

@@ -2,7 +2,7 @@
 
 Assets
 * ``[raw, saopaulo_phone_thefts]`` (group "raw"): the records file(s), parsed strictly and
-  written in one transaction (orchestration/ingest/saopaulo.py). Input:
+  written in one transaction (ingest/saopaulo.py). Input:
   ``CRIMECAST_INPUT_SAOPAULO`` (file, folder, glob or http(s) URL), else the generated sample.
 * ``[ml, saopaulo_metrics]``, ``[ml, saopaulo_calibration]``, ``[ml, saopaulo_ablation]``,
   ``[ml, saopaulo_place_probabilities]`` (group "ml"): ml/placetype.py on
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.assets.raw import config_selection, failure
+from ingest.saopaulo import SaoPauloLoadError, load_saopaulo
 from orchestration.config import SettingsError, settings
-from orchestration.ingest.saopaulo import SaoPauloLoadError, load_saopaulo
+from orchestration.defs.incidents.raw import config_selection, failure
 from orchestration.resources import WarehouseResource
 
 RAW_SAOPAULO = dg.AssetKey(["raw", "saopaulo_phone_thefts"])
@@ -85,7 +85,7 @@ def saopaulo_raw(
 def _mart_key(model: str) -> dg.AssetKey:
     from dagster_dbt import get_asset_key_for_model
 
-    from orchestration.assets.dbt import crimecast_dbt_assets
+    from orchestration.defs.dbt import crimecast_dbt_assets
 
     return get_asset_key_for_model([crimecast_dbt_assets], model)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.ingest.loader import load_source
-from orchestration.ingest.mapping import SourceMapping, load_mapping
+from ingest.loader import load_source
+from ingest.mapping import SourceMapping, load_mapping
 
 _TOP = 12
 _EXAMPLES = 5

@@ -2,7 +2,7 @@
 
 Asset ``[dashboards, site]`` (group "serving"), downstream of ``[published, warehouse]``:
 copies the published copy to where Evidence reads it
-(orchestration/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``), then
+(serving/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``), then
 ``npm run sources`` and ``npm run build`` in ``dashboards/`` (``npm install`` first when
 ``node_modules`` is missing). The static site lands in ``dashboards/build/``.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.config import REPO_ROOT
-from orchestration.publish import DEFAULT_TARGET, copy_source, publish_copy
 from orchestration.resources import WarehouseResource
+from serving.publish import DEFAULT_TARGET, copy_source, publish_copy
 
 DASHBOARDS_DIR = REPO_ROOT / "dashboards"
 BUILD_DIR = DASHBOARDS_DIR / "build"
@@ -85,7 +85,7 @@ def run_npm(args: list[str], log, cwd: Path = DASHBOARDS_DIR) -> float:
 def build_site(warehouse: Path, log) -> dict:
     """Publish the copy Evidence reads and build the static site; returns timings and sizes.
 
-    The copy is taken from :func:`orchestration.publish.copy_source`: the run's published copy,
+    The copy is taken from :func:`serving.publish.copy_source`: the run's published copy,
     else the warehouse itself."""
     t0 = time.perf_counter()
     published = publish_copy(copy_source(warehouse), DEFAULT_TARGET)

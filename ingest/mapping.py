@@ -347,7 +347,7 @@ class _Validator:
         inputs = self._str_list(d.get("input", "sample"), "input")
         sample = d.get("sample")
         if sample is not None:
-            from orchestration.sample.incidents import GENERATORS
+            from samples.incidents import GENERATORS
 
             sample = self._str(sample, "sample")
             if sample not in GENERATORS:

@@ -39,7 +39,7 @@ whether or not the pipeline has produced it yet: a view over the real table when
 ``serving.availability`` says which is which, so a page can say "not available yet" instead of
 breaking the build. See docs/dashboards.md.
 
-CLI: ``python -m orchestration.publish [--warehouse PATH] [--target PATH]`` (``make dashboards``);
+CLI: ``python -m serving.publish [--warehouse PATH] [--target PATH]`` (``make dashboards``);
 without ``--warehouse`` it copies the run's published copy (asset ``published/warehouse``) when
 there is one, so it never waits for a running pipeline.
 """
@@ -415,7 +415,7 @@ PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
 _ALLOWED = {t.name for t in PUBLISHED_TABLES}
 _UNLISTED = sorted({c for spec in SERVING_TABLES for c in spec.candidates} - _ALLOWED)
 if _UNLISTED:  # a serving view over a table that is not published would always be empty
-    raise RuntimeError(f"orchestration/publish.py: add {_UNLISTED} to PUBLISHED_TABLES")
+    raise RuntimeError(f"serving/publish.py: add {_UNLISTED} to PUBLISHED_TABLES")
 
 
 def keep_runs_setting() -> int:
@@ -684,7 +684,7 @@ def publish_copy(warehouse: Path, target: Path, *, keep_runs: int | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.publish",
+        prog="python -m serving.publish",
         description="Publish a read-only copy of the warehouse for the dashboards and the API.",
     )
     parser.add_argument(

@@ -2,11 +2,11 @@
 
 Asset ``[published, warehouse]`` (group "serving") runs last: after every marts and ml asset
 of the run succeeded, it exports the allow-listed tables (``PUBLISHED_TABLES`` in
-orchestration/publish.py: aggregates only, small São Paulo cells withheld, the latest
+serving/publish.py: aggregates only, small São Paulo cells withheld, the latest
 ``CRIMECAST_PUBLISH_KEEP_RUNS`` runs per source, plus the ``serving`` contract schema)
 into a NEW DuckDB file beside the target, fsyncs it and ``os.replace``s it over
 ``settings().published`` (default ``<warehouse dir>/published/crimecast.duckdb``, env
-``CRIMECAST_PUBLISHED``). It reuses ``orchestration.publish.publish_copy`` (the dashboards'
+``CRIMECAST_PUBLISHED``). It reuses ``serving.publish.publish_copy`` (the dashboards'
 publisher). Readers (dashboards, the API, analysts) open that copy read-only and so never see
 a half-written file nor block the pipeline; a failed or killed run leaves the previous copy in
 place (docs/reliability.md).
@@ -58,10 +58,10 @@ def _upstream() -> list[dg.AssetKey]:
     after all of them succeeded in the run."""
     from dagster_dbt import get_asset_key_for_model
 
-    from orchestration.assets.dbt import crimecast_dbt_assets
-    from orchestration.assets.france import france_assets
-    from orchestration.assets.ml import ml_forecasts
-    from orchestration.assets.saopaulo import saopaulo_assets
+    from orchestration.defs.dbt import crimecast_dbt_assets
+    from orchestration.defs.france.assets import france_assets
+    from orchestration.defs.incidents.ml import ml_forecasts
+    from orchestration.defs.saopaulo.assets import saopaulo_assets
 
     # raw/incidents itself: its blocking checks (volume, coverage, freshness) then hold this step
     keys = [RAW_INCIDENTS, dg.AssetKey(["raw", "source_files"]), dg.AssetKey(["raw", "sources"])]
@@ -72,7 +72,7 @@ def _upstream() -> list[dg.AssetKey]:
 
 
 def _publish(warehouse: Path, target: Path) -> Path:
-    from orchestration.publish import publish_copy
+    from serving.publish import publish_copy
 
     return publish_copy(warehouse, target)
 
@@ -101,7 +101,7 @@ def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[st
     group_name="serving",
     kinds={"duckdb"},
     pool="warehouse_writer",
-    description="Read-only copy of the allow-listed serving tables (orchestration/publish.py "
+    description="Read-only copy of the allow-listed serving tables (serving/publish.py "
     "PUBLISHED_TABLES: no record-level data, small cells withheld, latest runs) for "
     "dashboards, the API and analysts; replaced atomically (new file, fsync, os.replace) only "
     "when every upstream asset of the run succeeded. Path: CRIMECAST_PUBLISHED, default "

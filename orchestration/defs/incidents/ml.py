@@ -26,8 +26,8 @@ from ml.backtest import profile_plan
 from ml.features import holidays_from_seed
 from ml.history import MAX_HORIZON, assess
 from ml.pipeline import RunConfig, run_source
-from orchestration.assets.dbt import crimecast_dbt_assets
 from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
+from orchestration.defs.dbt import crimecast_dbt_assets
 from orchestration.resources import WarehouseResource
 
 DAILY_FEATURES = get_asset_key_for_model([crimecast_dbt_assets], "daily_features")

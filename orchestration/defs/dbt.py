@@ -16,8 +16,8 @@ from dagster_dbt import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration.assets.raw import failure
 from orchestration.config import REPO_ROOT, export_for_dbt
+from orchestration.defs.incidents.raw import failure
 from orchestration.resources import WarehouseResource
 
 export_for_dbt()

@@ -2,7 +2,7 @@
 
 Assets
 * ``[raw, france_regional]``, ``[raw, france_departmental]`` (group "raw"): the published
-  files, parsed strictly and written in one transaction (orchestration/ingest/france.py).
+  files, parsed strictly and written in one transaction (ingest/france.py).
   Input per file: ``CRIMECAST_INPUT_FRANCE_REGIONAL`` / ``CRIMECAST_INPUT_FRANCE_DEPARTMENTAL``,
   else ``CRIMECAST_INPUT_FRANCE`` (a folder or glob holding both), else the generated sample.
 * ``[ml, france_forecasts]``, ``[ml, france_backtest_predictions]``,
@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from orchestration.assets.raw import config_selection, failure
+from ingest.france import FranceLoadError, input_specs, load_france
 from orchestration.config import SettingsError, settings
-from orchestration.ingest.france import FranceLoadError, input_specs, load_france
+from orchestration.defs.incidents.raw import config_selection, failure
 from orchestration.resources import WarehouseResource
 
 DEFAULT_MODELS = "last_value,drift,holt,ridge"
@@ -116,7 +116,7 @@ def _feature_mart_key() -> dg.AssetKey:
     """The dbt asset of marts.france_annual_features (["marts", "france_annual_features"])."""
     from dagster_dbt import get_asset_key_for_model
 
-    from orchestration.assets.dbt import crimecast_dbt_assets
+    from orchestration.defs.dbt import crimecast_dbt_assets
 
     return get_asset_key_for_model([crimecast_dbt_assets], "france_annual_features")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ingest.loader import LoadError, load_source
+from ingest.mapping import MappingError, discover_mappings, load_mapping
 from orchestration.config import DATASETS, SOURCES_DIR, SettingsError, settings, split_sources
-from orchestration.ingest.loader import LoadError, load_source
-from orchestration.ingest.mapping import MappingError, discover_mappings, load_mapping
 from orchestration.resources import WarehouseResource
 
 RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])

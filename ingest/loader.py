@@ -33,8 +33,9 @@ try:  # POSIX: a live load holds a lock on its temporary folder (released even o
 except ImportError:  # pragma: no cover - Windows: stale folders are told by age alone
     fcntl = None  # type: ignore[assignment]
 
-from orchestration.ingest.fetch import FetchError, InputFile, resolve_inputs
-from orchestration.ingest.mapping import SourceMapping, normalize_header
+from ingest.csv_limits import MAX_FIELD_CHARS
+from ingest.fetch import FetchError, InputFile, resolve_inputs
+from ingest.mapping import SourceMapping, normalize_header
 
 _CHUNK = 1 << 20
 _SETTLED_NS = 2_000_000_000  # files modified longer ago than this are hashed once
@@ -42,10 +43,8 @@ _WS = " \t\r\n\u00a0"
 _DELIMS = (",", ";", "\t", "|")
 _UTF8 = {"utf-8", "utf-8-sig"}
 #: DuckDB's longest CSV line, set explicitly so the message can name it; the csv module's
-#: field limit (first rows, read in Python) is raised to the same (it is process-wide and
-#: only ever raised here)
-_MAX_LINE_BYTES = 2_000_000
-csv.field_size_limit(max(csv.field_size_limit(), _MAX_LINE_BYTES))
+#: field limit (first rows, read in Python) is the same constant
+_MAX_LINE_BYTES = MAX_FIELD_CHARS
 #: whole decimal numbers only: `1.5`, `0x10`, `1e3`, `1_000` are not counts or hours
 _COUNT_RE = "[+-]?[0-9]+"
 _HOUR_RE = "[0-9]{1,2}"
@@ -320,7 +319,7 @@ def _resolve(
                     f"source {mapping.name!r}: input is 'sample' but the mapping "
                     "has no 'sample' generator"
                 )
-            from orchestration.sample.incidents import write_sample
+            from samples.incidents import write_sample
 
             out_dir = (
                 Path(sample_dir)

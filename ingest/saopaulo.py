@@ -9,8 +9,8 @@ wrong delimiter, missing required columns, undecodable bytes, a truncated row) r
 so the warehouse is unchanged.
 
 Inputs (``spec``): a file, a folder (its ``*.csv`` files), a glob, an http(s) URL (resolved by
-the shared :mod:`orchestration.ingest.fetch`), or ``sample`` / None (the deterministic
-generator in :mod:`orchestration.sample.saopaulo`). Several files are concatenated; the table
+the shared :mod:`ingest.fetch`), or ``sample`` / None (the deterministic
+generator in :mod:`samples.saopaulo`). Several files are concatenated; the table
 is replaced by each load (mirror semantics).
 
 Tolerated variations, so that a user's own SSP download also loads: ``,`` or ``;`` delimiter;
@@ -35,7 +35,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration.ingest.fetch import FetchError, resolve_inputs
+from ingest.csv_limits import MAX_FIELD_CHARS
+from ingest.fetch import FetchError, resolve_inputs
 
 TABLE = "saopaulo_phone_thefts"
 FILES_TABLE = "saopaulo_source_files"
@@ -182,7 +183,7 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
         if "field larger than field limit" in str(exc):
             raise SaoPauloLoadError(
                 f"{name}: line {reader.line_num}: a field is longer than "
-                f"{csv.field_size_limit():,} characters (an unclosed quote, or not this file?)"
+                f"{MAX_FIELD_CHARS:,} characters (an unclosed quote, or not this file?)"
             ) from None
         raise SaoPauloLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
     if not rows:
@@ -283,7 +284,7 @@ def load_saopaulo(
     """Load ``spec`` (None or ``sample`` = the generated sample). Every file is resolved and
     parsed before anything is written; any error leaves the warehouse as it was."""
     if spec is None or spec.strip().lower() == "sample":
-        from orchestration.sample.saopaulo import write_sample
+        from samples.saopaulo import write_sample
 
         path = write_sample(sample_dir)
         inputs = [(path, str(path))]

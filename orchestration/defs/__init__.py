@@ -1,0 +1,1 @@
+"""Dagster definitions by domain (incidents, france, saopaulo, serving); dbt.py builds dbt."""

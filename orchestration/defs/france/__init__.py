@@ -1,0 +1,1 @@
+"""French SSMSI statistics: raw loads and the annual forecasts."""

@@ -1,0 +1,1 @@
+"""Sao Paulo phone thefts: raw loads and the place-type model."""

@@ -1,0 +1,1 @@
+"""Serving: the published read-only copy and the Evidence site."""

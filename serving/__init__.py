@@ -1,0 +1,1 @@
+"""Serving: the read-only API, the published copy of the warehouse and the run summary."""
