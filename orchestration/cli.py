@@ -203,48 +203,72 @@ def cmd_run(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from orchestration.definitions import build_defs
+    from orchestration.definitions import build_defs, run_plan
     from orchestration.defs.incidents.ml import ml_run_config
 
     t_import = time.perf_counter() - t0
     instance = _instance()
-    # resources from the settings of this call (the module-level `defs` keeps those of import)
-    # and the assets of the sources CRIMECAST_SOURCES names (the others are not run)
-    job = build_defs(selection=selection).resolve_job_def("refresh_all")
-    job = job.with_logger_defs({"console": compact_console_logger()})
-    # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
-    # event log, visible in `make dev`. The ML settings are those validated above (the
-    # MLConfig defaults are the environment at import).
-    with _sigterm_as_interrupt():
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={
-                "loggers": {"console": {"config": {"log_level": level}}},
-                # only the ops of this job (CRIMECAST_SOURCES may leave ml_forecasts out)
-                "ops": {k: v for k, v in ml_run_config(ml).items() if job.graph.has_node_named(k)},
-            },
-        )
+    # One run per city (its partition of the raw incident assets: raw → dbt → its forecasts →
+    # published copy), then France and São Paulo: a failure of one is that run's only, the
+    # others still load and publish. Resources from the settings of this call (the
+    # module-level `defs` keeps those of import), jobs of the sources CRIMECAST_SOURCES names.
+    results = []
+    for sel, city in run_plan(selection):
+        job = build_defs(selection=sel).resolve_job_def("refresh_all")
+        job = job.with_logger_defs({"console": compact_console_logger()})
+        # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
+        # event log, visible in `make dev`. The ML settings are those validated above (the
+        # MLConfig defaults are the environment at import).
+        with _sigterm_as_interrupt():
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                partition_key=city,
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": level}}},
+                    # only the ops of this job (CRIMECAST_SOURCES may leave ml_forecasts out)
+                    "ops": {
+                        k: v for k, v in ml_run_config(ml).items() if job.graph.has_node_named(k)
+                    },
+                },
+            )
+        results.append((city or ",".join(sel.datasets), result))
     total = time.perf_counter() - t0
     print()
     print("Stage timings (s):")
     print(f"  {'load definitions (dbt manifest, imports)':<44} {t_import:7.1f}")
-    for step, secs in step_timings(instance, result.run_id):
-        print(f"  {step:<44} {secs:7.1f}")
+    several = len(results) > 1
+    for label, result in results:
+        for step, secs in step_timings(instance, result.run_id):
+            name = f"{label}: {step}" if several else step
+            print(f"  {name:<44} {secs:7.1f}")
     print(f"  {'total':<44} {total:7.1f}")
-    if not result.success:
-        log = write_run_log(instance, result.run_id, settings().warehouse_dir / "logs")
-        changed = materialized_in(result)
-        print(f"\nFull log of the run (DEBUG records, stack traces): {log}")
+    failed = [(label, r) for label, r in results if not r.success]
+    if len(failed) < len(results):
+        from serving.summary import print_summary
+
+        print_summary(settings().warehouse)
+    if failed:
+        changed = [a for _label, r in results for a in materialized_in(r)]
+        for label, result in failed:
+            log = write_run_log(instance, result.run_id, settings().warehouse_dir / "logs")
+            print(
+                f"\nFull log of the run{f' of {label}' if several else ''} (DEBUG records, "
+                f"stack traces): {log}"
+            )
         print(f"Materialized before the failure: {', '.join(changed) or 'nothing'}")
         sys.stdout.flush()
         # the causes last: the final lines a user reads
-        for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
-            print(line, file=sys.stderr)
+        for _label, result in failed:
+            for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
+                print(line, file=sys.stderr)
         return 1
-    from serving.summary import print_summary
-
-    print_summary(settings().warehouse)
+        if several:
+            ok = [label for label, r in results if r.success]
+            print(
+                f"Runs that succeeded: {', '.join(ok) or 'none'}; failed: "
+                f"{', '.join(label for label, _r in failed)}"
+            )
     return 0
 
 

@@ -26,11 +26,14 @@ from orchestration.defs.incidents.raw import (
     SourceSelection,
     env_selection,
     raw_incidents,
+    INCIDENT_PARTITIONS,
+    RAW_INCIDENT_KEYS,
 )
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets
 from orchestration.resources import WarehouseResource
+    incident_source_names,
 
 ALL_ASSETS = [
     raw_incidents,
@@ -68,13 +71,15 @@ def refresh_selection(selection: SourceSelection) -> dg.AssetSelection:
 
 
 def refresh_job(selection: SourceSelection | None = None) -> dg.UnresolvedAssetJobDefinition:
-    """The refresh_all job for ``selection`` (default: CRIMECAST_SOURCES now)."""
+    """The refresh_all job for ``selection`` (default: CRIMECAST_SOURCES now). Its raw
+    incident assets are partitioned by city: a run is for one city (``partition_key``)."""
     selection = selection or env_selection()
     return dg.define_asset_job(
         "refresh_all",
         selection=refresh_selection(selection),
         description="Load the selected sources (CRIMECAST_SOURCES; unset: all), build their dbt "
-        f"marts, backtest and forecast, publish the copy. This job: {selection.describe()}.",
+        "marts, backtest and forecast, publish the copy; one run per city (partition). This "
+        f"job: {selection.describe()}.",
     )
 
 
@@ -84,12 +89,58 @@ refresh_dashboards = dg.define_asset_job(
     "refresh_dashboards",
     selection=dg.AssetSelection.assets(dashboards_site),
     description="Publish a read-only copy of the warehouse and rebuild the Evidence site "
+def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | None]]:
+    """The runs of a refresh of ``selection``, one after another: one per incident source (its
+    partition: raw → dbt → its forecasts → published copy), then France and São Paulo
+    together; so a failure of one city fails that city's run only."""
+    cities = incident_source_names() if selection.incidents is None else selection.incidents
+    runs: list[tuple[SourceSelection, str | None]] = [
+        (SourceSelection([city], ()), city) for city in cities
+    ]
+    if selection.datasets:
+        runs.append((SourceSelection([], selection.datasets), None))
+    return runs
+
+
     "(needs Node.js and npm).",
 )
 
 
-def daily_schedule(job) -> dg.ScheduleDefinition:
-    return dg.ScheduleDefinition(
+def materialize_by_city(assets, resources, cities=None, selection=None, **kwargs):
+    """``dg.materialize`` of ``assets`` (or ``selection``) for tests and benchmarks: the raw
+    incident partition of each city (default: every partition) in its own run, then the rest in
+    one run (no partition: the ML step forecasts every city). The last run's result, or the
+    first failed one."""
+    for city in cities or INCIDENT_PARTITIONS.get_partition_keys():
+        raw = dg.materialize([raw_incidents], resources=resources, partition_key=city, **kwargs)
+        if not raw.success:
+            return raw
+    rest = (selection or dg.AssetSelection.all()) - dg.AssetSelection.assets(*RAW_INCIDENT_KEYS)
+    return dg.materialize(assets, selection=rest, resources=resources, **kwargs)
+
+
+def run_requests(
+    context, plan: list[tuple[SourceSelection, str | None]], key: str
+) -> list[dg.RunRequest]:
+    """RunRequests of refresh_all for ``plan`` (see :func:`run_plan`): each run only the assets
+    of its branch, each city on its partition."""
+    graph = context.repository_def.asset_graph
+    return [
+        dg.RunRequest(
+            run_key=f"{key}:{city or 'france_saopaulo'}",
+            partition_key=city,
+            asset_selection=sorted(refresh_selection(sel).resolve(graph), key=str),
+            tags={"crimecast/source": city or ",".join(sel.datasets)},
+        )
+        for sel, city in plan
+    ]
+
+
+def daily_schedule(job, selection: SourceSelection | None = None) -> dg.ScheduleDefinition:
+    """Every day: one run per city (its partition), then France and São Paulo (the sources of
+    ``selection``, default CRIMECAST_SOURCES when the schedule ticks)."""
+
+    @dg.schedule(
         name="daily_refresh",
         job=job,
         cron_schedule="0 6 * * *",
@@ -102,6 +153,11 @@ daily_refresh = daily_schedule(refresh_all)
 
 
 #: Started instead of dbt: makes dbt die with the process that started it (Linux
+    def daily_refresh(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.date().isoformat()
+        return run_requests(context, run_plan(selection or env_selection()), day)
+
+    return daily_refresh
 #: PR_SET_PDEATHSIG), so that a killed `crimecast run` (SIGKILL or SIGTERM) does not leave dbt
 #: running, holding the warehouse lock; it keeps the same process group (Ctrl-C reaches it).
 _GUARD = """#!{python}
@@ -177,7 +233,7 @@ def build_defs(
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
         jobs=[job, refresh_dashboards],
-        schedules=[daily_schedule(job)],
+        schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),
         # DuckDB allows one writer: steps run one after another in one process.
         executor=dg.in_process_executor,

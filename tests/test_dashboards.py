@@ -295,7 +295,7 @@ class Browser:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sample warehouse by the in-process pipeline, then the site asset itself (publish + npm)."""
-    from orchestration.definitions import ALL_ASSETS, build_resources
+    from orchestration.definitions import ALL_ASSETS, build_resources, materialize_by_city
     from orchestration.defs.serving.site import BUILD_DIR, dashboards_site
 
     warehouse = tmp_path_factory.mktemp("dashboards") / "crimecast.duckdb"
@@ -313,7 +313,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("CRIMECAST_FRANCE_MODELS", "last_value,drift")
         mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")  # when the site asset is among ALL_ASSETS
         pipeline = [a for a in ALL_ASSETS if a is not dashboards_site]
-        assert dg.materialize(pipeline, resources=build_resources(warehouse)).success
+        assert materialize_by_city(pipeline, build_resources(warehouse)).success
         mp.delenv("CRIMECAST_SKIP_DASHBOARDS")
         result = dg.materialize([dashboards_site], resources=build_resources(warehouse))
     assert result.success

@@ -487,6 +487,7 @@ def houston_url_run(
             resources=resources,
             instance=instance,
             raise_on_error=False,
+            partition_key="houston",
         )
         (ev,) = result.get_asset_check_evaluations()
         con = duckdb.connect(str(warehouse), read_only=True)

@@ -115,16 +115,14 @@ def built(tmp_path_factory) -> Path:
         "boston": str(boston_csv(folder / "boston.csv", LONG_DAYS)),
         "houston": str(houston_csv(folder / "houston.csv", LONG_DAYS - 59)),
     }
-    res = dg.materialize(
-        [raw_incidents],
-        resources=build_resources(warehouse),
-        run_config={
-            "ops": {
-                "raw_incidents": {"config": {"sources": ["boston", "houston"], "inputs": inputs}}
-            }
-        },
-    )
-    assert res.success
+    for city in ("boston", "houston"):  # one partition per city
+        res = dg.materialize(
+            [raw_incidents],
+            resources=build_resources(warehouse),
+            partition_key=city,
+            run_config={"ops": {"raw_incidents": {"config": {"inputs": inputs}}}},
+        )
+        assert res.success
     short = houston_csv(folder / "shortville.csv", SHORT_DAYS, start=START)
     con = duckdb.connect(str(warehouse))
     try:

@@ -135,7 +135,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")
         for var in ("CRIMECAST_CUTOFF", "CRIMECAST_PUBLISHED", "CRIMECAST_PUBLISH_KEEP_RUNS"):
             mp.delenv(var, raising=False)
-        result = dg.materialize(ALL_ASSETS, resources=build_resources(warehouse))
+        result = dg.materialize(
+            ALL_ASSETS, resources=build_resources(warehouse), partition_key="houston"
+        )
         assert result.success
         published = warehouse.parent / "published" / "crimecast.duckdb"
         first = _q(published, "select distinct run_id from ml.forecasts")

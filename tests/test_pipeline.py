@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ml.features import build_features, holidays_from_seed
-from orchestration.definitions import ALL_ASSETS, build_resources, defs
+from orchestration.definitions import ALL_ASSETS, build_resources, defs, materialize_by_city
 from orchestration.defs.incidents.raw import raw_incidents
 
 
@@ -23,7 +23,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
         for var in ("CRIMECAST_SOURCES", "CRIMECAST_CUTOFF", "CRIMECAST_INPUT_BOSTON"):
             mp.delenv(var, raising=False)
-        result = dg.materialize(ALL_ASSETS, resources=build_resources(warehouse))
+        result = materialize_by_city(ALL_ASSETS, build_resources(warehouse))
     assert result.success
     return warehouse
 
@@ -177,8 +177,11 @@ def test_python_feature_builder_matches_the_dbt_mart(built: Path):
 def test_reloading_the_same_files_adds_nothing(built: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CRIMECAST_WAREHOUSE", str(built))
     before = _fingerprint(built, ["raw.incidents"])
-    result = dg.materialize([raw_incidents], resources=build_resources(built))
-    assert result.success
+    for city in ("boston", "houston"):
+        result = dg.materialize(
+            [raw_incidents], resources=build_resources(built), partition_key=city
+        )
+        assert result.success
     assert _fingerprint(built, ["raw.incidents"]) == before
 
 
@@ -191,7 +194,12 @@ def test_bad_input_fails_clearly_and_leaves_the_warehouse_unchanged(
     monkeypatch.setenv("CRIMECAST_INPUT_BOSTON", str(bad))
     tables = ["raw.incidents", "raw.source_files", "marts.daily_counts"]
     before = _fingerprint(built, tables)
-    result = dg.materialize([raw_incidents], resources=build_resources(built), raise_on_error=False)
+    result = dg.materialize(
+        [raw_incidents],
+        resources=build_resources(built),
+        raise_on_error=False,
+        partition_key="boston",
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message

@@ -1,6 +1,8 @@
-"""The blocking contract checks on raw/incidents (orchestration/defs/serving/publish.py): a
-source that shrinks while its input stays the same fails `volume` (ERROR) every time, not
-only once; the freshness check turns into an ERROR only when CRIMECAST_MAX_DATA_AGE_DAYS is set."""
+"""The blocking contract checks on raw/incidents (orchestration/defs/serving/publish.py), one
+evaluation per city partition: a source that shrinks while its input stays the same fails
+`volume` (ERROR) every time, not only once (the baseline is the last passed evaluation, kept in
+the warehouse); the freshness check turns into an ERROR only when CRIMECAST_MAX_DATA_AGE_DAYS
+is set."""
 
 from __future__ import annotations
 
@@ -57,7 +59,11 @@ def test_a_shrunken_input_fails_volume_until_it_recovers(houston_env: dict):
     def load(rows: int) -> dict[str, bool]:
         houston_env["data"].write_text(csv_text(HH, houston_ok(rows)))
         result = dg.materialize(
-            assets, resources=resources, instance=instance, raise_on_error=False
+            assets,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            partition_key="houston",
         )
         return _check_results(result)
 
@@ -73,7 +79,9 @@ def test_freshness_is_an_error_only_with_a_limit(houston_env: dict, monkeypatch)
     resources = build_resources(houston_env["warehouse"])
 
     def freshness() -> dg.AssetCheckEvaluation:
-        result = dg.materialize(assets, resources=resources, raise_on_error=False)
+        result = dg.materialize(
+            assets, resources=resources, raise_on_error=False, partition_key="houston"
+        )
         (ev,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"]
         return ev
 

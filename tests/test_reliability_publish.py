@@ -54,7 +54,7 @@ RUN = textwrap.dedent(
     )
     result = dg.materialize(
         assets, selection=selection, resources=build_resources(),
-        instance=dg.DagsterInstance.get(), raise_on_error=False,
+        instance=dg.DagsterInstance.get(), raise_on_error=False, partition_key="houston",
     )
     print("RUN", "OK" if result.success else "FAILED", flush=True)
     sys.exit(0 if result.success else 1)

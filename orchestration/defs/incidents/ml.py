@@ -28,6 +28,7 @@ from ml.history import MAX_HORIZON, assess
 from ml.pipeline import RunConfig, run_source
 from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
 from orchestration.defs.dbt import crimecast_dbt_assets
+from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS
 from orchestration.resources import WarehouseResource
 
 DAILY_FEATURES = get_asset_key_for_model([crimecast_dbt_assets], "daily_features")
@@ -90,6 +91,11 @@ class MLConfig(dg.Config):
         description="lean (baselines + a short XGBoost) or full (the whole zoo). "
         "CRIMECAST_ML_PROFILE.",
     )
+    sources: list[str] = Field(
+        default=[],
+        description="Incident sources to forecast (empty: the city of the run's partition in "
+        "a per-city run, else every source in the marts).",
+    )
     train_days: int | None = Field(
         default=_ENV.train_days,
         description="Days of history before each cutoff that every fit uses (empty: 182 in "
@@ -118,6 +124,15 @@ def ml_run_config(s: MLSettings) -> dict:
         "train_days": s.train_days,
     }
     return {"ml_forecasts": {"config": config}}
+
+
+def run_sources(context: dg.AssetExecutionContext, config: MLConfig) -> set[str] | None:
+    """The sources this run forecasts: ``config.sources``, else the city of a run launched for
+    one partition of the raw incident assets (tag ``dagster/partition``), else all (None)."""
+    if config.sources:
+        return set(config.sources)
+    city = context.run.tags.get("dagster/partition")
+    return {city} if city in INCIDENT_PARTITIONS.get_partition_keys() else None
 
 
 def new_run_id(dagster_run_id: str) -> str:
@@ -201,6 +216,11 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         seed = con.execute("select country, date from seeds.holidays").df()
         countries = dict(con.execute("select source, country from raw.sources").fetchall())
     sources = sorted(set(spans) | set(countries))
+    wanted = run_sources(context, config)
+    ignored = sorted(set(ms.cutoffs) - set(sources))
+    if wanted is not None:
+        # a per-city run forecasts its city only (the others keep their latest forecasts)
+        sources = [src for src in sources if src in wanted]
     if not sources:
         raise dg.Failure(
             "marts.daily_features is empty and raw.sources lists no source: nothing to forecast"
@@ -216,7 +236,6 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         )
         for source in sources
     }
-    ignored = sorted(set(ms.cutoffs) - set(sources))
     if ignored:
         context.log.warning(f"cutoffs for sources not in the warehouse, ignored: {ignored}")
     for st in statuses.values():

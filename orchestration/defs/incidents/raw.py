@@ -1,4 +1,9 @@
-"""Raw layer: every configured source mapping (sources/*.yml) loaded into raw.* tables.
+"""Raw layer: each source mapping (sources/*.yml) is one partition of the raw incident assets.
+
+``INCIDENT_PARTITIONS`` holds one partition per mapping found when the code loads: a run for
+partition ``boston`` loads Boston's files only, so a bad Boston file fails Boston's partition
+and leaves every other city as loaded (docs/decisions.md). ``crimecast run`` launches one run
+per selected city (orchestration/cli.py).
 
 Also the one rule for source names (:func:`select_sources`): CRIMECAST_SOURCES and the
 ``sources`` run config name incident mappings (``sources/<name>.yml``) and the sources with
@@ -18,6 +23,17 @@ from orchestration.resources import WarehouseResource
 RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
 RAW_SOURCE_FILES = dg.AssetKey(["raw", "source_files"])
 RAW_SOURCES = dg.AssetKey(["raw", "sources"])
+RAW_INCIDENT_KEYS = (RAW_INCIDENTS, RAW_SOURCE_FILES, RAW_SOURCES)
+
+
+def incident_source_names() -> list[str]:
+    """The incident mappings (sources/*.yml) by name, sorted."""
+    return [p.stem for p in discover_mappings(SOURCES_DIR)]
+
+
+#: one partition per incident source mapping, as found when the code loads (a new mapping is a
+#: new partition after a reload of the code location)
+INCIDENT_PARTITIONS = dg.StaticPartitionsDefinition(incident_source_names())
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class SourceSelection:
 
 def known_sources() -> list[str]:
     """Every selectable name: the incident mappings, then France and São Paulo."""
-    return [p.stem for p in discover_mappings(SOURCES_DIR)] + list(DATASETS)
+    return incident_source_names() + list(DATASETS)
 
 
 def select_sources(names: list[str] | None, setting: str = "CRIMECAST_SOURCES") -> SourceSelection:
@@ -85,8 +101,9 @@ def failure(
 
 class RawIncidentsConfig(dg.Config):
     """Run-time overrides; the environment (CRIMECAST_SOURCES, CRIMECAST_INPUT_<NAME>) is the
-    default. ``sources`` takes the same names as CRIMECAST_SOURCES (incident mappings,
-    ``france``, ``saopaulo``)."""
+    default. The partition decides which incident source loads; ``sources`` (the names of
+    CRIMECAST_SOURCES) tells the France and São Paulo steps of the run whether to reload, and a
+    partition it leaves out is not loaded."""
 
     sources: list[str] = []
     inputs: dict[str, str] = {}
@@ -97,88 +114,90 @@ class RawIncidentsConfig(dg.Config):
         dg.AssetSpec(
             RAW_INCIDENTS,
             description="Every data row of every configured incident file, mapped onto the "
-            "canonical fields by its source mapping (sources/*.yml), with lineage.",
+            "canonical fields by its source mapping (sources/*.yml), with lineage. One "
+            "partition per source mapping.",
             group_name="raw",
             kinds={"duckdb", "python"},
+            owners=["team:data-engineering"],
+            tags={"domain": "incidents", "layer": "raw"},
         ),
         dg.AssetSpec(
             RAW_SOURCE_FILES,
             description="One row per loaded file: path or URL, sha256, encoding, rows.",
             group_name="raw",
             kinds={"duckdb"},
+            owners=["team:data-engineering"],
+            tags={"domain": "incidents", "layer": "raw"},
         ),
         dg.AssetSpec(
             RAW_SOURCES,
             description="One row per loaded source mapping: title, country, time zone.",
             group_name="raw",
             kinds={"duckdb"},
+            owners=["team:data-engineering"],
+            tags={"domain": "incidents", "layer": "raw"},
         ),
     ],
+    partitions_def=INCIDENT_PARTITIONS,
     pool="warehouse_writer",
 )
 def raw_incidents(
     context: dg.AssetExecutionContext, config: RawIncidentsConfig, warehouse: WarehouseResource
 ):
     s = settings()
+    name = context.partition_key
     try:
-        selection = config_selection(context) or env_selection()
-        names = selection.incidents
-        paths = [] if names == [] else discover_mappings(SOURCES_DIR, names)
+        selection = config_selection(context)
+        if selection is not None and not selection.includes(name):
+            raise SettingsError(
+                "sources (raw_incidents run config)",
+                ",".join(config.sources),
+                f"leaves out this run's partition {name!r}",
+            )
+        (path,) = discover_mappings(SOURCES_DIR, [name])
+        mapping = load_mapping(path)
     except (MappingError, SettingsError) as exc:
         raise failure(context, f"raw_incidents: {exc}", exc) from exc
-    if not paths:
-        context.log.info(f"no incident source selected ({selection.describe()})")
-    results = []
     with warehouse.connect() as con:
-        for i, path in enumerate(paths):
-            try:
-                mapping = load_mapping(path)
-                spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
-                context.log.info(f"loading {mapping.name!r} from {spec or 'its default input'}")
-                result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
-            except (LoadError, MappingError) as exc:
-                # Each source loads in one transaction: this source's raw rows are as before;
-                # the sources loaded before it in this run stay committed. Say exactly that.
-                name = path.stem
-                committed = [r.source for r in results if r.files_loaded or r.files_removed]
-                raise failure(
-                    context,
-                    f"{name}: {exc}",
-                    exc,
-                    source_mapping=str(path),
-                    warehouse=(
-                        f"{name}: raw.incidents / raw.source_files / raw.sources rows unchanged "
-                        "(its load rolled back); "
-                        + (
-                            f"committed before it in this run: {', '.join(committed)}"
-                            if committed
-                            else "no other incident source changed in this run"
-                        )
-                    ),
-                    not_loaded=[p.stem for p in paths[i + 1 :]],
-                    other_sources="France and São Paulo load in their own steps (their "
-                    "materializations say what they wrote)",
-                ) from exc
-            context.log.info(f"{mapping.name}: {result.to_metadata()}")
-            results.append(result)
-        totals = (
-            con.execute(
-                "select source, count(*), min(occurred_at)::varchar, max(occurred_at)::varchar "
-                "from raw.incidents group by source order by source"
-            ).fetchall()
-            if paths
-            else []
-        )
-        n_files = con.execute("select count(*) from raw.source_files").fetchone()[0] if paths else 0
-    per_source = {r.source: r.to_metadata() for r in results}
+        try:
+            spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
+            context.log.info(f"loading {mapping.name!r} from {spec or 'its default input'}")
+            result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
+        except (LoadError, MappingError) as exc:
+            # The source loads in one transaction: its raw rows are as before; the other
+            # sources are other partitions, untouched by this run. Say exactly that.
+            raise failure(
+                context,
+                f"{name}: {exc}",
+                exc,
+                source_mapping=str(path),
+                warehouse=(
+                    f"{name}: raw.incidents / raw.source_files / raw.sources rows unchanged "
+                    "(its load rolled back); no other incident source changed in this run"
+                ),
+                other_sources="every other incident source is its own partition, and France "
+                "and São Paulo load in their own steps (their materializations say what they "
+                "wrote)",
+            ) from exc
+        context.log.info(f"{mapping.name}: {result.to_metadata()}")
+        rows, first, last = con.execute(
+            "select count(*), min(occurred_at)::varchar, max(occurred_at)::varchar "
+            "from raw.incidents where source = ?",
+            [name],
+        ).fetchone()
+        n_files = con.execute(
+            "select count(*) from raw.source_files where source = ?", [name]
+        ).fetchone()[0]
     yield dg.MaterializeResult(
         asset_key=RAW_INCIDENTS,
         metadata={
-            "dagster/row_count": sum(t[1] for t in totals),
-            "rows_by_source": {t[0]: t[1] for t in totals},
-            "date_range_by_source": {t[0]: f"{t[2]} → {t[3]}" for t in totals},
-            "this_load": per_source,
+            "dagster/row_count": rows,
+            "rows_by_source": {name: rows},
+            "date_range_by_source": {name: f"{first} → {last}"},
+            "first_incident": first or "none",
+            "last_incident": last or "none",
+            "this_load": {name: result.to_metadata()},
         },
     )
     yield dg.MaterializeResult(asset_key=RAW_SOURCE_FILES, metadata={"dagster/row_count": n_files})
-    yield dg.MaterializeResult(asset_key=RAW_SOURCES, metadata={"dagster/row_count": len(totals)})
+    yield dg.MaterializeResult(asset_key=RAW_SOURCES, metadata={"dagster/row_count": 1})

@@ -33,10 +33,10 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.config import settings
+from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS, RAW_INCIDENTS
 from orchestration.resources import WarehouseResource
 
 PUBLISHED = dg.AssetKey(["published", "warehouse"])
-RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
 SHRINK_ENV = "CRIMECAST_MAX_SHRINK_PCT"
 FORCE_SHRINK_ENV = "CRIMECAST_FORCE_SHRINK"
 AGE_ENV = "CRIMECAST_MAX_DATA_AGE_DAYS"
@@ -112,6 +112,8 @@ def published_warehouse(
 ) -> dg.MaterializeResult:
     target = settings().published
     failed = failed_blocking_checks(context.instance, context.run_id)
+    # every city's latest contract checks too: a city blocked in its own run keeps the copy
+    failed += [f for f in failed_raw_checks(Path(warehouse.path)) if f not in failed]
     if failed:
         # dbt models raw.incidents' source tests as checks of its own, so Dagster does not hold
         # the steps downstream of raw/incidents for its blocking checks: refuse here, once
@@ -169,28 +171,67 @@ def _input_key(source: str) -> str:
     return settings().input_for(source) or "<mapping default>"
 
 
-def _previous_volume(context: dg.AssetCheckExecutionContext) -> dict:
-    """rows / input / last_day per source recorded by the last PASSED evaluation of this check
+#: the contract checks' state in the warehouse itself (not in Dagster's event log): the
+#: baseline of the volume check (the last passed evaluation per source) and the latest outcome
+#: of every raw check per source, which the published copy waits for whichever run loaded it
+_CHECK_TABLES = """
+create schema if not exists meta;
+create table if not exists meta.raw_check_baselines (
+    source VARCHAR, rows BIGINT, input VARCHAR, last_day VARCHAR, checked_at TIMESTAMP
+);
+create table if not exists meta.raw_check_results (
+    source VARCHAR, check_name VARCHAR, passed BOOLEAN, severity VARCHAR, description VARCHAR,
+    checked_at TIMESTAMP
+);
+"""
+
+
+def _previous_volume(con, source: str) -> dict:
+    """rows / input / last_day of ``source`` at the last PASSED volume check on this warehouse
     (a failed one is no baseline: re-running the same shrunken input must fail again)."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
+    con.execute(_CHECK_TABLES)
+    row = con.execute(
+        "select rows, input, last_day from meta.raw_check_baselines where source = ?", [source]
+    ).fetchone()
+    return {source: {"rows": row[0], "input": row[1], "last_day": row[2]}} if row else {}
+
+
+def _record_check(con, source: str, result: dg.AssetCheckResult, name: str) -> None:
+    con.execute(_CHECK_TABLES)
+    con.execute(
+        "delete from meta.raw_check_results where source = ? and check_name = ?", [source, name]
+    )
+    con.execute(
+        "insert into meta.raw_check_results values (?, ?, ?, ?, ?, current_timestamp)",
+        [source, name, result.passed, result.severity.value, result.description],
     )
 
-    key = dg.AssetCheckKey(RAW_INCIDENTS, "volume")
+
+def failed_raw_checks(warehouse: Path) -> list[str]:
+    """`raw/incidents:<check>: <why>` for every source whose latest raw check failed with
+    severity ERROR, whichever run evaluated it (a city's blocked load blocks the copy until the
+    city passes again)."""
+    import duckdb
+
+    if not Path(warehouse).exists():
+        return []
+    con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        records = context.instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=5, status={Status.SUCCEEDED}
+        have = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'meta' and table_name = 'raw_check_results'"
+        ).fetchone()[0]
+        rows = (
+            con.execute(
+                "select check_name, description from meta.raw_check_results "
+                "where not passed and severity = 'ERROR' order by source, check_name"
+            ).fetchall()
+            if have
+            else []
         )
-    except Exception:  # an instance without check history: no baseline
-        return {}
-    for record in records:
-        if record.run_id == context.run.run_id or record.event is None:
-            continue
-        data = getattr(record.event.dagster_event, "event_specific_data", None)
-        value = (getattr(data, "metadata", None) or {}).get("by_source")
-        if value is not None and isinstance(getattr(value, "value", None), dict):
-            return dict(value.value)
-    return {}
+    finally:
+        con.close()
+    return [f"raw/incidents:{c}: {' '.join(str(d or 'failed').split())}" for c, d in rows]
 
 
 def volume_problems(
@@ -235,7 +276,9 @@ def coverage_problems(last_days: dict[str, str | None], inputs: dict[str, str], 
     asset=RAW_INCIDENTS,
     name="volume",
     blocking=True,
-    description="Every loaded source has rows, did not shrink by more than "
+    partitions_def=INCIDENT_PARTITIONS,
+    pool="warehouse_writer",
+    description="The source has rows, did not shrink by more than "
     f"{SHRINK_ENV} (default 20) % and still reaches the previous load's last day (same input; "
     f"{FORCE_SHRINK_ENV}=1 accepts a shrink). Blocks dbt, ml and the published copy when it "
     "fails.",
@@ -243,84 +286,97 @@ def coverage_problems(last_days: dict[str, str | None], inputs: dict[str, str], 
 def raw_incidents_volume(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
+    source = context.partition_key
+    with warehouse.connect() as con:
         # the last day of rows dbt can keep: no filter_reason, not in the future (as staging's
         # implausible_date: more than 14 h after the load), so one bad date sets no baseline
-        rows = con.execute(
-            "select s.source, count(i.source), max(i.occurred_at) filter (where "
-            "i.filter_reason is null and i.occurred_at <= i.loaded_at + interval 14 hour)"
-            "::date::varchar from raw.sources s "
-            "left join raw.incidents i on i.source = s.source group by s.source"
-        ).fetchall()
-    now = {s: n for s, n, _last in rows}
-    last_days = {s: last for s, _n, last in rows}
-    configured = settings().sources
-    if configured:
-        now = {s: n for s, n in now.items() if s in configured} | {
-            s: 0 for s in configured if s not in now
-        }
-    inputs = {s: _input_key(s) for s in now}
-    max_shrink = float(_env_number(SHRINK_ENV, 20.0))
-    forced = os.environ.get(FORCE_SHRINK_ENV, "").strip().lower() in ("1", "true", "yes")
-    previous = _previous_volume(context)
-    # without a baseline volume_problems reports only the sources with no rows: never forced
-    problems = volume_problems(now, inputs, {}, max_shrink)
-    shrinks = [p for p in volume_problems(now, inputs, previous, max_shrink) if p not in problems]
-    shrinks += coverage_problems({s: last_days.get(s) for s in now if now[s]}, inputs, previous)
-    if not forced:
-        problems += [f"{p} ({FORCE_SHRINK_ENV}=1 accepts it for one run)" for p in shrinks]
-    accepted = [f"accepted ({FORCE_SHRINK_ENV}=1): {p}" for p in shrinks] if forced else []
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(problems or accepted)
-        or "every source has rows, none shrank or lost days at its end",
-        metadata={
-            "by_source": {
-                s: {"rows": int(n), "input": inputs[s], "last_day": last_days.get(s)}
-                for s, n in now.items()
+        n, last_day = con.execute(
+            "select count(*), max(occurred_at) filter (where "
+            "filter_reason is null and occurred_at <= loaded_at + interval 14 hour)"
+            "::date::varchar from raw.incidents where source = ?",
+            [source],
+        ).fetchone()
+        now = {source: int(n)}
+        inputs = {source: _input_key(source)}
+        max_shrink = float(_env_number(SHRINK_ENV, 20.0))
+        forced = os.environ.get(FORCE_SHRINK_ENV, "").strip().lower() in ("1", "true", "yes")
+        previous = _previous_volume(con, source)
+        # without a baseline volume_problems reports only a source with no rows: never forced
+        problems = volume_problems(now, inputs, {}, max_shrink)
+        shrinks = [
+            p for p in volume_problems(now, inputs, previous, max_shrink) if p not in problems
+        ]
+        if n:
+            shrinks += coverage_problems({source: last_day}, inputs, previous)
+        if not forced:
+            problems += [f"{p} ({FORCE_SHRINK_ENV}=1 accepts it for one run)" for p in shrinks]
+        accepted = [f"accepted ({FORCE_SHRINK_ENV}=1): {p}" for p in shrinks] if forced else []
+        result = dg.AssetCheckResult(
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(problems or accepted)
+            or f"{source} has rows, did not shrink nor lose days at its end",
+            metadata={
+                "rows": int(n),
+                "input": inputs[source],
+                "last_day": last_day or "none",
+                "baseline_rows": int((previous.get(source) or {}).get("rows") or 0),
+                "max_shrink_pct": max_shrink,
+                "forced": forced,
             },
-            "max_shrink_pct": max_shrink,
-            "forced": forced,
-        },
-    )
+        )
+        if result.passed:
+            con.execute("delete from meta.raw_check_baselines where source = ?", [source])
+            con.execute(
+                "insert into meta.raw_check_baselines values (?, ?, ?, ?, current_timestamp)",
+                [source, int(n), inputs[source], last_day],
+            )
+        _record_check(con, source, result, "volume")
+    return result
 
 
 @dg.asset_check(
     asset=RAW_INCIDENTS,
     name="freshness",
     blocking=True,
-    description=f"The newest incident of each source is at most {AGE_ENV} days older than its "
+    partitions_def=INCIDENT_PARTITIONS,
+    pool="warehouse_writer",
+    description=f"The newest incident of the source is at most {AGE_ENV} days older than its "
     "load time (ERROR, blocking, when the variable is set; a WARN report otherwise).",
 )
 def raw_incidents_freshness(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
-        rows = con.execute(
-            "select source, max(occurred_at)::varchar, max(loaded_at)::varchar, "
-            "date_diff('day', max(occurred_at), max(loaded_at)) "
-            "from raw.incidents where occurred_at is not null group by source order by source"
-        ).fetchall()
-    limit = _env_number(AGE_ENV, None)
-    ages = {s: int(age) for s, _m, _l, age in rows}
-    stale = {s: a for s, a in ages.items() if limit is not None and a > limit}
-    return dg.AssetCheckResult(
-        passed=not stale if limit is not None else all(a <= 7 for a in ages.values()),
-        severity=dg.AssetCheckSeverity.ERROR if limit is not None else dg.AssetCheckSeverity.WARN,
-        description=(
-            "; ".join(
-                f"{s}: newest incident {a} days before the load (limit {limit:g})"
-                for s, a in stale.items()
-            )
-            or ("fresh" if limit is not None else f"{AGE_ENV} unset: ages reported only")
-        ),
-        metadata={
-            "age_days_by_source": ages,
-            "newest_incident_by_source": {s: m for s, m, _l, _a in rows},
-            "max_age_days": limit,
-        },
-    )
+    source = context.partition_key
+    with warehouse.connect() as con:
+        newest, age = con.execute(
+            "select max(occurred_at)::varchar, date_diff('day', max(occurred_at), "
+            "max(loaded_at)) from raw.incidents where source = ? and occurred_at is not null",
+            [source],
+        ).fetchone()
+        limit = _env_number(AGE_ENV, None)
+        age = int(age) if age is not None else None
+        stale = limit is not None and (age is None or age > limit)
+        result = dg.AssetCheckResult(
+            passed=not stale if limit is not None else age is not None and age <= 7,
+            severity=(
+                dg.AssetCheckSeverity.ERROR if limit is not None else dg.AssetCheckSeverity.WARN
+            ),
+            description=(
+                f"{source}: newest incident {age} days before the load (limit {limit:g})"
+                if stale
+                else "fresh"
+                if limit is not None
+                else f"{AGE_ENV} unset: age reported only ({source}: {age} days)"
+            ),
+            metadata={
+                "age_days": age if age is not None else -1,
+                "newest_incident": newest or "none",
+                "max_age_days": limit,
+            },
+        )
+        _record_check(con, source, result, "freshness")
+    return result
 
 
 publish_assets = [published_warehouse, raw_incidents_volume, raw_incidents_freshness]
