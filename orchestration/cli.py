@@ -257,12 +257,6 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 f"stack traces): {log}"
             )
         print(f"Materialized before the failure: {', '.join(changed) or 'nothing'}")
-        sys.stdout.flush()
-        # the causes last: the final lines a user reads
-        for _label, result in failed:
-            for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
-                print(line, file=sys.stderr)
-        return 1
         if several:
             ok = [label for label, r in results if r.success]
             print(
@@ -274,6 +268,12 @@ def cmd_run(_args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ingest.mapping import MappingError
+        sys.stdout.flush()
+        # the causes last: the final lines a user reads
+        for _label, result in failed:
+            for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
+                print(line, file=sys.stderr)
+        return 1
     from ingest.preview import preview_source
 
     try:
