@@ -263,17 +263,17 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 f"Runs that succeeded: {', '.join(ok) or 'none'}; failed: "
                 f"{', '.join(label for label, _r in failed)}"
             )
-    return 0
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from ingest.mapping import MappingError
         sys.stdout.flush()
         # the causes last: the final lines a user reads
         for _label, result in failed:
             for line in run_failure_lines(result) or [f"FAILED run {result.run_id}"]:
                 print(line, file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ingest.mapping import MappingError
     from ingest.preview import preview_source
 
     try:
