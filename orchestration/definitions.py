@@ -20,20 +20,20 @@ from orchestration.defs.france.assets import (
 )
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
+    INCIDENT_PARTITIONS,
+    RAW_INCIDENT_KEYS,
     RAW_INCIDENTS,
     RAW_SOURCE_FILES,
     RAW_SOURCES,
     SourceSelection,
     env_selection,
+    incident_source_names,
     raw_incidents,
-    INCIDENT_PARTITIONS,
-    RAW_INCIDENT_KEYS,
 )
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets
 from orchestration.resources import WarehouseResource
-    incident_source_names,
 
 ALL_ASSETS = [
     raw_incidents,
@@ -83,12 +83,6 @@ def refresh_job(selection: SourceSelection | None = None) -> dg.UnresolvedAssetJ
     )
 
 
-refresh_all = refresh_job(SourceSelection(None, ("france", "saopaulo")))
-
-refresh_dashboards = dg.define_asset_job(
-    "refresh_dashboards",
-    selection=dg.AssetSelection.assets(dashboards_site),
-    description="Publish a read-only copy of the warehouse and rebuild the Evidence site "
 def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | None]]:
     """The runs of a refresh of ``selection``, one after another: one per incident source (its
     partition: raw → dbt → its forecasts → published copy), then France and São Paulo
@@ -102,6 +96,12 @@ def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | No
     return runs
 
 
+refresh_all = refresh_job(SourceSelection(None, ("france", "saopaulo")))
+
+refresh_dashboards = dg.define_asset_job(
+    "refresh_dashboards",
+    selection=dg.AssetSelection.assets(dashboards_site),
+    description="Publish a read-only copy of the warehouse and rebuild the Evidence site "
     "(needs Node.js and npm).",
 )
 
@@ -147,17 +147,17 @@ def daily_schedule(job, selection: SourceSelection | None = None) -> dg.Schedule
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
+    def daily_refresh(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.date().isoformat()
+        return run_requests(context, run_plan(selection or env_selection()), day)
+
+    return daily_refresh
 
 
 daily_refresh = daily_schedule(refresh_all)
 
 
 #: Started instead of dbt: makes dbt die with the process that started it (Linux
-    def daily_refresh(context: dg.ScheduleEvaluationContext):
-        day = context.scheduled_execution_time.date().isoformat()
-        return run_requests(context, run_plan(selection or env_selection()), day)
-
-    return daily_refresh
 #: PR_SET_PDEATHSIG), so that a killed `crimecast run` (SIGKILL or SIGTERM) does not leave dbt
 #: running, holding the warehouse lock; it keeps the same process group (Ctrl-C reaches it).
 _GUARD = """#!{python}
