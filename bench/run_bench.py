@@ -81,6 +81,7 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
         selection=selection,
         resources=build_resources(warehouse),
         run_config=ml_run_config(ml_settings()),
+        partition_key=source,  # the raw incident assets: one partition per city
     )
     if not result.success:
         raise SystemExit(f"benchmark run {name} failed")
