@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DBT_PROFILES_DIR := $(CURDIR)
+export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
 
 .PHONY: help install manifest run pipeline dashboards serve test lint unit dev bench bench-scale clean
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 manifest: $(STAMP)
-	$(BIN)/dbt parse --quiet --project-dir . --profiles-dir .
+	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 
 # The pipeline, then the dashboards when Node.js/npm are there (skipped with a note if not).
 run: pipeline
@@ -70,4 +70,4 @@ bench-scale: manifest
 	$(BIN)/python bench/scale.py --sizes $(SIZES)
 
 clean:
-	rm -rf warehouse target logs .pytest_cache
+	rm -rf warehouse dbt_project/target dbt_project/logs target logs .pytest_cache

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-DBT_SELECT = "france_regions france_departements +path:dbt_project/models/marts/france"
+DBT_SELECT = "france_regions france_departements +path:models/marts/france"
 
 
 def data_dir() -> Path:
@@ -54,7 +54,7 @@ def build_warehouse(warehouse: Path, data: Path) -> None:
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse)}
     cmd = [str(dbt) if dbt.exists() else "dbt", "build", "--quiet", "--select", DBT_SELECT]
-    cmd += ["--profiles-dir", str(REPO), "--project-dir", str(REPO)]
+    cmd += ["--profiles-dir", str(REPO / "dbt_project"), "--project-dir", str(REPO / "dbt_project")]
     cmd += ["--target-path", str(warehouse.parent / "target")]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -136,9 +136,9 @@ def dbt_cmd(target: Path, *extra: str) -> list[str]:
         "--select",
         *DBT_SELECT,
         "--project-dir",
-        ".",
+        "dbt_project",
         "--profiles-dir",
-        ".",
+        "dbt_project",
         "--target-path",
         str(target),
         "--exclude-resource-type",
@@ -242,7 +242,7 @@ def bench_size(n: int, work: Path, with_ml: bool) -> dict:
         "CRIMECAST_WAREHOUSE": str(warehouse),
         "CRIMECAST_SOURCES": "houston",
         "CRIMECAST_SERIES_PRESET": "all",
-        "DBT_PROFILES_DIR": str(REPO),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
         "DAGSTER_HOME": str(run / "dagster_home"),
         "PYTHONPATH": str(REPO),
     }
@@ -383,10 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         "ml": "skipped" if args.no_ml else "ml_forecasts, default lean profile, every series",
     }
     subprocess.run(
-        [DBT, "parse", "--quiet", "--project-dir", ".", "--profiles-dir", "."],
+        [DBT, "parse", "--quiet", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],
         cwd=REPO,
         check=True,
-        env={**os.environ, "DBT_PROFILES_DIR": str(REPO)},
+        env={**os.environ, "DBT_PROFILES_DIR": str(REPO / "dbt_project")},
     )
     results = [bench_size(n, args.work, not args.no_ml) for n in sizes]
     meta["total_s"] = round(time.perf_counter() - t0, 1)

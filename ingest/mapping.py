@@ -52,7 +52,7 @@ _TOP_KEYS = {
     "timestamp": "how occurred_at is built",
     "filters": "named row filters that set filter_reason",
     "required": "fields that must be present as a column in every file",
-    "category_map": "field(s) dbt uses to map categories via seeds/category_map.csv",
+    "category_map": "field(s) dbt uses to map categories via dbt_project/seeds/category_map.csv",
     "dedupe": "duplicate removal in dbt: 'off' or {keys: [field, ...]} (default: built-in)",
     "orphan_reversals": "a reversal without its original: 'drop' (default) or 'net'",
     "last_day": "is the last day with data complete: 'partial' (default), 'complete' or 'auto'",
@@ -198,9 +198,15 @@ def discover_mappings(sources_dir: Path, names: list[str] | None = None) -> list
 # loading and validation
 
 
+def seeds_dir_for(mapping_path: Path) -> Path:
+    """The dbt seeds of the repo a mapping belongs to: `<repo>/dbt_project/seeds`, beside the
+    mapping's `sources/` folder."""
+    return mapping_path.resolve().parent.parent / "dbt_project" / "seeds"
+
+
 def load_mapping(path: str | Path, seeds_dir: Path | None = None) -> SourceMapping:
-    """Read and validate a mapping. `seeds_dir` (default: `<repo>/seeds`, i.e. next to the
-    mapping's `sources/` folder) is where `category_map.csv` is looked up."""
+    """Read and validate a mapping. `seeds_dir` (default: :func:`seeds_dir_for`) is where
+    `category_map.csv` is looked up."""
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -213,7 +219,7 @@ def load_mapping(path: str | Path, seeds_dir: Path | None = None) -> SourceMappi
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: invalid YAML: {exc}") from exc
     if seeds_dir is None:
-        seeds_dir = path.resolve().parent.parent / "seeds"
+        seeds_dir = seeds_dir_for(path)
     return _Validator(path, seeds_dir).build(data, hashlib.sha256(text).hexdigest())
 
 

@@ -3,10 +3,10 @@
 The input is loaded with the real loader into a temporary in-memory DuckDB (sample files and
 downloads go to a temporary folder). The rows then go through the cleaning rules of dbt's
 staging model (`_STAGING_SQL`, the same rules as stg_police__incidents.sql: mapping filters,
-timestamps, plausible dates, areas, categories through seeds/category_map.csv, duplicates),
-and the report says what dbt would do: rows read, removed per reason and kept, duplicates,
-days whose net count would be negative, and the date range, areas and every category of the
-rows kept.
+timestamps, plausible dates, areas, categories through dbt_project/seeds/category_map.csv,
+duplicates), and the report says what dbt would do: rows read, removed per reason and kept,
+duplicates, days whose net count would be negative, and the date range, areas and every
+category of the rows kept.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.loader import load_source
-from ingest.mapping import SourceMapping, load_mapping
+from ingest.mapping import SourceMapping, load_mapping, seeds_dir_for
 
 _TOP = 12
 _EXAMPLES = 5
@@ -215,11 +215,7 @@ def _policy(mapping: SourceMapping, name: str, default: str) -> str:
 
 
 def _category_map_sql(mapping: SourceMapping) -> str:
-    seed = (
-        mapping.path.resolve().parent.parent / "seeds" / "category_map.csv"
-        if mapping.path
-        else None
-    )
+    seed = seeds_dir_for(mapping.path) / "category_map.csv" if mapping.path else None
     if seed is None or not seed.is_file():
         return (
             "(select NULL::VARCHAR as source, NULL::VARCHAR as match_on, "
@@ -338,7 +334,7 @@ def _report(
     if n_codes:
         lines.append(
             f"published category / offense code / description of the missing_category rows "
-            f"({n_codes}; add them to seeds/category_map.csv): {codes}"
+            f"({n_codes}; add them to dbt_project/seeds/category_map.csv): {codes}"
         )
     return "\n".join(lines) + "\n"
 

@@ -54,8 +54,9 @@ from scipy.optimize import minimize_scalar
 from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold, train_test_split
 
-#: The 10 place-type groups, as named in the derived SSP extract (seeds/saopaulo_place_types.csv
-#: maps raw SSP subtypes onto them). The order is the column order of every probability matrix.
+#: The 10 place-type groups, as named in the derived SSP extract
+#: (dbt_project/seeds/saopaulo_place_types.csv maps raw SSP subtypes onto them). The order is the
+#: column order of every probability matrix.
 CLASSES: list[str] = [
     "Via Publica",
     "Transporte Publico",

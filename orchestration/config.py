@@ -16,7 +16,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES_DIR = REPO_ROOT / "sources"
-SEEDS_DIR = REPO_ROOT / "seeds"
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "crimecast.duckdb"
 #: Sources with their own loaders and assets (not sources/*.yml incident mappings), selected by
 #: name in CRIMECAST_SOURCES like the mappings

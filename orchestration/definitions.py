@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.config import REPO_ROOT, SettingsError, settings
+from orchestration.config import DBT_PROJECT_DIR, SettingsError, settings
 from orchestration.defs.dbt import crimecast_dbt_assets, dbt_project
 from orchestration.defs.france.assets import (
     RAW_FRANCE_DEPARTMENTAL,
@@ -174,7 +174,7 @@ os.execv({dbt!r}, [{dbt!r}, *sys.argv[1:]])
 """
 
 
-def guarded_dbt(dbt: str, folder: Path = REPO_ROOT / "target") -> str:
+def guarded_dbt(dbt: str, folder: Path = DBT_PROJECT_DIR / "target") -> str:
     """An executable that runs ``dbt`` under the guard above (written once per dbt path and
     interpreter); ``dbt`` itself where the folder cannot hold it."""
     real = shutil.which(dbt) or dbt

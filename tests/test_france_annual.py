@@ -17,7 +17,7 @@ from ingest.france import load_france
 from ml import annual
 
 REPO = Path(__file__).resolve().parents[1]
-SELECT = "france_regions france_departements +path:dbt_project/models/marts/france"
+SELECT = "france_regions france_departements +path:models/marts/france"
 FAST_MODELS = ["last_value", "drift", "holt", "ridge"]
 
 
@@ -37,7 +37,7 @@ def warehouse(tmp_path_factory):
     dbt = Path(sys.executable).with_name("dbt")
     target = root / "target"
     cmd = [str(dbt), "build", "--quiet", "--select", SELECT, "--target-path", str(target)]
-    cmd += ["--profiles-dir", str(REPO), "--project-dir", str(REPO)]
+    cmd += ["--profiles-dir", str(REPO / "dbt_project"), "--project-dir", str(REPO / "dbt_project")]
     proc = subprocess.run(
         cmd, env={**os.environ, "CRIMECAST_WAREHOUSE": str(db)}, cwd=REPO, capture_output=True,
         text=True,

@@ -570,13 +570,18 @@ def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
             load_source(con, m, str(folder))
     finally:
         con.close()
-    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(tmp_warehouse), "DBT_PROFILES_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(tmp_warehouse),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+    }
     env.pop("CRIMECAST_MIN_YEAR", None)
     target = tmp_path / "target"
     build = subprocess.run(
         [DBT, "build", "--select", "category_map", "+data_quality__cleaning",
-         "--resource-type", "model", "--resource-type", "seed", "--project-dir", ".",
-         "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(target / "logs")],
+         "--resource-type", "model", "--resource-type", "seed",
+         "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
+         "--target-path", str(target), "--log-path", str(target / "logs")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout[-3000:]

@@ -35,6 +35,7 @@ from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
 from serving.summary import print_summary
 
 REPO = Path(__file__).resolve().parents[1]
+DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 DBT = str(Path(sys.executable).parent / "dbt")
 START = date(2023, 1, 1)
 SHORT_DAYS = 21  # "a few weeks" of a third city: far below the minimum
@@ -129,11 +130,15 @@ def built(tmp_path_factory) -> Path:
         load_source(con, load_mapping(shortville_mapping(folder)), str(short))
     finally:
         con.close()
-    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+    }
     proc = subprocess.run(
         [DBT, "build", "--select", "+daily_features", "+data_quality__cleaning",
-         "--exclude-resource-type", "unit_test", "--project-dir", ".", "--profiles-dir", ".",
-         "--target-path", str(folder / "target")],
+         "--exclude-resource-type", "unit_test", "--project-dir", DBT_DIR,
+         "--profiles-dir", DBT_DIR, "--target-path", str(folder / "target")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]

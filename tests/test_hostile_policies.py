@@ -29,6 +29,7 @@ from ingest.loader import load_source
 from ingest.mapping import MappingError, load_mapping
 
 REPO = Path(__file__).resolve().parents[1]
+DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 DBT = str(Path(sys.executable).parent / "dbt")
 START = date(2023, 3, 1)
 DAYS = 30  # START … START + 29
@@ -138,14 +139,18 @@ def _dbt(
     warehouse: Path, target: Path, *args: str, command: str = "build"
 ) -> subprocess.CompletedProcess[str]:
     """dbt on the models the policies act in (and their tests; daily_features is left out)."""
-    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+    }
     for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
         env.pop(var, None)
     return subprocess.run(
         [DBT, command, "--select", "+daily_counts", "+data_quality__cleaning",
          *(("--indirect-selection", "cautious", "--exclude-resource-type", "unit_test")
            if command == "build" else ()),
-         "--project-dir", ".", "--profiles-dir", ".",
+         "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
          "--target-path", str(target), "--log-path", str(target / "logs"), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -443,7 +443,7 @@ def run_end_sql(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], st
     """The on-run-end hooks of dbt_project.yml and the plan query of daily_counts, rendered by
     dbt itself (keep 2 builds)."""
     folder = tmp_path_factory.mktemp("dbt_render")
-    hooks = yaml.safe_load((REPO / "dbt_project.yml").read_text())["on-run-end"]
+    hooks = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text())["on-run-end"]
     marker = "\n-- next statement --\n"
     inline = marker.join(
         [*hooks, "{{ upstream_changes('stg_police__incidents', 'daily_counts') }}"]
@@ -451,10 +451,16 @@ def run_end_sql(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], st
     env = {
         **os.environ,
         "CRIMECAST_WAREHOUSE": str(folder / "w.duckdb"),
-        "DBT_PROFILES_DIR": str(REPO),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
     }
     proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "dbt"), "compile", "--quiet", "--project-dir", str(REPO)]
+        [
+            str(REPO / ".venv" / "bin" / "dbt"),
+            "compile",
+            "--quiet",
+            "--project-dir",
+            str(REPO / "dbt_project"),
+        ]
         + ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
         + ["--vars", "{incremental_builds_keep: 2}", "--inline", inline],
         cwd=REPO,

@@ -171,10 +171,10 @@ def test_invalid_yaml_and_empty_file(tmp_path: Path) -> None:
 def test_category_map_checked_against_seed_only_when_it_exists(tmp_path: Path) -> None:
     data = variant(category_map=["offense_code"])
     path = write(tmp_path, data)
-    assert load_mapping(path).category_map == ("offense_code",)  # no seeds/ folder: not checked
+    assert load_mapping(path).category_map == ("offense_code",)  # no seeds folder: not checked
 
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
+    seeds = tmp_path / "dbt_project" / "seeds"
+    seeds.mkdir(parents=True)
     (seeds / "category_map.csv").write_text(
         "source,match_on,raw_value,category\nboston,offense_code,619,Larceny\n"
         "city,offense_description,THEFT,Theft\n"
@@ -199,7 +199,7 @@ def _seed_dir_without_city(tmp_path: Path) -> Path:
 
 
 def test_repository_category_map_seed_covers_repository_mappings() -> None:
-    seed = REPO_ROOT / "seeds" / "category_map.csv"
+    seed = REPO_ROOT / "dbt_project" / "seeds" / "category_map.csv"
     assert seed.is_file(), f"{seed} is missing"
     with seed.open(newline="", encoding="utf-8") as fh:
         seeded = {(r["source"], r["match_on"]) for r in csv.DictReader(fh)}

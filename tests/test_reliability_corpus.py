@@ -20,6 +20,7 @@ from ingest.mapping import SourceMapping, load_mapping
 from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
+DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 CORPUS = REPO / "tests" / "corpus"
 DBT = str(Path(sys.executable).parent / "dbt")
 
@@ -254,10 +255,14 @@ EXPECTED = {
 
 
 def _dbt(warehouse: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+    }
     return subprocess.run(
         [DBT, "build", "--select", "+daily_features", "+data_quality__cleaning",
-         "--project-dir", ".", "--profiles-dir", ".", "--target-path", str(target), *args],
+         "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR, "--target-path", str(target), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 

@@ -35,6 +35,7 @@ from ingest.mapping import load_mapping
 from samples.incidents import write_houston, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
+DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 DBT = str(Path(sys.executable).parent / "dbt")
 SELECT = ("+daily_features", "+data_quality__cleaning")
 HOUSTON_START = date(2023, 1, 1)
@@ -56,11 +57,15 @@ def _dbt(
     command: str = "build",
     select: tuple[str, ...] = SELECT,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(REPO)}
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(warehouse),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+    }
     for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
         env.pop(var, None)
     return subprocess.run(
-        [DBT, command, "--select", *select, "--project-dir", ".", "--profiles-dir", ".",
+        [DBT, command, "--select", *select, "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
          "--target-path", str(target), "--log-path", str(target / "logs"), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

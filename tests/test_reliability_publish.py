@@ -87,7 +87,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "CRIMECAST_SOURCES": "houston",
         "CRIMECAST_INPUT_HOUSTON": str(data),
         "DAGSTER_HOME": str(root / "dh"),
-        "DBT_PROFILES_DIR": str(REPO),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
         "CRIMECAST_SKIP_DASHBOARDS": "1",
         "PYTHONPATH": str(REPO),
     }

@@ -25,7 +25,7 @@ from samples.incidents import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SEED_FILE = REPO_ROOT / "seeds" / "category_map.csv"
+SEED_FILE = REPO_ROOT / "dbt_project" / "seeds" / "category_map.csv"
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""Generate seeds/holidays.csv: US federal holidays 2000-2035 (run once; the CSV is committed).
+"""Generate dbt_project/seeds/holidays.csv: US federal holidays 2000-2035 (run once; the CSV is
+committed).
 
 The dates and names come from the `holidays` package (its US federal calendar, 5 U.S.C. 6103):
 the actual dates and the observed weekdays of weekend holidays (names ending in "(observed)"),
 every date that falls in 2000-2035.
 
-    python dbt_project/scripts/make_holidays.py            # writes seeds/holidays.csv
+    python dbt_project/scripts/make_holidays.py            # writes dbt_project/seeds/holidays.csv
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import holidays
 
 FIRST_YEAR, LAST_YEAR = 2000, 2035
-OUT = Path(__file__).resolve().parents[2] / "seeds" / "holidays.csv"
+OUT = Path(__file__).resolve().parents[1] / "seeds" / "holidays.csv"
 
 
 def us_federal_rows() -> list[tuple[str, str, str]]:

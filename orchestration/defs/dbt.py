@@ -16,13 +16,13 @@ from dagster_dbt import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration.config import REPO_ROOT, export_for_dbt
+from orchestration.config import DBT_PROJECT_DIR, export_for_dbt
 from orchestration.defs.incidents.raw import failure
 from orchestration.resources import WarehouseResource
 
 export_for_dbt()
 
-dbt_project = DbtProject(project_dir=REPO_ROOT, profiles_dir=REPO_ROOT)
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 if not dbt_project.manifest_path.exists():
     # `make manifest` normally does this; parse here so a fresh checkout still loads.
     dbt_project.preparer.prepare(dbt_project)

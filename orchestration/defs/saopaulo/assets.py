@@ -158,7 +158,8 @@ def saopaulo_place_model(
     if excluded.get("unmapped_place_type"):
         context.log.warning(
             f"{excluded['unmapped_place_type']} rows have a place subtype that "
-            "seeds/saopaulo_place_types.csv does not map (see marts.saopaulo_data_quality)"
+            "dbt_project/seeds/saopaulo_place_types.csv does not map "
+            "(see marts.saopaulo_data_quality)"
         )
     cfg = PlaceTypeConfig(run_ablation=config.ablation, min_cell_records=config.min_cell_records)
     result = run(records, cfg, log=context.log.info)
