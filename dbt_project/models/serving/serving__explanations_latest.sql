@@ -1,0 +1,2 @@
+-- The latest run of explanations per source (macros/serving.sql).
+{{ latest_run(ref('serving__explanations'), partition_by=['source']) }}

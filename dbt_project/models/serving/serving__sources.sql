@@ -1,0 +1,3 @@
+-- Every loaded source mapping.
+-- From raw.sources, typed by its contract (_serving__models.yml).
+{{ serving_select(source('raw', 'sources')) }}
