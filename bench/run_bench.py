@@ -51,36 +51,39 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     if warehouse.exists():
         warehouse.unlink()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    os.environ["CRIMECAST_WAREHOUSE"] = str(warehouse)
-    os.environ["CRIMECAST_SOURCES"] = source
-    os.environ[f"CRIMECAST_INPUT_{source.upper()}"] = str(path)
-    # the whole model zoo on all history (docs/forecasting.md, "Profiles")
-    os.environ["CRIMECAST_ML_PROFILE"] = "full"
-    os.environ.pop("CRIMECAST_ML_TRAIN_DAYS", None)
-    if cutoff:
-        os.environ["CRIMECAST_CUTOFF"] = cutoff
-    else:
-        os.environ.pop("CRIMECAST_CUTOFF", None)
-
+    from orchestration.config import check_ml, ml_env_values
     from orchestration.definitions import ALL_ASSETS, build_resources
+    from orchestration.defs.incidents.ml import ml_run_config
     from orchestration.defs.incidents.raw import raw_incidents
+    from orchestration.resources import RunDefaults
 
+    # this set's settings as resources and run config (nothing written into the environment):
+    # the one source and its file, the whole model zoo on all history (docs/forecasting.md,
+    # "Profiles"), the set's cutoff (None: the default last 56 days)
+    resources = {
+        **build_resources(warehouse),
+        "run_defaults": RunDefaults(sources=[source], inputs={source: str(path)}),
+    }
+    ml = check_ml(
+        **{
+            **ml_env_values(),
+            "cutoff": cutoff or "",
+            "cutoffs": {},
+            "profile": "full",
+            "train_days": None,
+        }
+    )
     # the incident graph only: no published copy (it would pull in France and São Paulo)
     incident = dg.AssetSelection.assets(raw_incidents).downstream() - dg.AssetSelection.groups(
         "serving"
     )
     selection = incident.upstream()
     t0 = time.perf_counter()
-    from orchestration.config import ml_settings
-    from orchestration.defs.incidents.ml import ml_run_config
-
-    # the ML settings of this set, as run config (the asset's defaults are the environment
-    # of its import, which was the first set's)
     result = dg.materialize(
         ALL_ASSETS,
         selection=selection,
-        resources=build_resources(warehouse),
-        run_config=ml_run_config(ml_settings()),
+        resources=resources,
+        run_config=ml_run_config(ml),
         partition_key=source,  # the raw incident assets: one partition per city
     )
     if not result.success:

@@ -55,6 +55,19 @@ MAX_LOG_GROWTH = 0.25
 #: Log-ratio features are clipped to ±1 for the same reason.
 MAX_LOG_FEATURE = 1.0
 LEVEL_DATASET = {"region": "france_reg", "departement": "france_dep"}
+#: The models a scheduled run tries (fast); "all" (every model of :func:`candidate_grid`) is
+#: what the benchmark (bench/france.py) runs.
+LEAN_MODELS = ("last_value", "drift", "holt", "ridge")
+
+
+def model_list(text: str) -> list[str] | None:
+    """A comma list of model names → those names; ``all`` → None (every model); empty →
+    :data:`LEAN_MODELS`."""
+    text = text.strip()
+    if text == "all":
+        return None
+    return [m.strip() for m in text.split(",") if m.strip()] or list(LEAN_MODELS)
+
 
 #: Columns of the pairs frame the global regressors use.
 MODEL_FEATURES = [

@@ -13,16 +13,21 @@ from pathlib import Path
 from orchestration.config import REPO_ROOT, settings
 
 
+def dagster_home() -> Path:
+    """DAGSTER_HOME, else warehouse/dagster_home (the Makefile's default)."""
+    value = os.environ.get("DAGSTER_HOME", "").strip()
+    return Path(value).resolve() if value else REPO_ROOT / "warehouse" / "dagster_home"
+
+
 def _instance():
     import dagster as dg
 
-    home = Path(
-        os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "warehouse" / "dagster_home"))
-    )
     from orchestration.dagster_home import install_dagster_yaml
 
+    home = dagster_home()
     install_dagster_yaml(home)  # crimecast's instance settings, unless the home has its own
-    return dg.DagsterInstance.get()
+    # the instance of that folder, passed to the run (the environment is left as it is)
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def step_timings(instance, run_id: str) -> list[tuple[str, float]]:

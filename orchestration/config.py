@@ -1,9 +1,11 @@
-"""Paths and settings, all from the environment (see docs/architecture.md).
+"""Paths and settings as the environment gives them (see docs/architecture.md).
 
-:func:`settings` gives the paths and the sources; :func:`ml_settings` the run settings of the
-forecasting step (cutoffs, horizon, profile, training window), which are the defaults of the ML
-asset's ``MLConfig`` and which ``crimecast run`` validates before Dagster starts. The bounds of
-those settings are the modelling rules of ``ml/`` (``ml.history``, ``ml.zoo.PROFILES``).
+Read when the Definitions are built (``orchestration.definitions.build_resources``) and by
+``crimecast run`` before Dagster starts, never inside an asset: assets get the warehouse and
+the run defaults from their resources and the rest from their run config. :func:`settings`
+gives the paths and the sources; :func:`ml_settings` the run settings of the forecasting step
+(cutoffs, horizon, profile, training window), the defaults of the ML asset's ``MLConfig``. The
+bounds of those settings are the modelling rules of ``ml/`` (``ml.history``, ``ml.zoo``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "crimecast.duckdb"
 DATASETS = ("france", "saopaulo")
 
 
-def _resolve(path: str | os.PathLike[str]) -> Path:
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """A setting's path: relative paths are from the repo root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else (REPO_ROOT / p)
 
@@ -37,6 +40,8 @@ class Settings:
     sources: list[str] | None
     #: the DATASETS named in CRIMECAST_SOURCES (all of them when it is unset)
     datasets: tuple[str, ...] = DATASETS
+    #: CRIMECAST_PUBLISHED ("": beside the warehouse, see :attr:`published`)
+    published_path: str = ""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -58,13 +63,28 @@ class Settings:
     def published(self) -> Path:
         """The read-only copy readers use (`CRIMECAST_PUBLISHED`, default
         `<warehouse dir>/published/<warehouse file name>`); replaced atomically after a run."""
-        value = os.environ.get("CRIMECAST_PUBLISHED", "").strip()
-        return _resolve(value) if value else self.warehouse_dir / "published" / self.warehouse.name
+        value = self.published_path.strip()
+        return (
+            resolve_path(value) if value else self.warehouse_dir / "published" / self.warehouse.name
+        )
 
     def input_for(self, source: str) -> str | None:
         """`CRIMECAST_INPUT_<SOURCE>`: a file, folder, glob or URL; None → the mapping's default."""
-        value = os.environ.get(f"CRIMECAST_INPUT_{source.upper()}", "").strip()
-        return value or None
+        return env_inputs().get(source)
+
+
+INPUT_PREFIX = "CRIMECAST_INPUT_"
+
+
+def env_inputs(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``CRIMECAST_INPUT_<NAME>`` that is set, by source name in lower case
+    (``houston``, ``france_regional``, ``saopaulo``)."""
+    env = os.environ if environ is None else environ
+    return {
+        k[len(INPUT_PREFIX) :].lower(): v.strip()
+        for k, v in env.items()
+        if k.startswith(INPUT_PREFIX) and v.strip()
+    }
 
 
 def artifacts_dir(warehouse: str | os.PathLike[str]) -> Path:
@@ -85,12 +105,13 @@ def split_sources(names: Iterable[str] | None) -> tuple[list[str] | None, tuple[
 
 def settings() -> Settings:
     """Read the settings now (tests change the environment between calls)."""
-    warehouse = _resolve(os.environ.get("CRIMECAST_WAREHOUSE") or DEFAULT_WAREHOUSE)
+    warehouse = resolve_path(os.environ.get("CRIMECAST_WAREHOUSE") or DEFAULT_WAREHOUSE)
     sources, datasets = split_sources(os.environ.get("CRIMECAST_SOURCES", "").split(","))
     return Settings(
         warehouse=warehouse,
         sources=sources,
         datasets=datasets,
+        published_path=os.environ.get("CRIMECAST_PUBLISHED", ""),
     )
 
 
@@ -225,11 +246,3 @@ def ml_settings(
     """The ML run settings of the environment, validated (:class:`SettingsError` names the
     variable)."""
     return check_ml(**ml_env_values(environ), names=ML_ENV, sources=sources)
-
-
-def export_for_dbt() -> Settings:
-    """dbt reads CRIMECAST_WAREHOUSE from the environment: give it the absolute path."""
-    s = settings()
-    os.environ["CRIMECAST_WAREHOUSE"] = str(s.warehouse)
-    s.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    return s

@@ -11,14 +11,19 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.config import REPO_ROOT, SettingsError, settings
+from orchestration.config import (
+    DATASETS,
+    DBT_PROJECT_DIR,
+    DEFAULT_WAREHOUSE,
+    SettingsError,
+    env_inputs,
+)
 from orchestration.defs.dbt import crimecast_dbt_assets, dbt_project
 from orchestration.defs.france.assets import (
     RAW_FRANCE_DEPARTMENTAL,
     RAW_FRANCE_REGIONAL,
     france_assets,
 )
-from orchestration.defs.incidents.checks import forecast_check_defs
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
     INCIDENT_PARTITIONS,
@@ -31,17 +36,15 @@ from orchestration.defs.incidents.raw import (
     incident_source_names,
     raw_incidents,
 )
-from orchestration.defs.incidents.sensors import CITY_JOB, new_incident_files
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunDefaults, WarehouseResource
 
 ALL_ASSETS = [
     raw_incidents,
     crimecast_dbt_assets,
     ml_forecasts,
-    *forecast_check_defs,
     *france_assets,
     *saopaulo_assets,
     *publish_assets,
@@ -100,19 +103,6 @@ def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | No
 
 
 refresh_all = refresh_job(SourceSelection(None, ("france", "saopaulo")))
-
-
-def city_job(selection: SourceSelection | None = None) -> dg.UnresolvedAssetJobDefinition:
-    """refresh_city: one city's branch (its raw partition → dbt → its forecasts → published
-    copy), what the new-files sensor starts."""
-    selection = selection or env_selection()
-    return dg.define_asset_job(
-        CITY_JOB,
-        selection=refresh_selection(SourceSelection(selection.incidents, ())),
-        description="Load one city (its partition), build the incident marts, forecast that city "
-        "and publish the copy (started by the new_incident_files sensor).",
-    )
-
 
 refresh_dashboards = dg.define_asset_job(
     "refresh_dashboards",
@@ -173,6 +163,10 @@ def daily_schedule(job, selection: SourceSelection | None = None) -> dg.Schedule
 daily_refresh = daily_schedule(refresh_all)
 
 
+#: The guard's own argument: the PID of the process that started dbt (orchestration.defs.dbt
+#: passes it), removed before dbt starts.
+GUARD_PARENT_FLAG = "--crimecast-parent"
+
 #: Started instead of dbt: makes dbt die with the process that started it (Linux
 #: PR_SET_PDEATHSIG), so that a killed `crimecast run` (SIGKILL or SIGTERM) does not leave dbt
 #: running, holding the warehouse lock; it keeps the same process group (Ctrl-C reaches it).
@@ -183,18 +177,20 @@ try:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 except (OSError, AttributeError):
     pass  # not Linux: no guard
-parent = os.environ.get("CRIMECAST_DBT_PARENT", "")
-if parent.isdigit() and os.getppid() != int(parent):
+flag = {flag!r} + "="
+parent = [a[len(flag):] for a in sys.argv[1:] if a.startswith(flag)]
+if parent and parent[0].isdigit() and os.getppid() != int(parent[0]):
     sys.exit("crimecast: the process that started dbt has exited")
-os.execv({dbt!r}, [{dbt!r}, *sys.argv[1:]])
+args = [a for a in sys.argv[1:] if not a.startswith(flag)]
+os.execv({dbt!r}, [{dbt!r}, *args])
 """
 
 
-def guarded_dbt(dbt: str, folder: Path = REPO_ROOT / "target") -> str:
+def guarded_dbt(dbt: str, folder: Path = DBT_PROJECT_DIR / "target") -> str:
     """An executable that runs ``dbt`` under the guard above (written once per dbt path and
     interpreter); ``dbt`` itself where the folder cannot hold it."""
     real = shutil.which(dbt) or dbt
-    text = _GUARD.format(python=sys.executable, dbt=real)
+    text = _GUARD.format(python=sys.executable, dbt=real, flag=GUARD_PARENT_FLAG)
     path = folder / f"crimecast-dbt-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     if path.exists():
         return str(path)
@@ -228,15 +224,43 @@ def lock_timeout_s() -> float:
         raise SettingsError("CRIMECAST_LOCK_TIMEOUT_S", text, "not a number of seconds") from None
 
 
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    """``dg.EnvVar(name)`` when the variable is set (resolved when a run starts, shown as
+    such in the UI), else ``default``."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
+
+
 def build_resources(warehouse: str | Path | None = None) -> dict:
+    """The resources: the warehouse (``warehouse``, else CRIMECAST_WAREHOUSE, else
+    warehouse/crimecast.duckdb), dbt, and the run defaults of the environment now."""
     return {
         "warehouse": WarehouseResource(
-            path=str(warehouse or settings().warehouse), lock_timeout_s=lock_timeout_s()
+            database=(
+                str(warehouse)
+                if warehouse
+                else _env_or("CRIMECAST_WAREHOUSE", str(DEFAULT_WAREHOUSE))
+            ),
+            lock_timeout_s=lock_timeout_s(),
+            published=_env_or("CRIMECAST_PUBLISHED", ""),
         ),
+        "run_defaults": run_defaults(),
         "dbt": DbtCliResource(
             project_dir=dbt_project, dbt_executable=guarded_dbt(_dbt_executable())
         ),
     }
+
+
+def run_defaults() -> RunDefaults:
+    """The run settings of the environment now (CRIMECAST_SOURCES, CRIMECAST_INPUT_<NAME>,
+    CRIMECAST_FRANCE_MODELS); an unknown source raises a one-line SettingsError."""
+    selection = env_selection()
+    names = [*(selection.incidents or []), *selection.datasets]
+    everything = selection.incidents is None and selection.datasets == DATASETS
+    return RunDefaults(
+        sources=[] if everything else names,
+        inputs=env_inputs(),
+        france_models=os.environ.get("CRIMECAST_FRANCE_MODELS", "").strip(),
+    )
 
 
 def build_defs(
@@ -248,8 +272,7 @@ def build_defs(
     job = refresh_job(selection)
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
-        jobs=[job, city_job(selection), refresh_dashboards],
-        sensors=[new_incident_files],
+        jobs=[job, refresh_dashboards],
         schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),
         # DuckDB allows one writer: steps run one after another in one process.

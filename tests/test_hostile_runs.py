@@ -273,7 +273,7 @@ def test_locked_warehouse_waits_then_names_the_holder(site) -> None:
     holder = hold_warehouse(site["warehouse"], 60)
     try:
         t0 = time.monotonic()
-        resource = WarehouseResource(path=str(site["warehouse"]), lock_timeout_s=1.5)
+        resource = WarehouseResource(database=str(site["warehouse"]), lock_timeout_s=1.5)
         with pytest.raises(WarehouseBusyError) as caught, resource.connect():
             pass
         waited = time.monotonic() - t0
@@ -298,7 +298,7 @@ def test_lock_released_during_the_wait_is_retried(site) -> None:
     holder = hold_warehouse(site["warehouse"], 1.0)
     try:
         t0 = time.monotonic()
-        with WarehouseResource(path=str(site["warehouse"]), lock_timeout_s=20).connect() as con:
+        with WarehouseResource(database=str(site["warehouse"]), lock_timeout_s=20).connect() as con:
             assert con.execute("select 42").fetchone() == (42,)
         waited = time.monotonic() - t0
     finally:

@@ -67,7 +67,7 @@ def runs(tmp_path_factory):
             _warehouse(warehouse, full[full["date"] <= last])
             res = dg.materialize(
                 [ml_forecasts],
-                resources={"warehouse": WarehouseResource(path=str(warehouse))},
+                resources={"warehouse": WarehouseResource(database=str(warehouse))},
                 # explicit settings: the MLConfig defaults are the environment at import
                 run_config={
                     "ops": {

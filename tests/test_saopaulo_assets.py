@@ -21,7 +21,10 @@ from orchestration.resources import WarehouseResource
 
 
 def _resources(warehouse: Path) -> dict:
-    return {"warehouse": WarehouseResource(path=str(warehouse))}
+    """The warehouse and the run defaults of the environment now (CRIMECAST_INPUT_SAOPAULO)."""
+    from orchestration.definitions import run_defaults
+
+    return {"warehouse": WarehouseResource(database=str(warehouse)), "run_defaults": run_defaults()}
 
 
 def test_raw_asset_loads_sample_and_fails_cleanly(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """dbt models, seeds and tests as Dagster assets (dbt tests become asset checks)."""
 
+import json
 import os
 import subprocess
 from collections.abc import Mapping
@@ -16,11 +17,9 @@ from dagster_dbt import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration.config import DBT_PROJECT_DIR, export_for_dbt
+from orchestration.config import DBT_PROJECT_DIR
 from orchestration.defs.incidents.raw import failure
 from orchestration.resources import WarehouseResource
-
-export_for_dbt()
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 if not dbt_project.manifest_path.exists():
@@ -54,15 +53,10 @@ class CrimecastTranslator(DagsterDbtTranslator):
 def crimecast_dbt_assets(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
-    # dbt (profiles.yml) reads the warehouse path from the environment: give it the resource's,
-    # so that dbt and the Python assets always work on the same file
-    os.environ["CRIMECAST_WAREHOUSE"] = str(Path(warehouse.path).resolve())
-    # the dbt guard (orchestration/definitions.py) exits if this process is already gone
-    os.environ["CRIMECAST_DBT_PARENT"] = str(os.getpid())
-    # A job for some sources (CRIMECAST_SOURCES) builds a subset of the models: a test runs only
-    # when all its parents are built (dbt's default, eager, also runs e.g. the relationships
-    # tests of the France models to the seeds, which every subset builds).
-    os.environ.setdefault("DBT_INDIRECT_SELECTION", "cautious")
+    # dbt works on the resource's file: profiles.yml reads the `warehouse_path` var (nothing
+    # is written into this process's environment). The guard (orchestration/definitions.py)
+    # exits if this process is already gone when dbt starts. Which tests run with a subset of
+    # the models (some sources) is dbt_project.yml's `indirect_selection: cautious` flag.
     # Another process holding the file: wait for it briefly, else fail with who holds it
     # (dbt's own message for that is a page of adapter output).
     with warehouse.connect():
@@ -70,13 +64,35 @@ def crimecast_dbt_assets(
     # dbt unit tests check the SQL against fixed inputs: they run in `make test` (the dbt builds
     # of tests/test_reliability_incremental.py and tests/test_france_annual.py), not on every
     # pipeline run, as dbt recommends for production builds.
-    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    args = ["build", "--exclude-resource-type", "unit_test", *dbt_vars_args(warehouse)]
+    invocation = dbt.cli([*guard_args(dbt), *args], context=context)
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
         stop(invocation.process)
+
+
+def dbt_vars(warehouse: WarehouseResource, **extra: Any) -> dict[str, Any]:
+    """The dbt vars of a build on ``warehouse``: its absolute path (profiles.yml), then
+    ``extra`` (e.g. a source filter)."""
+    return {"warehouse_path": str(warehouse.path), **extra}
+
+
+def dbt_vars_args(warehouse: WarehouseResource, **extra: Any) -> list[str]:
+    """``--vars`` for :func:`dbt_vars` (dbt takes one ``--vars``: pass every var here)."""
+    return ["--vars", json.dumps(dbt_vars(warehouse, **extra))]
+
+
+def guard_args(dbt: DbtCliResource) -> list[str]:
+    """The parent process for dbt's guard (orchestration/definitions.py), which removes this
+    argument before starting dbt; none when dbt is started directly."""
+    from orchestration.definitions import GUARD_PARENT_FLAG
+
+    if Path(dbt.dbt_executable).name.startswith("crimecast-dbt-"):
+        return [f"{GUARD_PARENT_FLAG}={os.getpid()}"]
+    return []
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -7,12 +7,11 @@ Assets
   else ``CRIMECAST_INPUT_FRANCE`` (a folder or glob holding both), else the generated sample.
 * ``[ml, france_forecasts]``, ``[ml, france_backtest_predictions]``,
   ``[ml, france_backtest_metrics]`` (group "ml"): ml/annual.py on
-  ``marts.france_annual_features``. ``CRIMECAST_FRANCE_MODELS`` (comma list)
-  restricts the models tried: default ``last_value,drift,holt,ridge`` (fast); ``all`` runs the
-  whole zoo, as the benchmark (bench/france.py) does by calling ml/annual.py directly.
+  ``marts.france_annual_features``. ``FranceModelConfig.models`` (default: the run defaults'
+  ``CRIMECAST_FRANCE_MODELS``, else ``ml.annual.LEAN_MODELS``) restricts the models tried;
+  ``all`` runs the whole zoo, as the benchmark (bench/france.py) does.
 """
 
-import os
 import uuid
 from datetime import UTC, datetime
 
@@ -20,11 +19,9 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from ingest.france import FranceLoadError, input_specs, load_france
-from orchestration.config import SettingsError, settings
+from orchestration.config import SettingsError
 from orchestration.defs.incidents.raw import config_selection, failure
-from orchestration.resources import WarehouseResource
-
-DEFAULT_MODELS = "last_value,drift,holt,ridge"
+from orchestration.resources import RunDefaults, WarehouseResource
 
 RAW_FRANCE_REGIONAL = dg.AssetKey(["raw", "france_regional"])
 RAW_FRANCE_DEPARTMENTAL = dg.AssetKey(["raw", "france_departmental"])
@@ -36,7 +33,7 @@ _KEYS = {"regional": RAW_FRANCE_REGIONAL, "departmental": RAW_FRANCE_DEPARTMENTA
 
 class FranceRawConfig(dg.Config):
     """Run-time overrides of the inputs (file, folder, glob, URL or ``sample``); empty = the
-    environment."""
+    run defaults (CRIMECAST_INPUT_FRANCE_REGIONAL / _DEPARTMENTAL / CRIMECAST_INPUT_FRANCE)."""
 
     regional: str = ""
     departmental: str = ""
@@ -61,9 +58,12 @@ class FranceRawConfig(dg.Config):
     pool="warehouse_writer",
 )
 def france_raw(
-    context: dg.AssetExecutionContext, config: FranceRawConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: FranceRawConfig,
+    warehouse: WarehouseResource,
+    run_defaults: RunDefaults,
 ):
-    s = settings()
+    s = warehouse.paths
     try:
         selection = config_selection(context)
     except SettingsError as exc:
@@ -77,7 +77,7 @@ def france_raw(
                 asset_key=key, metadata={"reloaded": "no: not in the run's sources; unchanged"}
             )
         return
-    specs = input_specs(s.input_for)
+    specs = input_specs(run_defaults.input_for)
     for kind in specs:
         override = getattr(config, kind).strip()
         if override:
@@ -121,6 +121,13 @@ def _feature_mart_key() -> dg.AssetKey:
     return get_asset_key_for_model([crimecast_dbt_assets], "france_annual_features")
 
 
+class FranceModelConfig(dg.Config):
+    """The France models tried: a comma list, ``all`` (the whole zoo), or empty: the run
+    defaults (CRIMECAST_FRANCE_MODELS), else ml.annual.LEAN_MODELS."""
+
+    models: str = ""
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -150,15 +157,18 @@ def _feature_mart_key() -> dg.AssetKey:
     ],
     pool="warehouse_writer",
 )
-def france_ml(context: AssetExecutionContext, warehouse: WarehouseResource):
+def france_ml(
+    context: AssetExecutionContext,
+    config: FranceModelConfig,
+    warehouse: WarehouseResource,
+    run_defaults: RunDefaults,
+):
     from ml import annual
 
     run_id = datetime.now(UTC).strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     with warehouse.connect(read_only=True) as con:
         features = annual.load_features(con)
-    # The scheduled run uses a lean model set; `CRIMECAST_FRANCE_MODELS=all` runs the whole zoo.
-    wanted = os.environ.get("CRIMECAST_FRANCE_MODELS", DEFAULT_MODELS).strip()
-    models = None if wanted == "all" else [m.strip() for m in wanted.split(",") if m.strip()]
+    models = annual.model_list(config.models or run_defaults.france_models)
     context.log.info(f"France models: {models or 'all'}")
     run = annual.run_annual(features, run_id, models=models)
     with warehouse.connect() as con:

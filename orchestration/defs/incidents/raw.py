@@ -18,7 +18,7 @@ import dagster as dg
 from ingest.loader import LoadError, load_source
 from ingest.mapping import MappingError, discover_mappings, load_mapping
 from orchestration.config import DATASETS, SOURCES_DIR, SettingsError, settings, split_sources
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunDefaults, WarehouseResource
 
 RAW_INCIDENTS = dg.AssetKey(["raw", "incidents"])
 RAW_SOURCE_FILES = dg.AssetKey(["raw", "source_files"])
@@ -142,9 +142,12 @@ class RawIncidentsConfig(dg.Config):
     pool="warehouse_writer",
 )
 def raw_incidents(
-    context: dg.AssetExecutionContext, config: RawIncidentsConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: RawIncidentsConfig,
+    warehouse: WarehouseResource,
+    run_defaults: RunDefaults,
 ):
-    s = settings()
+    s = warehouse.paths
     name = context.partition_key
     try:
         selection = config_selection(context)
@@ -160,7 +163,7 @@ def raw_incidents(
         raise failure(context, f"raw_incidents: {exc}", exc) from exc
     with warehouse.connect() as con:
         try:
-            spec = config.inputs.get(mapping.name) or s.input_for(mapping.name)
+            spec = config.inputs.get(mapping.name) or run_defaults.input_for(mapping.name)
             context.log.info(f"loading {mapping.name!r} from {spec or 'its default input'}")
             result = load_source(con, mapping, spec, sample_dir=s.sample_dir / mapping.name)
         except (LoadError, MappingError) as exc:

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ingest.saopaulo import SaoPauloLoadError, load_saopaulo
-from orchestration.config import SettingsError, settings
+from orchestration.config import SettingsError
 from orchestration.defs.incidents.raw import config_selection, failure
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunDefaults, WarehouseResource
 
 RAW_SAOPAULO = dg.AssetKey(["raw", "saopaulo_phone_thefts"])
 ML_METRICS = dg.AssetKey(["ml", "saopaulo_metrics"])
@@ -30,7 +30,7 @@ ML_PROBABILITIES = dg.AssetKey(["ml", "saopaulo_place_probabilities"])
 
 class SaoPauloRawConfig(dg.Config):
     """Run-time override of the input (file, folder, glob, URL or ``sample``); empty = the
-    environment (CRIMECAST_INPUT_SAOPAULO), else the generated sample."""
+    run defaults (CRIMECAST_INPUT_SAOPAULO), else the generated sample."""
 
     input: str = ""
 
@@ -45,9 +45,12 @@ class SaoPauloRawConfig(dg.Config):
     pool="warehouse_writer",
 )
 def saopaulo_raw(
-    context: dg.AssetExecutionContext, config: SaoPauloRawConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: SaoPauloRawConfig,
+    warehouse: WarehouseResource,
+    run_defaults: RunDefaults,
 ) -> dg.MaterializeResult:
-    s = settings()
+    s = warehouse.paths
     try:
         selection = config_selection(context)
     except SettingsError as exc:
@@ -59,7 +62,7 @@ def saopaulo_raw(
         return dg.MaterializeResult(
             metadata={"reloaded": "no: not in the run's sources; unchanged"}
         )
-    spec = config.input.strip() or s.input_for("saopaulo")
+    spec = config.input.strip() or run_defaults.input_for("saopaulo")
     context.log.info(f"loading São Paulo records from {spec or 'the generated sample'}")
     with warehouse.connect() as con:
         try:

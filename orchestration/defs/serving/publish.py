@@ -4,46 +4,37 @@ Asset ``[published, warehouse]`` (group "serving") runs last: after every marts 
 of the run succeeded, it exports the allow-listed tables (``PUBLISHED_TABLES`` in
 serving/publish.py: aggregates only, small São Paulo cells withheld, the latest
 ``CRIMECAST_PUBLISH_KEEP_RUNS`` runs per source, plus the ``serving`` contract schema)
-into a NEW DuckDB file beside the target, fsyncs it and ``os.replace``s it over
-``settings().published`` (default ``<warehouse dir>/published/crimecast.duckdb``, env
-``CRIMECAST_PUBLISHED``). It reuses ``serving.publish.publish_copy`` (the dashboards'
-publisher). Readers (dashboards, the API, analysts) open that copy read-only and so never see
-a half-written file nor block the pipeline; a failed or killed run leaves the previous copy in
+into a NEW DuckDB file beside the target, fsyncs it and ``os.replace``s it over the
+warehouse resource's ``paths.published`` (default
+``<warehouse dir>/published/crimecast.duckdb``, env ``CRIMECAST_PUBLISHED``). It reuses
+``serving.publish.publish_copy`` (the dashboards' publisher). Readers (dashboards, the API,
+analysts) open that copy read-only and so never see a half-written file nor block the
+pipeline; a failed or killed run leaves the previous copy in
 place (docs/reliability.md).
 
-Blocking asset checks on ``[raw, incidents]``, one evaluation per city partition (they run
-right after the city's load; when one fails with severity ERROR, the publish step does not run,
-so the published copy keeps the last good state; its latest outcome per city is kept in
-``meta.raw_check_results`` and the copy is refused while any city's latest ERROR check failed):
+Blocking asset checks on ``[raw, incidents]`` (they run right after the load; when one fails
+with severity ERROR, dbt, ml and the publish step do not run, so the published copy keeps the
+last good state):
 
-* ``volume``: the city has rows, and did not shrink by more than
+* ``volume``: every loaded source has rows, and no source shrank by more than
   ``CRIMECAST_MAX_SHRINK_PCT`` (default 20) % nor lost days at its end (its last day earlier
-  than before) since the previous passed check (``meta.raw_check_baselines``) while its
-  configured input (``CRIMECAST_INPUT_<NAME>`` / the mapping's default) stayed the same. A
-  shrink after the input was re-pointed elsewhere is expected and passes;
-  ``CRIMECAST_FORCE_SHRINK=1`` accepts any shrink for one run.
-* ``freshness``: the newest incident of the city is at most ``CRIMECAST_MAX_DATA_AGE_DAYS``
+  than before) since the previous check while its configured input (``CRIMECAST_INPUT_<NAME>``
+  / the mapping's default) stayed the same. A shrink after the input was re-pointed elsewhere
+  is expected and passes; ``CRIMECAST_FORCE_SHRINK=1`` accepts any shrink for one run.
+* ``freshness``: the newest incident of every source is at most ``CRIMECAST_MAX_DATA_AGE_DAYS``
   days older than its load time. Unset (the default, e.g. for the historical sample data), the
   check only reports the age, with severity WARN.
 """
 
 import os
 import time
-import warnings
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from orchestration.config import settings
 from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS, RAW_INCIDENTS
-from orchestration.resources import WarehouseResource
-
-# the contract checks are partitioned like raw/incidents, a Dagster preview feature
-# (docs/decisions.md, "One city is one partition"): said once there, not at every import
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
-)
+from orchestration.resources import RunDefaults, WarehouseResource
 
 PUBLISHED = dg.AssetKey(["published", "warehouse"])
 SHRINK_ENV = "CRIMECAST_MAX_SHRINK_PCT"
@@ -54,7 +45,7 @@ AGE_ENV = "CRIMECAST_MAX_DATA_AGE_DAYS"
 _DBT_MODELS = (
     "daily_counts",
     "daily_features",
-    "incidents_data_quality",
+    "data_quality__cleaning",
     "france_annual_rates",
     "france_annual_features",
     "saopaulo_data_quality",
@@ -119,7 +110,7 @@ def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[st
 def published_warehouse(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    target = settings().published
+    target = warehouse.paths.published
     failed = failed_blocking_checks(context.instance, context.run_id)
     # every city's latest contract checks too: a city blocked in its own run keeps the copy
     failed += [f for f in failed_raw_checks(Path(warehouse.path)) if f not in failed]
@@ -176,8 +167,8 @@ def _env_number(name: str, default: float | None) -> float | None:
         raise ValueError(f"{name}={value!r} must be a number") from exc
 
 
-def _input_key(source: str) -> str:
-    return settings().input_for(source) or "<mapping default>"
+def _input_key(run_defaults: RunDefaults, source: str) -> str:
+    return run_defaults.input_for(source) or "<mapping default>"
 
 
 #: the contract checks' state in the warehouse itself (not in Dagster's event log): the
@@ -293,7 +284,9 @@ def coverage_problems(last_days: dict[str, str | None], inputs: dict[str, str], 
     "fails.",
 )
 def raw_incidents_volume(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    run_defaults: RunDefaults,
 ) -> dg.AssetCheckResult:
     source = context.partition_key
     with warehouse.connect() as con:
@@ -306,7 +299,7 @@ def raw_incidents_volume(
             [source],
         ).fetchone()
         now = {source: int(n)}
-        inputs = {source: _input_key(source)}
+        inputs = {source: _input_key(run_defaults, source)}
         max_shrink = float(_env_number(SHRINK_ENV, 20.0))
         forced = os.environ.get(FORCE_SHRINK_ENV, "").strip().lower() in ("1", "true", "yes")
         previous = _previous_volume(con, source)

@@ -21,7 +21,7 @@ policies as (
 
 incidents as {{ inline_cte() }} (
 
-    select * from {{ ref('int_incidents__kept') }}
+    select * from {{ ref('int_incidents') }}
 
 ),
 

@@ -15,7 +15,7 @@ with
 
 incidents as (
 
-    select * from {{ ref('int_incidents__kept') }}
+    select * from {{ ref('int_incidents') }}
 
 ),
 
