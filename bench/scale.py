@@ -7,7 +7,7 @@ child, i.e. the largest resident set of the stage's process):
 
 * generate  write the CSV files (``samples.incidents.write_sample``; cached)
 * ingest    ``load_source`` into a fresh warehouse (raw.incidents)
-* dbt       ``dbt build --select +daily_features +data_quality__cleaning`` (models and data
+* dbt       ``dbt build --select +daily_features +incidents_data_quality`` (models and data
   tests; the dbt unit tests, which check SQL on fixed inputs, run in ``make test`` and are left
   out here as in the pipeline's own dbt build)
 * ml        the ``ml_forecasts`` Dagster asset (the default ``lean`` profile, every series)
@@ -47,7 +47,7 @@ CATEGORIES = 32
 START = date(2005, 1, 1)  # 20 years → 2024-12-31: nothing in the future (implausible_date)
 NEXT_DAY = date(2025, 1, 1)
 DEFAULT_OUT = REPO / "bench" / "scale_results"
-DBT_SELECT = ["+daily_features", "+data_quality__cleaning"]
+DBT_SELECT = ["+daily_features", "+incidents_data_quality"]
 
 
 def _size(text: str) -> int:

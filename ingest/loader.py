@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import io
+import json
 import logging
 import re
 import shutil
@@ -22,7 +23,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +54,8 @@ _SNIFF_CHARS = 1024
 _MAX_CONTROL_SHARE = 0.10
 #: temporary folders of the loader; one left by a killed load is removed by the next load
 _TMP_PREFIX = "crimecast-load-"
+#: days a built load stays in raw.load_log
+_LOG_KEEP_DAYS = 90
 _STALE_TMP_S = 600
 _log = logging.getLogger(__name__)
 
@@ -79,6 +82,11 @@ alter table raw.sources add column if not exists orphan_reversals VARCHAR;
 alter table raw.sources add column if not exists last_day VARCHAR;
 create table if not exists raw.file_hashes (
     file VARCHAR, size BIGINT, mtime_ns BIGINT, sha256 VARCHAR
+);
+-- per load that changed a source's rows: the dbt rebuild window (rebuild_window())
+create table if not exists raw.load_log (
+    source VARCHAR, loaded_at TIMESTAMP, rebuild_from DATE, rows_inserted BIGINT,
+    rows_deleted BIGINT, full_refresh BOOLEAN, built_at TIMESTAMP
 );
 """
 
@@ -118,12 +126,17 @@ class LoadResult:
     max_occurred_at: datetime | None = None
     rows_total: int = 0
     rows_deleted: int = 0
+    #: the earliest day whose rows this load inserted or deleted (raw.load_log), None if none
+    rebuild_from: date | None = None
+    #: a day that had rows has none now: dbt needs a full refresh (raw.load_log)
+    full_refresh: bool = False
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain JSON-able values (for Dagster metadata)."""
         out = asdict(self)
         for k in ("min_occurred_at", "max_occurred_at"):
             out[k] = out[k].isoformat(sep=" ") if out[k] is not None else None
+        out["rebuild_from"] = self.rebuild_from.isoformat() if self.rebuild_from else None
         out["rows_flagged"] = {str(k): int(v) for k, v in self.rows_flagged.items()}
         return out
 
@@ -200,6 +213,8 @@ def load_source(
             if kept:
                 keep_sql = ", ".join(_lit(s) for s in kept)
                 stale = f"(source_sha256 is null or source_sha256 not in ({keep_sql}))"
+            stale_days = _days_of(con, mapping.name, stale)
+            stale_partners = _first_partner_day(con, mapping, stale)
             result.rows_deleted = _count(
                 con, f"delete from raw.incidents where source = ? and {stale}", [mapping.name]
             )
@@ -215,6 +230,7 @@ def load_source(
                 result.files_loaded.append(p.item.label)
                 result.rows_inserted += n
             hashes.save()
+            _log_changes(con, mapping, result, loaded_at, stale_days, stale_partners)
             con.execute("delete from raw.sources where source = ?", [mapping.name])
             con.execute(
                 "insert into raw.sources (source, title, country, timezone, mapping_sha256, "
@@ -236,6 +252,173 @@ def load_source(
 
     _summarise(con, result)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# the dbt rebuild window (dbt_project/macros/incremental_window.sql)
+
+
+def _days_of(con: duckdb.DuckDBPyConnection, source: str, where: str) -> list[date]:
+    """The days of the source's rows matching `where` (the rows about to be deleted)."""
+    return [
+        r[0]
+        for r in con.execute(
+            "select distinct cast(occurred_at as date) from raw.incidents "
+            f"where source = ? and occurred_at is not null and {where}",
+            [source],
+        ).fetchall()
+    ]
+
+
+#: raw columns of the `dedupe: {keys}` fields that can tell rows apart in SQL here (category is
+#: resolved in dbt and the count compared by sign: left out, which only finds more partners)
+_PARTNER_KEYS = {
+    "incident_id": "incident_id",
+    "area": "area",
+    "offense_code": "offense_code",
+    "offense_description": "offense_description",
+}
+
+
+def _first_partner_day(
+    con: duckdb.DuckDBPyConnection, mapping: SourceMapping, where: str
+) -> date | None:
+    """Under `dedupe: {keys}` without the timestamp, a row's duplicate partners (rows with the
+    same keys) can be on any day, and a changed row changes their ranks: the earliest day of
+    a partner of a row matching `where`. None for the other policies."""
+    if mapping.dedupe != "keys" or "timestamp" in mapping.dedupe_keys:
+        return None
+    keys = [f"upper(trim({_PARTNER_KEYS[k]}))" for k in mapping.dedupe_keys if k in _PARTNER_KEYS]
+    if not keys:  # no key to tell rows apart: any row may be a partner
+        where = "true"
+    tuple_sql = f"({', '.join(keys)})"
+    match = (
+        f"and {tuple_sql} in (select {', '.join(keys)} from raw.incidents "
+        f"where source = $source and {where})"
+        if keys
+        else ""
+    )
+    (day,) = con.execute(
+        f"select min(cast(occurred_at as date)) from raw.incidents where source = $source {match}",
+        {"source": mapping.name},
+    ).fetchone()
+    return day
+
+
+def _log_changes(
+    con: duckdb.DuckDBPyConnection,
+    mapping: SourceMapping,
+    result: LoadResult,
+    loaded_at: datetime,
+    stale_days: list[date],
+    stale_partners: date | None,
+) -> None:
+    """One raw.load_log row when the load changed rows: the earliest day of the rows deleted
+    (stale_days) or inserted, or of their duplicate partners (_first_partner_day). Only
+    undated rows: the day after the last (dbt then rebuilds the undated rows). full_refresh:
+    a day lost all its rows, which replacing whole days cannot remove."""
+    if not result.rows_inserted and not result.rows_deleted:
+        return
+    (new_min,) = con.execute(
+        "select min(cast(occurred_at as date)) from raw.incidents "
+        "where source = ? and loaded_at = ?",
+        [mapping.name, loaded_at],
+    ).fetchone()
+    (last,) = con.execute(
+        "select max(cast(occurred_at as date)) from raw.incidents where source = ?",
+        [mapping.name],
+    ).fetchone()
+    new_partners = _first_partner_day(con, mapping, f"loaded_at = {_lit(loaded_at.isoformat())}")
+    days = [
+        d
+        for d in (new_min, min(stale_days, default=None), stale_partners, new_partners)
+        if d is not None
+    ]
+    if not days and last is not None:
+        days.append(last + timedelta(days=1))
+    result.rebuild_from = min(days) if days else None
+    if stale_days:
+        con.execute("create or replace temporary table _crimecast_stale_days (day DATE)")
+        con.executemany("insert into _crimecast_stale_days values (?)", [[d] for d in stale_days])
+        result.full_refresh = bool(
+            _count(
+                con,
+                "select count(*) from _crimecast_stale_days where day not in ("
+                "select cast(occurred_at as date) from raw.incidents "
+                "where source = ? and occurred_at is not null)",
+                [mapping.name],
+            )
+        )
+        con.execute("drop table _crimecast_stale_days")
+    con.execute(
+        "insert into raw.load_log values (?, ?, ?, ?, ?, ?, NULL)",
+        [
+            mapping.name,
+            loaded_at,
+            result.rebuild_from,
+            result.rows_inserted,
+            result.rows_deleted,
+            result.full_refresh,
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class RebuildWindow:
+    """What dbt must rebuild for the loads not built yet (raw.load_log): per source the first
+    day, or None for everything (a warehouse without the log); full_refresh when a load
+    emptied a day. `through`: the latest load it covers (mark_built)."""
+
+    days: dict[str, date] | None
+    full_refresh: bool = False
+    through: datetime | None = None
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The dbt var rebuild_from ({source: 'YYYY-MM-DD'}); none: dbt rebuilds every day."""
+        if self.days is None:
+            return {}
+        return {"rebuild_from": {s: d.isoformat() for s, d in sorted(self.days.items())}}
+
+    def dbt_args(self) -> list[str]:
+        """`dbt build` arguments on their own (callers with other vars use dbt_vars)."""
+        if self.full_refresh:
+            return ["--full-refresh"]
+        return ["--vars", json.dumps(self.dbt_vars())] if self.dbt_vars() else []
+
+
+def rebuild_window(con: duckdb.DuckDBPyConnection) -> RebuildWindow:
+    """The rebuild window of the loads that no complete dbt build has covered yet."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'load_log'"
+    ).fetchone()[0]
+    if not exists:
+        return RebuildWindow(days=None)
+    rows = con.execute(
+        "select source, min(rebuild_from), bool_or(full_refresh), max(loaded_at) "
+        "from raw.load_log where built_at is null group by source"
+    ).fetchall()
+    return RebuildWindow(
+        days={s: d for s, d, _f, _t in rows if d is not None},
+        full_refresh=any(f for _s, _d, f, _t in rows),
+        through=max((t for *_rest, t in rows), default=None),
+    )
+
+
+def mark_built(con: duckdb.DuckDBPyConnection, window: RebuildWindow) -> None:
+    """After a dbt build of every incremental model with `window` succeeded: its loads are
+    built. (A partial or failed build marks nothing: the next window still holds them.)"""
+    if window.through is None:
+        return
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        "update raw.load_log set built_at = ? where built_at is null and loaded_at <= ?",
+        [now, window.through],
+    )
+    # a bounded log: built loads are kept for a while to read back, then dropped
+    con.execute(
+        "delete from raw.load_log where built_at < ?", [now - timedelta(days=_LOG_KEEP_DAYS)]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -949,4 +1132,12 @@ def _summarise(con: duckdb.DuckDBPyConnection, result: LoadResult) -> None:
     )
 
 
-__all__ = ["DDL", "LoadError", "LoadResult", "load_source"]
+__all__ = [
+    "DDL",
+    "LoadError",
+    "LoadResult",
+    "RebuildWindow",
+    "load_source",
+    "mark_built",
+    "rebuild_window",
+]

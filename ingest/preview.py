@@ -34,7 +34,8 @@ STANDARD_REASONS = (
 
 # The cleaning of dbt on one source's raw rows, policies inlined from the mapping: the
 # categories and drop reasons of stg_police__incidents.sql, its duplicate rule (`dedupe`),
-# the orphan reversals of int_orphan_reversals.sql (`orphan_reversals`). Keep them in step:
+# the orphan reversals of int_incidents__orphan_reversals.sql (`orphan_reversals`). Keep them
+# in step:
 # tests/test_hostile_loader.py::test_preview_counts_equal_dbt compares the two.
 _STAGING_SQL = """
 create temp table staged as
@@ -365,8 +366,8 @@ def _examples(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _negative_days(con: duckdb.DuckDBPyConnection, policy: str) -> list[str]:
     """The orphan reversals, and the series-days whose counts would sum below zero if every
-    kept reversal were netted (int_orphan_reversals.sql: `drop` removes the orphans, `net`
-    keeps them and daily_counts clamps such days at 0)."""
+    kept reversal were netted (int_incidents__orphan_reversals.sql: `drop` removes the orphans,
+    `net` keeps them and daily_counts clamps such days at 0)."""
     orphans = con.execute(
         "select source_file, source_row from preview where is_orphan "
         "order by source_file, source_row"
@@ -401,8 +402,8 @@ def _negative_days(con: duckdb.DuckDBPyConnection, policy: str) -> list[str]:
 
 
 def _last_day(con: duckdb.DuckDBPyConnection, policy: str) -> str:
-    """Whether daily_counts includes the last day with data (int_source_days.sql: `auto` =
-    complete when it has at least 3/4 of the median records of the 28 days before it)."""
+    """Whether daily_counts includes the last day with data (int_incidents__source_days.sql:
+    `auto` = complete when it has at least 3/4 of the median records of the 28 days before it)."""
     last, n_last, median = con.execute(
         """
         with kept as (select occurred_date from preview where drop_reason is null),

@@ -150,7 +150,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ),
     ServingTable(
         "data_quality",
-        ("marts.data_quality__cleaning",),
+        ("marts.incidents_data_quality",),
         (("source", "VARCHAR", True),),
         "Rows read / kept / dropped by cleaning, per source and reason.",
         passthrough=True,
@@ -383,7 +383,7 @@ PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
     PublishedTable("raw.saopaulo_source_files", "summary (sample or real input)"),
     # marts
     PublishedTable("marts.daily_counts", "serving.daily_counts; open police data, per day"),
-    PublishedTable("marts.data_quality__cleaning", "serving.data_quality"),
+    PublishedTable("marts.incidents_data_quality", "serving.data_quality"),
     PublishedTable("marts.france_annual_rates", "serving.france_annual_rates"),
     # forecasts and backtests of the incident sources
     PublishedTable("ml.forecasts", "serving.forecasts; vintage query (docs/forecasting.md)"),

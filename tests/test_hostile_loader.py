@@ -535,7 +535,7 @@ DBT = str(Path(sys.executable).parent / "dbt")
 
 def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
     """validate-source mirrors dbt's cleaning rules: on the same input (two sources, default
-    and non-default policies) its counts per reason equal data_quality__cleaning's."""
+    and non-default policies) its counts per reason equal incidents_data_quality's."""
     folder = _release(tmp_path / "release")
     write(
         folder / "2024" / "03.csv",
@@ -578,7 +578,7 @@ def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
     env.pop("CRIMECAST_MIN_YEAR", None)
     target = tmp_path / "target"
     build = subprocess.run(
-        [DBT, "build", "--select", "category_map", "+data_quality__cleaning",
+        [DBT, "build", "--select", "category_map", "+incidents_data_quality",
          "--resource-type", "model", "--resource-type", "seed",
          "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
          "--target-path", str(target), "--log-path", str(target / "logs")],
@@ -588,7 +588,7 @@ def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
     con = duckdb.connect(str(tmp_warehouse), read_only=True)
     try:
         cleaning = con.execute(
-            "select source, reason, rows from marts.data_quality__cleaning"
+            "select source, reason, rows from marts.incidents_data_quality"
         ).fetchall()
     finally:
         con.close()

@@ -136,7 +136,7 @@ def built(tmp_path_factory) -> Path:
         "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
     }
     proc = subprocess.run(
-        [DBT, "build", "--select", "+daily_features", "+data_quality__cleaning",
+        [DBT, "build", "--select", "+daily_features", "+incidents_data_quality",
          "--exclude-resource-type", "unit_test", "--project-dir", DBT_DIR,
          "--profiles-dir", DBT_DIR, "--target-path", str(folder / "target")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,

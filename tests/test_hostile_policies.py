@@ -36,11 +36,11 @@ DAYS = 30  # START … START + 29
 HEADER = ("id", "when", "district", "type", "n")
 TABLES = (
     "staging.stg_police__incidents",
-    "intermediate.int_incidents",
-    "intermediate.int_orphan_reversals",
-    "intermediate.int_source_days",
+    "intermediate.int_incidents__kept",
+    "intermediate.int_incidents__orphan_reversals",
+    "intermediate.int_incidents__source_days",
     "marts.daily_counts",
-    "marts.data_quality__cleaning",
+    "marts.incidents_data_quality",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _dbt(
     for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
         env.pop(var, None)
     return subprocess.run(
-        [DBT, command, "--select", "+daily_counts", "+data_quality__cleaning",
+        [DBT, command, "--select", "+daily_counts", "+incidents_data_quality",
          *(("--indirect-selection", "cautious", "--exclude-resource-type", "unit_test")
            if command == "build" else ()),
          "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
@@ -215,11 +215,11 @@ def _query(b: Built, sql: str, params: list | None = None) -> list[tuple]:
 
 
 def _cleaning(b: Built, source: str) -> dict[str, int]:
-    """{reason: rows} of data_quality__cleaning, reasons with rows only."""
+    """{reason: rows} of incidents_data_quality, reasons with rows only."""
     return {
         reason: rows
         for reason, rows in _query(
-            b, "select reason, rows from marts.data_quality__cleaning where source = ?", [source]
+            b, "select reason, rows from marts.incidents_data_quality where source = ?", [source]
         )
         if rows
     }
@@ -314,7 +314,8 @@ def test_an_orphan_reversal_is_dropped_and_counted(built: Built) -> None:
     orphans = _query(
         built,
         "select source_row, incident_count, n_original, orphan_reversals "
-        "from intermediate.int_orphan_reversals where source = 'orphans_drop' order by 1",
+        "from intermediate.int_incidents__orphan_reversals "
+        "where source = 'orphans_drop' order by 1",
     )
     first = DAYS * 4 + 3  # data rows: the history, then the reversal cases
     assert orphans == [(first + i, -1, 0, "drop") for i in range(4)]
@@ -324,7 +325,7 @@ def test_an_orphan_reversal_is_dropped_and_counted(built: Built) -> None:
     cleaning = _query(
         built,
         "select clamped_days, rows_read, rows_in_marts + rows_partial_last_day + rows_dropped "
-        "from marts.data_quality__cleaning where source = 'orphans_drop' and reason = 'kept'",
+        "from marts.incidents_data_quality where source = 'orphans_drop' and reason = 'kept'",
     )
     assert cleaning == [(0, DAYS * 4 + 6, DAYS * 4 + 6)]
 
@@ -339,7 +340,7 @@ def test_with_net_an_orphan_reversal_nets_its_day_and_a_negative_day_is_clamped(
     ((days, incidents, net_in_marts),) = _query(
         built,
         "select clamped_days, clamped_incidents, net_incidents_in_marts "
-        "from marts.data_quality__cleaning where source = 'orphans_net' and reason = 'kept'",
+        "from marts.incidents_data_quality where source = 'orphans_net' and reason = 'kept'",
     )
     ((marts_sum,),) = _query(
         built, "select sum(incident_count) from marts.daily_counts where source = 'orphans_net'"
@@ -350,7 +351,7 @@ def test_with_net_an_orphan_reversal_nets_its_day_and_a_negative_day_is_clamped(
     assert marts_sum == net_in_marts == (DAYS - 1) * 4 - 1 - 3 + 1
     listed = _query(
         built,
-        "select count(*), min(orphan_reversals) from intermediate.int_orphan_reversals "
+        "select count(*), min(orphan_reversals) from intermediate.int_incidents__orphan_reversals "
         "where source = 'orphans_net'",
     )
     assert listed == [(4, "net")]
@@ -362,7 +363,8 @@ def test_last_day_partial_complete_and_auto(built: Built) -> None:
         for r in _query(
             built,
             "select source, last_day_complete, last_full_day, last_day_records, "
-            "median_previous_28 from intermediate.int_source_days where source like 'last_%'",
+            "median_previous_28 from intermediate.int_incidents__source_days "
+            "where source like 'last_%'",
         )
     }
     last, before = _day(DAYS - 1), _day(DAYS - 2)
@@ -380,7 +382,7 @@ def test_last_day_partial_complete_and_auto(built: Built) -> None:
         assert max(dates) == (last if included else before), source
         partial, complete = _query(
             built,
-            "select rows_partial_last_day, last_day_complete from marts.data_quality__cleaning "
+            "select rows_partial_last_day, last_day_complete from marts.incidents_data_quality "
             "where source = ? and reason = 'kept'",
             [source],
         )[0]

@@ -1,7 +1,7 @@
 """Bad input, nothing lost (issue #8): a corpus of bad raw files for each real source mapping
 (sources/boston.yml, sources/houston.yml). Every case is either REJECTED by the loader (a
 LoadError naming the file, and the line / column where known; raw.* unchanged) or CLEANED by
-dbt (the rows dropped, counted per reason in marts.data_quality__cleaning). docs/reliability.md
+dbt (the rows dropped, counted per reason in marts.incidents_data_quality). docs/reliability.md
 lists what happens in each case. The files are small and generated here (tests/corpus/ keeps a
 copy of each, written by `python tests/test_reliability_corpus.py`)."""
 
@@ -232,7 +232,7 @@ def cleaned_corpus() -> dict[str, dict[str, bytes]]:
     }
 
 
-#: expected rows per (source, reason) in marts.data_quality__cleaning
+#: expected rows per (source, reason) in marts.incidents_data_quality
 EXPECTED = {
     "houston": {
         "kept": 6 + 1 + 2 + 1 + 2,  # base (+ last day) + BOM + latin-1 + reversal pair
@@ -261,7 +261,7 @@ def _dbt(warehouse: Path, target: Path, *args: str) -> subprocess.CompletedProce
         "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
     }
     return subprocess.run(
-        [DBT, "build", "--select", "+daily_features", "+data_quality__cleaning",
+        [DBT, "build", "--select", "+daily_features", "+incidents_data_quality",
          "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR, "--target-path", str(target), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -304,7 +304,7 @@ def test_cleaned_cases_are_counted_and_an_orphan_reversal_is_dropped(
         got: dict[str, dict[str, int]] = {}
         for source, reason, rows, read, kept, dropped in con.execute(
             "select source, reason, rows, rows_read, rows_kept, rows_dropped "
-            "from marts.data_quality__cleaning"
+            "from marts.incidents_data_quality"
         ).fetchall():
             if rows:
                 got.setdefault(source, {})[reason] = rows
@@ -334,11 +334,11 @@ def test_cleaned_cases_are_counted_and_an_orphan_reversal_is_dropped(
     try:
         orphans = con.execute(
             "select source_file, source_row, orphan_reversals "
-            "from intermediate.int_orphan_reversals"
+            "from intermediate.int_incidents__orphan_reversals"
         ).fetchall()
         dropped = con.execute(
             "select rows, net_incident_count, rows_read, rows_kept + rows_dropped "
-            "from marts.data_quality__cleaning "
+            "from marts.incidents_data_quality "
             "where source = 'houston' and reason = 'orphan_reversal'"
         ).fetchone()
         area_15 = con.execute(

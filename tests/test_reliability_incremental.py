@@ -37,16 +37,16 @@ from samples.incidents import write_houston, write_sample
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 DBT = str(Path(sys.executable).parent / "dbt")
-SELECT = ("+daily_features", "+data_quality__cleaning")
+SELECT = ("+daily_features", "+incidents_data_quality")
 HOUSTON_START = date(2023, 1, 1)
 HOUSTON_DAYS = 90
 TABLES = (
     "staging.stg_police__incidents",
-    "intermediate.int_incidents",
-    "intermediate.int_series",
+    "intermediate.int_incidents__kept",
+    "intermediate.int_incidents__series",
     "marts.daily_counts",
     "marts.daily_features",
-    "marts.data_quality__cleaning",
+    "marts.incidents_data_quality",
 )
 
 

@@ -46,7 +46,7 @@ RUN = textwrap.dedent(
 
     wired = any(PUBLISHED in getattr(a, "keys", ()) for a in ALL_ASSETS)
     assets = [*ALL_ASSETS, *([] if wired else publish_assets)]
-    dq = get_asset_key_for_model([crimecast_dbt_assets], "data_quality__cleaning")
+    dq = get_asset_key_for_model([crimecast_dbt_assets], "incidents_data_quality")
     selection = (
         dg.AssetSelection.assets(*ml_forecasts.keys).upstream()
         | dg.AssetSelection.assets(dq).upstream()
@@ -67,7 +67,7 @@ STABLE_TABLES = [
     "staging.stg_police__incidents",
     "marts.daily_counts",
     "marts.daily_features",
-    "marts.data_quality__cleaning",
+    "marts.incidents_data_quality",
 ]
 VOLATILE = {"run_id", "started_at", "artifact_path", "created_at", "published_at"}
 
@@ -180,7 +180,7 @@ class Reader(threading.Thread):
                 try:
                     con.execute("select count(*), sum(incident_count) from marts.daily_counts")
                     con.execute("select count(*), max(run_id) from ml.forecasts").fetchall()
-                    con.execute("select * from marts.data_quality__cleaning").fetchall()
+                    con.execute("select * from marts.incidents_data_quality").fetchall()
                     self.published_at.add(
                         con.execute("select published_at from serving.published").fetchone()[0]
                     )

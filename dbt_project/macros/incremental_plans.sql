@@ -260,9 +260,9 @@
     {{ downstream_plan(
         'stg_police__incidents',
         'daily_counts',
-        "select source, min(occurred_date) as first_day from " ~ ref('int_incidents')
+        "select source, min(occurred_date) as first_day from " ~ ref('int_incidents__kept')
             ~ " group by source",
-        "select source, series_id from " ~ ref('int_series'),
+        "select source, series_id from " ~ ref('int_incidents__series'),
         ['series_id']
     ) }}
 {%- endmacro %}
@@ -275,7 +275,7 @@
         cast(dense_rank() over (partition by source order by area) as integer) as area_code,
         cast(dense_rank() over (partition by source order by category) as integer)
             as category_code
-    from {{ ref('int_series') }}
+    from {{ ref('int_incidents__series') }}
 {%- endmacro %}
 
 {#- daily_features: from daily_counts; keys = the series and their area/category codes. -#}

@@ -1,15 +1,15 @@
 -- Nothing is dropped silently. Per source, every row of raw.incidents is accounted for once:
 --   rows read = rows in the marts + rows on the partial last day + rows of series not selected
 --             + rows dropped by cleaning (every reason),
--- checked against the models, not against data_quality__cleaning's own totals: the rows read
--- are counted in raw.incidents, the rows kept in int_incidents, and the rows in the marts are
+-- checked against the models, not against incidents_data_quality's own totals: the rows read
+-- are counted in raw.incidents, the rows kept in int_incidents__kept, and the rows in the marts are
 -- daily_counts' n_records (the kept records of its series-days), whose net incident_count plus
 -- what `orphan_reversals: net` clamped (clamped_incidents, over clamped_days) is the sum of
 -- daily_counts.incident_count = net_incidents_in_marts. The rows dropped include the orphan
--- reversals int_incidents leaves out (reason orphan_reversal). That each daily_counts row
+-- reversals int_incidents__kept leaves out (reason orphan_reversal). That each daily_counts row
 -- holds exactly the kept records of its series and day is assert_daily_counts_match_incidents.
 -- Returns the sources that do not reconcile.
-{{ config(meta={'dagster': {'ref': {'name': 'data_quality__cleaning'}}}) }}
+{{ config(meta={'dagster': {'ref': {'name': 'incidents_data_quality'}}}) }}
 
 with
 
@@ -28,7 +28,7 @@ kept_rows as (
     select
         source,
         count(*) as n_rows
-    from {{ ref('int_incidents') }}
+    from {{ ref('int_incidents__kept') }}
     group by source
 
 ),
@@ -58,7 +58,7 @@ cleaning as (
         max(clamped_days) as clamped_days,
         max(clamped_incidents) as clamped_incidents,
         sum(case when status = 'dropped' then rows else 0 end) as sum_dropped
-    from {{ ref('data_quality__cleaning') }}
+    from {{ ref('incidents_data_quality') }}
     group by source
 
 ),
@@ -82,7 +82,7 @@ total_versions as (
             clamped_days,
             clamped_incidents,
             last_day_complete
-        from {{ ref('data_quality__cleaning') }}
+        from {{ ref('incidents_data_quality') }}
     ) as versions
     group by source
 

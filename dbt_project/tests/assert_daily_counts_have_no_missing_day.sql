@@ -1,5 +1,5 @@
 -- Every series of daily_counts is gap-free and covers its source's whole range: one row per
--- day from the source's first day to its last full day (int_source_days).
+-- day from the source's first day to its last full day (int_incidents__source_days).
 -- After an incremental build only the days it rewrote are checked (from rebuilt_from, see
 -- macros/incremental_builds.sql): they must run without a gap from that day (or the source's
 -- first day) to the last full day; the days before were checked when they were written.
@@ -26,7 +26,7 @@ source_days as (
         source,
         greatest(first_day, (select window_start.from_day from window_start)) as first_day,
         last_full_day
-    from {{ ref('int_source_days') }}
+    from {{ ref('int_incidents__source_days') }}
 
 ),
 

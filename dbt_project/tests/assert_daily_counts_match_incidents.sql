@@ -1,5 +1,5 @@
--- daily_counts holds exactly the kept incidents (int_incidents) of the selected series
--- (int_series) on the source's full days (int_source_days): per series and day,
+-- daily_counts holds exactly the kept incidents (int_incidents__kept) of the selected series
+-- (int_incidents__series) on the source's full days (int_incidents__source_days): per series and day,
 -- incident_count is their net count (clamped at 0 for `orphan_reversals: net`) and n_records
 -- their number, and a day with none is a filled 0. After an incremental
 -- build, the days it rewrote (rebuilt_from, macros/incremental_builds.sql); after a full one,
@@ -16,7 +16,7 @@ window_start as (
 
 source_days as (
 
-    select * from {{ ref('int_source_days') }}
+    select * from {{ ref('int_incidents__source_days') }}
 
 ),
 
@@ -31,8 +31,8 @@ expected as (
             else sum(incidents.incident_count)
         end as incident_count,
         count(*) as n_records
-    from {{ ref('int_incidents') }} as incidents
-    inner join {{ ref('int_series') }} as series
+    from {{ ref('int_incidents__kept') }} as incidents
+    inner join {{ ref('int_incidents__series') }} as series
         on
             incidents.source = series.source
             and incidents.area = series.area

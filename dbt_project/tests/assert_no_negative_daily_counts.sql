@@ -1,7 +1,7 @@
 -- No series-day nets below zero. A -1 record reverses an earlier record of the same incident
 -- (Houston); a reversal with nothing to reverse would make the day negative, which no model
 -- can forecast. Such orphans are handled by the source's `orphan_reversals` policy before
--- daily_counts (int_orphan_reversals: `drop` leaves them out, `net` clamps the day at 0), so
+-- daily_counts (int_incidents__orphan_reversals: `drop` leaves them out, `net` clamps the day at 0), so
 -- this guards the policy itself. Severity error: the build stops before daily_features (and
 -- so before ml and the published copy). Each result row names the raw file and data row of a
 -- kept negative record of such a day. After an incremental build, the days it rewrote are
@@ -35,7 +35,7 @@ select
     incidents.source_row,
     incidents.incident_count
 from negative_days
-inner join {{ ref('int_incidents') }} as incidents
+inner join {{ ref('int_incidents__kept') }} as incidents
     on
         negative_days.source = incidents.source
         and negative_days.area = incidents.area

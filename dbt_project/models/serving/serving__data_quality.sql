@@ -1,3 +1,3 @@
 -- Rows read / kept / dropped by cleaning, per source and reason.
--- From marts.data_quality__cleaning, typed by its contract (_serving__models.yml).
-{{ serving_select(ref('data_quality__cleaning')) }}
+-- From marts.incidents_data_quality, typed by its contract (_serving__models.yml).
+{{ serving_select(ref('incidents_data_quality')) }}

@@ -135,6 +135,23 @@ def run_sources(context: dg.AssetExecutionContext, config: MLConfig) -> set[str]
     return {city} if city in INCIDENT_PARTITIONS.get_partition_keys() else None
 
 
+def numeric_metadata(source: str, summ: dict, forecasts: pd.DataFrame | None) -> dict:
+    """One number per key (``boston/champion_mae_h1``, ``boston/coverage_80_h7``,
+    ``boston/n_series``, ...) so that the Plots tab of the asset charts them across runs."""
+    out: dict = {}
+    for h, mae in summ["champion_mae"].items():
+        out[f"{source}/champion_mae_h{h}"] = float(mae)
+        out[f"{source}/mean_28_mae_h{h}"] = float(summ["mean_28_mae"].get(h, float("nan")))
+        out[f"{source}/coverage_80_h{h}"] = float(summ["champion_coverage_80"].get(h, float("nan")))
+        out[f"{source}/coverage_95_h{h}"] = float(summ["champion_coverage_95"].get(h, float("nan")))
+    if forecasts is not None and len(forecasts):
+        mine = forecasts[forecasts["source"] == source]
+        out[f"{source}/n_series"] = int(mine["series_id"].nunique())
+    last = pd.Timestamp(summ["last_day"])
+    out[f"{source}/as_of"] = dg.MetadataValue.timestamp(last.tz_localize("UTC").timestamp())
+    return out
+
+
 def new_run_id(dagster_run_id: str) -> str:
     """Sortable: the latest run has the largest id."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{dagster_run_id[:8]}"
@@ -183,6 +200,8 @@ def write_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]
             group_name="ml",
             deps=[DAILY_FEATURES, HOLIDAYS],
             kinds={"python", "xgboost", "duckdb"},
+            owners=["team:forecasting"],
+            tags={"domain": "incidents", "layer": "ml"},
         )
         for name, desc in ML_TABLES.items()
     ],
@@ -298,6 +317,7 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
                 metadata[f"{source}_noise_floor_mae"] = summ["noise_floor_mae"]
                 metadata[f"{source}_champion_coverage_80"] = summ["champion_coverage_80"]
                 metadata[f"{source}_champion_coverage_95"] = summ["champion_coverage_95"]
+                metadata.update(numeric_metadata(source, summ, combined.get("forecasts")))
         if name == "model_runs":
             metadata["profile"] = profile
             metadata["plan"] = {

@@ -1,8 +1,8 @@
 {#-
     What cleaning does to each source, in long form: one row per (source, reason), where
-    reason is 'kept' for the rows that reach int_incidents, or the drop_reason of the rows
-    removed (staging), or 'orphan_reversal' for the reversals int_incidents leaves out
-    (int_orphan_reversals, `orphan_reversals: drop`). The standard reasons are always listed
+    reason is 'kept' for the rows that reach int_incidents__kept, or the drop_reason of the rows
+    removed (staging), or 'orphan_reversal' for the reversals int_incidents__kept leaves out
+    (int_incidents__orphan_reversals, `orphan_reversals: drop`). The standard reasons are always listed
     (0 rows when nothing was dropped for them);
     a mapping filter (e.g. test_record) is listed when it matched. rows_read, rows_kept and
     rows_dropped repeat the per-source totals on every row; rows_read = rows_kept + rows_dropped.
@@ -12,9 +12,9 @@
     rows_partial_last_day + rows_series_not_selected (each kept row in exactly one, checked in
     this order):
       rows_partial_last_day     on the source's last day with data when it is judged
-                                partial (int_source_days, the mapping's `last_day`):
+                                partial (int_incidents__source_days, the mapping's `last_day`):
                                 daily_counts ends at the day before;
-      rows_series_not_selected  of a (source, area, category) series not in int_series (dbt
+      rows_series_not_selected  of a (source, area, category) series not in int_incidents__series (dbt
                                 vars series_preset, areas, categories);
       rows_in_marts             the rest: their net incident_count, plus clamped_incidents,
                                 is net_incidents_in_marts (= the sum of
@@ -43,7 +43,7 @@ dropped_orphans as (
         source,
         source_file,
         source_row
-    from {{ ref('int_orphan_reversals') }}
+    from {{ ref('int_incidents__orphan_reversals') }}
     where orphan_reversals = 'drop'
 
 ),
@@ -69,19 +69,19 @@ incidents as (
 
 source_days as (
 
-    select * from {{ ref('int_source_days') }}
+    select * from {{ ref('int_incidents__source_days') }}
 
 ),
 
 kept_incidents as {{ inline_cte() }} (
 
-    select * from {{ ref('int_incidents') }}
+    select * from {{ ref('int_incidents__kept') }}
 
 ),
 
 series as (
 
-    select * from {{ ref('int_series') }}
+    select * from {{ ref('int_incidents__series') }}
 
 ),
 

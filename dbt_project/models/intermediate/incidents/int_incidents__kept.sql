@@ -1,7 +1,7 @@
 {#-
     The canonical incidents shared by all sources: the staging rows that are kept
     (drop_reason is NULL), less the orphan reversals of the sources whose policy drops them
-    (int_orphan_reversals). The other reversal rows (incident_count = -1) stay in; summing
+    (int_incidents__orphan_reversals). The other reversal rows (incident_count = -1) stay in; summing
     nets them. A view: a filter over the staging table, cheaper than copying every kept row.
 -#}
 
@@ -22,7 +22,7 @@ dropped_orphans as (
         source,
         source_file,
         source_row
-    from {{ ref('int_orphan_reversals') }}
+    from {{ ref('int_incidents__orphan_reversals') }}
     where orphan_reversals = 'drop'
 
 ),

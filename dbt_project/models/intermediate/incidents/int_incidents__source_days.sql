@@ -21,7 +21,7 @@ policies as (
 
 incidents as {{ inline_cte() }} (
 
-    select * from {{ ref('int_incidents') }}
+    select * from {{ ref('int_incidents__kept') }}
 
 ),
 

@@ -1,10 +1,10 @@
 {#-
-    Every selected series (int_series) × every day from its source's first day to the source's
-    last full day (int_source_days: the last day with data minus one, as extracts are cut
+    Every selected series (int_incidents__series) × every day from its source's first day to the source's
+    last full day (int_incidents__source_days: the last day with data minus one, as extracts are cut
     mid-day, unless the mapping's `last_day` policy says the last day is complete), zero-filled.
     incident_count sums incident_count (so -1 reversals are netted); for a source with
     `orphan_reversals: net` a series-day that would be negative is clamped at 0 (counted in
-    data_quality__cleaning); n_records counts the kept incident records (a reversal is a
+    incidents_data_quality); n_records counts the kept incident records (a reversal is a
     record); is_filled is true where there was none.
 
     Incremental (delete+insert on series_id, date). Per source, every day from `from_day` on
@@ -28,15 +28,15 @@
     post_hook=[
         """
         delete from {{ this }}
-        where series_id not in (select series_id from {{ ref('int_series') }})
+        where series_id not in (select series_id from {{ ref('int_incidents__series') }})
         """,
         """
         delete from {{ this }} as t
-        where t.source not in (select distinct source from {{ ref('int_incidents') }})
+        where t.source not in (select distinct source from {{ ref('int_incidents__kept') }})
         """,
         """
         delete from {{ this }} as t
-        using {{ ref('int_source_days') }} as r
+        using {{ ref('int_incidents__source_days') }} as r
         where
             t.source = r.source
             and (t.date < r.first_day or t.date > r.last_full_day)
@@ -49,19 +49,19 @@ with
 
 incidents as {{ inline_cte() }} (
 
-    select * from {{ ref('int_incidents') }}
+    select * from {{ ref('int_incidents__kept') }}
 
 ),
 
 series as (
 
-    select * from {{ ref('int_series') }}
+    select * from {{ ref('int_incidents__series') }}
 
 ),
 
 source_days as (
 
-    select * from {{ ref('int_source_days') }}
+    select * from {{ ref('int_incidents__source_days') }}
 
 ),
 

@@ -1,10 +1,10 @@
 {#-
     Reversal records (incident_count < 0) with no original to reverse among the kept rows, per
     the source's `orphan_reversals` policy (sources/README.md):
-      drop  (default) int_incidents leaves these rows out; data_quality__cleaning counts them
+      drop  (default) int_incidents__kept leaves these rows out; incidents_data_quality counts them
             under reason `orphan_reversal`;
-      net   the rows stay in int_incidents and net against their series-day; daily_counts
-            clamps a day that would go negative at 0 (counted in data_quality__cleaning).
+      net   the rows stay in int_incidents__kept and net against their series-day; daily_counts
+            clamps a day that would go negative at 0 (counted in incidents_data_quality).
     The original of a reversal is a kept record (incident_count > 0) of the same source with
     the same incident_id (both may be NULL), occurred_at, area and category. The reversals of
     one such key are matched against the sum of its records in load order (loaded_at, then

@@ -15,7 +15,7 @@ with
 
 incidents as (
 
-    select * from {{ ref('int_incidents') }}
+    select * from {{ ref('int_incidents__kept') }}
 
 ),
 

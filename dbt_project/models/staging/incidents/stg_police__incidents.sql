@@ -1,7 +1,7 @@
 {#-
     Every raw incident row, typed and trimmed, with its category resolved and the reason it is
-    dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents
-    keeps the rows whose drop_reason is NULL and data_quality__cleaning counts the others.
+    dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents__kept
+    keeps the rows whose drop_reason is NULL and incidents_data_quality counts the others.
 
     Incremental (delete+insert on source, source_file, source_row). A raw file version is
     (source, source_sha256, loaded_at): the loader keeps an unchanged file's rows and loaded_at.

@@ -3,7 +3,7 @@
     windows are ROWS frames over the gap-free daily series of each series_id (daily_counts is
     zero-filled, so one row = one day). Rolling windows end THE DAY BEFORE the target day and
     are NULL until full; roll_std_* is the sample standard deviation (ddof = 1). area_code and
-    category_code are dense ranks over the selected series (int_series) of each source.
+    category_code are dense ranks over the selected series (int_incidents__series) of each source.
 
     Incremental (delete+insert on series_id, date). Per source, rows from `from_day` on are
     rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
