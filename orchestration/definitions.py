@@ -37,6 +37,7 @@ from orchestration.defs.incidents.raw import (
     raw_incidents,
 )
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
+from orchestration.defs.serving.dbt_serving import serving_dbt_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets
 from orchestration.resources import RunDefaults, WarehouseResource
@@ -47,6 +48,7 @@ ALL_ASSETS = [
     ml_forecasts,
     *france_assets,
     *saopaulo_assets,
+    serving_dbt_assets,
     *publish_assets,
 ]
 
@@ -64,7 +66,10 @@ def refresh_selection(selection: SourceSelection) -> dg.AssetSelection:
     the seeds and the published copy; the branches of the other sources are left out, so their
     raw tables, marts and ml tables stay as they are."""
     out = dg.AssetSelection.all() - dg.AssetSelection.assets(dashboards_site)
-    shared = dg.AssetSelection.assets(PUBLISHED).downstream()
+    # the serving models read every branch: rebuilt on any refresh, like the copy
+    shared = dg.AssetSelection.assets(PUBLISHED).downstream() | dg.AssetSelection.assets(
+        serving_dbt_assets
+    )
     wanted = {
         "incidents": selection.incidents != [],
         "france": "france" in selection.datasets,

@@ -45,6 +45,8 @@ class CrimecastTranslator(DagsterDbtTranslator):
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
+    # the serving models run after the ML assets: orchestration/defs/serving/dbt_serving.py
+    exclude="tag:serving",
     dagster_dbt_translator=CrimecastTranslator(
         settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
     ),

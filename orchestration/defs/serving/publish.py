@@ -62,12 +62,15 @@ def _upstream() -> list[dg.AssetKey]:
     from orchestration.defs.france.assets import france_assets
     from orchestration.defs.incidents.ml import ml_forecasts
     from orchestration.defs.saopaulo.assets import saopaulo_assets
+    from orchestration.defs.serving.dbt_serving import serving_dbt_assets
 
     # raw/incidents itself: its blocking checks (volume, coverage, freshness) then hold this step
     keys = [RAW_INCIDENTS, dg.AssetKey(["raw", "source_files"]), dg.AssetKey(["raw", "sources"])]
     keys += [get_asset_key_for_model([crimecast_dbt_assets], m) for m in _DBT_MODELS]
     for d in [ml_forecasts, *france_assets, *saopaulo_assets]:
         keys += [k for k in d.keys if k.path[0] == "ml"]
+    # the serving contract (dbt, after the ML assets): the copy snapshots those tables
+    keys += sorted(serving_dbt_assets.keys, key=lambda k: k.path)
     return list(dict.fromkeys(keys))
 
 
