@@ -7,8 +7,11 @@ the validation (``cv``) residuals of that model and horizon. The interval at nom
 the quantile function (smallest k with CDF(k) ≥ q). Because counts are integers, the naive
 τ = α/2 over-covers (the endpoints carry probability mass), so τ is calibrated instead: it is
 the tail level whose coverage on the ``cv`` residuals is closest to nominal (a split-conformal
-calibration of one scalar per model × horizon × level). Coverage is then MEASURED on the test
-split, which calibration never sees.
+calibration). φ and τ are fitted per BIN of expected count (quartiles of the validation
+``prediction_mean`` of that model × horizon, :data:`N_BINS`): with one φ per model × horizon
+the quiet series were over-covered and the busy ones, which carry most of the absolute error,
+under-covered. Coverage is then MEASURED on the test split, which calibration never sees, pooled
+and per bin (:func:`coverage_by_bin`, bins from the validation rows).
 
 Coverage of an integer interval for a given τ has a closed form per row:
 ``y ≥ Q(τ) ⇔ F(y) ≥ τ`` and ``y ≤ Q(1 − τ) ⇔ F(y − 1) < 1 − τ``, so the calibration is a
@@ -120,27 +123,116 @@ def bounds(mean, phi: float, tau: float) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+#: calibration bins per model × horizon: quartiles of the validation expected count, so the
+#: busy series (which carry most of the absolute error) get their own φ and τ
+N_BINS = 4
+#: fewer bins when a group has fewer than this many validation rows per bin
+MIN_BIN_ROWS = 200
+
+
+def bin_edges(mean, n_bins: int = N_BINS) -> np.ndarray:
+    """Inner edges of ``n_bins`` equal-count bins of ``mean`` (duplicates merged: ties at an
+    edge would leave a bin empty). Bin i holds ``edges[i − 1] ≤ μ < edges[i]``."""
+    mu = np.asarray(mean, dtype="float64")
+    mu = mu[np.isfinite(mu)]
+    if n_bins <= 1 or len(mu) == 0:
+        return np.empty(0)
+    values = np.unique(mu)
+    edges = np.quantile(mu, np.arange(1, n_bins) / n_bins)
+    # an edge on the smallest value would leave the first bin empty: move it to the next value
+    nxt = values[np.minimum(np.searchsorted(values, edges, side="right"), len(values) - 1)]
+    edges = np.unique(np.where(edges <= values[0], nxt, edges))
+    return edges[edges > values[0]]
+
+
+def assign_bins(mean, edges) -> np.ndarray:
+    """0-based bin of each mean for the inner ``edges`` (NaN means go to bin 0)."""
+    mu = np.nan_to_num(np.asarray(mean, dtype="float64"), nan=0.0)
+    return np.searchsorted(np.asarray(edges, dtype="float64"), mu, side="right")
+
+
+def bin_label(i: int) -> str:
+    return f"q{int(i) + 1}"
+
+
 def calibrate(
-    cv: pd.DataFrame, by: Sequence[str] = ("model", "horizon"), levels=LEVELS
+    cv: pd.DataFrame,
+    by: Sequence[str] = ("model", "horizon"),
+    levels=LEVELS,
+    n_bins: int = N_BINS,
+    min_bin_rows: int = MIN_BIN_ROWS,
 ) -> pd.DataFrame:
     """Calibration table from validation predictions (``prediction_mean``, ``actual``).
 
-    Returns ``by`` + ``phi, n_calibration`` + per level ``tau_<p>`` and ``calibration_coverage_
-    <p>`` (the in-calibration coverage, for reference; the honest number is on the test split).
+    Each ``by`` group is cut into up to ``n_bins`` bins of its validation expected count
+    (equal-count bins; fewer when the group has under ``min_bin_rows`` rows per bin), and φ and
+    τ are fitted per bin: one φ for all count levels under-covers the busy series and
+    over-covers the quiet ones. Returns ``by`` + ``bin, mean_lo, mean_hi`` (the bin's range of
+    expected counts, ``mean_lo ≤ μ < mean_hi``) + ``phi, n_calibration`` + per level
+    ``tau_<p>`` and ``calibration_coverage_<p>`` (in-calibration, for reference; the honest
+    number is on the test split). Pass only validation rows: nothing here knows the splits.
     """
     rows = []
     for key, g in cv.groupby(list(by), sort=True):
         g = g[np.isfinite(g["prediction_mean"]) & np.isfinite(g["actual"])]
         key = key if isinstance(key, tuple) else (key,)
-        phi = estimate_dispersion(g["prediction_mean"], g["actual"])
-        f_y, f_y1 = cdf_pair(g["prediction_mean"], g["actual"], phi)
-        row = {**dict(zip(by, key, strict=True)), "phi": phi, "n_calibration": len(g)}
-        for lv in levels:
-            tau, cov = calibrate_tau(f_y, f_y1, lv)
-            row[f"tau_{round(lv * 100)}"] = tau
-            row[f"calibration_coverage_{round(lv * 100)}"] = cov
-        rows.append(row)
+        mean = g["prediction_mean"].to_numpy(dtype="float64")
+        actual = g["actual"].to_numpy(dtype="float64")
+        k = int(np.clip(len(g) // max(min_bin_rows, 1), 1, n_bins))
+        edges = bin_edges(mean, k)
+        bins = assign_bins(mean, edges)
+        lows = np.concatenate([[0.0], edges])
+        highs = np.concatenate([edges, [np.inf]])
+        for b in range(len(edges) + 1):
+            inside = bins == b
+            phi = estimate_dispersion(mean[inside], actual[inside])
+            f_y, f_y1 = cdf_pair(mean[inside], actual[inside], phi)
+            row = {
+                **dict(zip(by, key, strict=True)),
+                "bin": bin_label(b),
+                "mean_lo": float(lows[b]),
+                "mean_hi": float(highs[b]),
+                "phi": phi,
+                "n_calibration": int(inside.sum()),
+            }
+            for lv in levels:
+                tau, cov = calibrate_tau(f_y, f_y1, lv)
+                row[f"tau_{round(lv * 100)}"] = tau
+                row[f"calibration_coverage_{round(lv * 100)}"] = cov
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def lookup(
+    frame: pd.DataFrame,
+    calibration: pd.DataFrame,
+    by: Sequence[str] = ("model", "horizon"),
+    mean_col: str = "prediction_mean",
+) -> pd.DataFrame:
+    """The calibration row of each row of ``frame`` (its group, then the bin of its expected
+    count), aligned with ``frame``'s index; all NaN where the group was never calibrated."""
+    cols = [c for c in calibration.columns if c not in by]
+    out = pd.DataFrame(np.nan, index=frame.index, columns=cols, dtype="float64")
+    out["bin"] = None
+    if calibration.empty or frame.empty:
+        return out
+    cal = calibration if "bin" in calibration else calibration.assign(bin=bin_label(0))
+
+    def tup(key):
+        return key if isinstance(key, tuple) else (key,)
+
+    groups = {tup(k): g for k, g in cal.groupby(list(by), sort=False)}
+    for key, idx in frame.groupby(list(by), sort=False).groups.items():
+        c = groups.get(tup(key))
+        if c is None:
+            continue
+        c = c.reset_index(drop=True)
+        edges = c["mean_hi"].to_numpy()[:-1] if "mean_hi" in c else np.empty(0)
+        b = assign_bins(frame.loc[idx, mean_col].to_numpy(dtype="float64"), edges)
+        picked = c.iloc[b]
+        for col in cols:
+            out.loc[idx, col] = picked[col].to_numpy()
+    return out
 
 
 def add_intervals(
@@ -151,21 +243,29 @@ def add_intervals(
     levels=LEVELS,
 ) -> pd.DataFrame:
     """``preds`` with ``forecast_lo_80, forecast_hi_80, forecast_lo_95, forecast_hi_95`` from
-    the calibration of each row's group (NaN when the group was never calibrated)."""
+    the calibration of each row's group and expected-count bin (NaN when the group was never
+    calibrated)."""
     out = preds.copy()
     for col in interval_columns(levels):
         out[col] = np.nan
-    cal = calibration.set_index(list(by))
-    for key, idx in out.groupby(list(by), sort=False).groups.items():
-        if key not in cal.index:
-            continue
-        c = cal.loc[key]
-        mean = out.loc[idx, mean_col].to_numpy(dtype="float64")
-        for lv in levels:
-            p = round(lv * 100)
-            lo, hi = bounds(mean, float(c["phi"]), float(c[f"tau_{p}"]))
-            out.loc[idx, f"forecast_lo_{p}"] = lo
-            out.loc[idx, f"forecast_hi_{p}"] = hi
+    cal = lookup(out, calibration, by, mean_col)
+    calibrated = cal["phi"].notna().to_numpy()
+    if not calibrated.any():
+        return out
+    mean = out[mean_col].to_numpy(dtype="float64")
+    phi = cal["phi"].to_numpy(dtype="float64")
+    for lv in levels:
+        p = round(lv * 100)
+        tau = cal[f"tau_{p}"].to_numpy(dtype="float64")
+        lo = np.full(len(out), np.nan)
+        hi = np.full(len(out), np.nan)
+        # one quantile walk per distinct (φ, τ): a handful per model × horizon
+        pairs = pd.DataFrame({"phi": phi, "tau": tau})[calibrated]  # positional index
+        for (f, t), rows in pairs.groupby(["phi", "tau"], sort=False).groups.items():
+            pos = np.asarray(rows)
+            lo[pos], hi[pos] = bounds(mean[pos], float(f), float(t))
+        out[f"forecast_lo_{p}"] = lo
+        out[f"forecast_hi_{p}"] = hi
     return out
 
 
@@ -196,3 +296,35 @@ def coverage(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def coverage_by_bin(
+    preds: pd.DataFrame,
+    by: Sequence[str] = ("split", "model", "horizon"),
+    mean_col: str = "prediction_mean",
+    n_bins: int = N_BINS,
+    levels=LEVELS,
+) -> pd.DataFrame:
+    """:func:`coverage` per bin of expected count: ``by`` + ``bin`` (``q1`` … the quietest
+    first), ``expected_lo, expected_hi`` (the bin's range) + the coverage columns.
+
+    The bin edges of each group (``by`` without ``split``) are the quantiles of the expected
+    count of its VALIDATION rows (``split == 'cv'``; all rows when there is no split), so a test
+    row is binned by what was known before the test window."""
+    keys = [c for c in by if c != "split"]
+    parts = []
+    for _key, g in preds.groupby(keys, sort=True):
+        ref = g[g["split"] == "cv"] if "split" in g else g
+        edges = bin_edges(ref[mean_col], n_bins)
+        b = assign_bins(g[mean_col], edges)
+        lows = np.concatenate([[0.0], edges])
+        highs = np.concatenate([edges, [np.inf]])
+        parts.append(
+            g.assign(bin=[bin_label(i) for i in b], expected_lo=lows[b], expected_hi=highs[b])
+        )
+    if not parts:
+        return pd.DataFrame(columns=[*by, "bin", "expected_lo", "expected_hi"])
+    binned = pd.concat(parts)
+    cov = coverage(binned, by=[*by, "bin"], levels=levels)
+    ranges = binned.groupby([*keys, "bin"], sort=False)[["expected_lo", "expected_hi"]].first()
+    return cov.merge(ranges.reset_index(), on=[*keys, "bin"], how="left")

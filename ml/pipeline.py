@@ -32,7 +32,15 @@ from ml.features import FEATURE_COLUMNS, from_mart, split_series_id
 from ml.forecast import forecast_direct
 from ml.hierarchy import aggregate
 from ml.history import check as check_history
-from ml.intervals import LEVELS, add_intervals, calibrate, coverage, interval_columns
+from ml.intervals import (
+    LEVELS,
+    add_intervals,
+    calibrate,
+    coverage,
+    coverage_by_bin,
+    interval_columns,
+    lookup,
+)
 from ml.metrics import score
 from ml.runs import model_run_record, train_window
 from ml.zoo import ensemble_members, make_model, model_factory, profile_models
@@ -262,30 +270,7 @@ def run_source(
         ]
     ].sort_values(["split", "horizon", "rank"])
 
-    cov_bottom = coverage(preds, by=["split", "model", "horizon"]).assign(level="area_category")
-    cov_levels = coverage(hb, by=["split", "level", "horizon"]).assign(model="champion")
-    cov = pd.concat([cov_bottom, cov_levels], ignore_index=True)
-    cal_long = pd.concat(
-        [
-            calib.assign(level="area_category"),
-            level_calib[level_calib["level"] != "area_category"].assign(model="champion"),
-        ],
-        ignore_index=True,
-    )
-    taus = []
-    for r in cov.itertuples():
-        model_key = r.model
-        c = cal_long[
-            (cal_long["level"] == r.level)
-            & (cal_long["model"] == model_key)
-            & (cal_long["horizon"] == r.horizon)
-        ]
-        p = round(r.nominal * 100)
-        taus.append(
-            (float(c[f"tau_{p}"].iloc[0]), float(c["phi"].iloc[0])) if len(c) else (np.nan, np.nan)
-        )
-    cov["tau"] = [t for t, _ in taus]
-    cov["phi"] = [p for _, p in taus]
+    cov = _coverage_table(preds, hb, calib, level_calib)
     interval_coverage = cov.assign(run_id=run_id, source=source)[
         [
             "run_id",
@@ -294,6 +279,9 @@ def run_source(
             "level",
             "model",
             "horizon",
+            "bin",
+            "expected_lo",
+            "expected_hi",
             "nominal",
             "coverage",
             "n",
@@ -322,13 +310,17 @@ def run_source(
     anomalous["direction"] = np.where(
         anomalous["actual"] > anomalous["forecast_hi_95"], "above", "below"
     )
-    phis = []
-    for r in anomalous.itertuples():
-        if r.level == "area_category":
-            c = calib[(calib["model"] == r.champion_model) & (calib["horizon"] == 1)]
-        else:
-            c = level_calib[(level_calib["level"] == r.level) & (level_calib["horizon"] == 1)]
-        phis.append(float(c["phi"].iloc[0]) if len(c) else 0.0)
+    bottom = (anomalous["level"] == "area_category").to_numpy()
+    phis = np.zeros(len(anomalous))
+    if bottom.any():
+        rows = anomalous[bottom].rename(columns={"champion_model": "cal_model"})
+        rows = rows.drop(columns="model").rename(columns={"cal_model": "model"})
+        phis[bottom] = lookup(rows, calib)["phi"].fillna(0.0).to_numpy()
+    if (~bottom).any():
+        rows = anomalous[~bottom]
+        phis[~bottom] = (
+            lookup(rows, level_calib, by=("level", "horizon"))["phi"].fillna(0.0).to_numpy()
+        )
     anomalous["tail_probability"] = [
         float(_tail_probability([a], [m], p, [d == "above"])[0])
         for a, m, p, d in zip(
@@ -469,6 +461,50 @@ def run_source(
         "model_runs": model_runs,
     }
     return frames, summary
+
+
+def _coverage_table(preds, hb, calib, level_calib) -> pd.DataFrame:
+    """Coverage per split, level, model and horizon: pooled (``bin = 'all'``) and per quartile
+    of expected count (bins from the validation rows), with the τ and φ of the calibration bin
+    when it is the same bin (NaN for the champion, whose rows come from several models, and for
+    pooled rows of a group calibrated in several bins)."""
+    by = ["split", "model", "horizon"]
+    bottom = pd.concat(
+        [coverage(preds, by=by).assign(bin="all"), coverage_by_bin(preds, by=by)],
+        ignore_index=True,
+    ).assign(level="area_category")
+    lby = ["split", "level", "horizon"]
+    levels = pd.concat(
+        [coverage(hb, by=lby).assign(bin="all"), coverage_by_bin(hb, by=lby)], ignore_index=True
+    ).assign(model="champion")
+    cov = pd.concat([bottom, levels], ignore_index=True)
+    cal_long = pd.concat(
+        [
+            calib.assign(level="area_category"),
+            level_calib[level_calib["level"] != "area_category"].assign(model="champion"),
+        ],
+        ignore_index=True,
+    )
+    n_bins = cal_long.groupby(["level", "model", "horizon"])["bin"].transform("size")
+    # a group calibrated as one bin has the same τ/φ in every report bin and pooled
+    single = cal_long[n_bins == 1]
+    cal_long = pd.concat(
+        [cal_long[n_bins > 1], *(single.assign(bin=b) for b in ("all", "q1", "q2", "q3", "q4"))],
+        ignore_index=True,
+    )
+    long = []
+    for lv in LEVELS:
+        p = round(lv * 100)
+        part = cal_long[["level", "model", "horizon", "bin", "phi", f"tau_{p}"]]
+        long.append(part.rename(columns={f"tau_{p}": "tau"}).assign(nominal=lv))
+    taus = pd.concat(long, ignore_index=True).drop_duplicates(
+        ["level", "model", "horizon", "bin", "nominal"]
+    )
+    out = cov.merge(taus, on=["level", "model", "horizon", "bin", "nominal"], how="left")
+    for col in ("expected_lo", "expected_hi"):
+        if col not in out:
+            out[col] = np.nan
+    return out
 
 
 def _forecast_intervals(fc: pd.DataFrame, calib: pd.DataFrame) -> pd.DataFrame:

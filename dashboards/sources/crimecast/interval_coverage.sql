@@ -11,6 +11,8 @@ with result as (
     select c.source, c.split, c.level, c.model, c.horizon, c.nominal, c.coverage, c.n
     from serving.interval_coverage as c
     inner join latest using (source, run_id)
+    -- the pooled rows only: the per-quartile rows (bin q1..q4) split the same days again
+    where coalesce(c.bin, 'all') = 'all'
 )
 
 select
