@@ -526,14 +526,14 @@ def create_app(
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SeriesResponse:
         with connect() as con:
-            if not has_view(con, "forecasts"):
+            if not has_view(con, "forecasts_latest"):
                 return SeriesResponse(
                     sources=[], series=[], total_series=0, limit=limit, offset=offset
                 )
             known = [
                 r[0]
                 for r in con.execute(
-                    "select distinct source from serving.forecasts order by 1"
+                    "select distinct source from serving.forecasts_latest order by 1"
                 ).fetchall()
             ]
             if source is not None and source not in known:
@@ -541,6 +541,16 @@ def create_app(
             wanted = [source] if source is not None else known
             infos = []
             for s in wanted:
+                # the latest run is serving.forecasts_latest's (the rule lives in dbt); the
+                # other runs of the copy are listed newest first
+                row = con.execute(
+                    "select any_value(run_id), max(as_of_date), min(date), max(date), "
+                    "count(distinct series_id), list(distinct model order by model), "
+                    "count(lo_80) + count(hi_80) + count(lo_95) + count(hi_95) "
+                    "from serving.forecasts_latest where source = ?",
+                    [s],
+                ).fetchone()
+                latest_run, row = row[0], row[1:]
                 runs = [
                     r[0]
                     for r in con.execute(
@@ -549,26 +559,20 @@ def create_app(
                         [s],
                     ).fetchall()
                 ]
-                row = con.execute(
-                    "select max(as_of_date), min(date), max(date), count(distinct series_id), "
-                    "list(distinct model order by model), count(lo_80) + count(hi_80) "
-                    "+ count(lo_95) + count(hi_95) "
-                    "from serving.forecasts where source = ? and run_id = ?",
-                    [s, runs[0]],
-                ).fetchone()
+                runs = [latest_run, *(r for r in runs if r != latest_run)]
                 totals = (
-                    has_view(con, "forecasts_hierarchy")
+                    has_view(con, "forecasts_hierarchy_latest")
                     and con.execute(
-                        "select count(*) from serving.forecasts_hierarchy "
+                        "select count(*) from serving.forecasts_hierarchy_latest "
                         "where source = ? and run_id = ? and level <> 'area_category'",
-                        [s, runs[0]],
+                        [s, latest_run],
                     ).fetchone()[0]
                 )
                 infos.append(
                     SourceInfo(
                         source=s,
                         levels=list(LEVELS) if totals else ["area_category"],
-                        latest_run=runs[0],
+                        latest_run=latest_run,
                         as_of_date=row[0],
                         first_date=row[1],
                         last_date=row[2],
@@ -578,17 +582,15 @@ def create_app(
                         runs=runs,
                     )
                 )
-            latest = "(select source, max(run_id) as run_id from serving.forecasts group by 1)"
             where = "where f.source = ?" if source is not None else ""
             params: list[Any] = [source] if source is not None else []
             total = con.execute(
-                f"select count(distinct f.series_id) from serving.forecasts f "
-                f"join {latest} l using (source, run_id) {where}",
+                f"select count(distinct f.series_id) from serving.forecasts_latest f {where}",
                 params,
             ).fetchone()[0]
             rows = con.execute(
                 f"select distinct f.source, f.area, f.category, f.series_id "
-                f"from serving.forecasts f join {latest} l using (source, run_id) {where} "
+                f"from serving.forecasts_latest f {where} "
                 f"order by 1, 2, 3 limit ? offset ?",
                 [*params, limit, offset],
             ).fetchall()
@@ -710,7 +712,7 @@ def create_app(
         key_area = area if area is not None else ALL
         key_category = category if category is not None else ALL
         with connect() as con:
-            if not has_view(con, "forecasts"):
+            if not has_view(con, "forecasts_latest"):
                 raise HTTPException(503, "the published warehouse has no forecasts yet")
             known = [
                 r[0]
@@ -728,7 +730,7 @@ def create_app(
             if bottom:
                 table, where = "serving.forecasts", "source = ? and area = ? and category = ?"
             else:
-                if not has_view(con, "forecasts_hierarchy"):
+                if not has_view(con, "forecasts_hierarchy_latest"):
                     raise _bad(
                         "this published copy has no totals (published before they were): "
                         "publish it again",
@@ -758,7 +760,15 @@ def create_app(
                     area if area is not None else category,
                 )
             if run_id is None:
-                run_id = runs[0]
+                # the latest run of the source (serving.*_latest: the rule lives in dbt)
+                run_id = con.execute(
+                    f"select any_value(run_id) from {table}_latest where {where}", key
+                ).fetchone()[0]
+                if run_id is None:
+                    raise _bad(
+                        f"not in the latest run of source {source!r}; ask one of its runs: {runs}",
+                        "run_id",
+                    )
             elif run_id not in runs:
                 raise _bad(
                     f"run {run_id!r} has no forecasts for this selection; runs: {runs}",

@@ -4,11 +4,13 @@ DuckDB allows one read-write process or many read-only ones, never both: a dashb
 API process reading the live warehouse would block the pipeline (and vice versa). Readers use a
 *published copy* instead, replaced atomically:
 
-1. take a consistent snapshot of the allow-listed tables (``PUBLISHED_TABLES``, below) into a
-   temporary file in the target's folder (table by table, through a READ_ONLY attach: it
-   includes anything still in the write-ahead log and waits for no one; a raw byte copy of a
-   file that a writer has open can be torn, and misses the WAL);
-2. add the ``serving`` schema, the contract the dashboards and the API read (below);
+1. take a consistent snapshot of the allow-listed tables (``PUBLISHED_TABLES``, below) and of
+   the ``serving`` schema (the dbt serving models) into a temporary file in the target's folder
+   (table by table, through a READ_ONLY attach: it includes anything still in the write-ahead
+   log and waits for no one; a raw byte copy of a file that a writer has open can be torn, and
+   misses the WAL);
+2. add ``serving.published`` (when) and ``serving.published_tables`` (what, and what was
+   withheld);
 3. close, ``fsync`` the file, ``os.replace`` it over the target, ``fsync`` the folder.
 
 A reader therefore sees either the previous copy or the new one, never a half-written file.
@@ -17,27 +19,31 @@ files that a killed publisher left there (its own name pattern ``.<target>.<8 he
 
 What is published
 -----------------
-``PUBLISHED_TABLES`` is the allow-list: the copy holds those tables (when the warehouse has
-them) and the ``serving`` schema, nothing else. Nothing record-level (``raw.incidents``,
-``raw.saopaulo_phone_thefts``, staging, ``marts.saopaulo_phone_theft_records``) and nothing
-operational (``meta.*``, ``ml.model_runs`` with its artifact paths). On the way:
+``PUBLISHED_TABLES`` is the allow-list of the warehouse's own tables: the copy holds those
+tables (when the warehouse has them) and the ``serving`` schema, nothing else. Nothing
+record-level (``raw.incidents``, ``raw.saopaulo_phone_thefts``, staging,
+``marts.saopaulo_phone_theft_records``) and nothing operational (``meta.*``, ``ml.model_runs``
+with its artifact paths). On the way:
 
 * small cells: a table that declares a ``record_count`` column loses its rows built from fewer
-  than ``MIN_CELL_RECORDS`` (5) records (the rule of docs/saopaulo.md; ml/placetype.py already
-  applies it, so this is the guard);
-* vintages: the incident ml tables append one vintage per run (``run_id``). The copy keeps the
-  latest ``CRIMECAST_PUBLISH_KEEP_RUNS`` (default 5) runs per source; the warehouse keeps all.
+  than ``MIN_CELL_RECORDS`` (5) records (the rule of docs/saopaulo.md; ml/placetype.py and the
+  serving models already apply it, so this is the guard of the ml.* copies);
+* vintages: the ml tables append one vintage per run (``run_id``). The copy keeps the latest
+  ``CRIMECAST_PUBLISH_KEEP_RUNS`` (default 5) runs per source of every table with a ``run_id``,
+  serving tables included; the warehouse keeps all.
 
 ``serving.published_tables`` lists every published table with its rows and the rows withheld
 by either rule.
 
 The ``serving`` schema
 ----------------------
-Every table the dashboards and the API read exists in ``serving`` with a fixed set of columns,
-whether or not the pipeline has produced it yet: a view over the real table when it exists
-(missing optional columns such as ``lo_80`` added as typed NULLs), else an empty typed view.
-``serving.availability`` says which is which, so a page can say "not available yet" instead of
-breaking the build. See docs/dashboards.md.
+The contract the dashboards, the API and the run summary read is dbt's:
+dbt_project/models/serving/ (enforced contracts: names, types; the "latest run per source" rule
+of the ``*_latest`` models; São Paulo's small cells withheld), built by Dagster after the ML
+assets. Every serving table exists whether or not the pipeline produced its origin yet (then
+empty); ``serving.availability`` says which is which, so a page can say "not available yet".
+This module only copies it: a warehouse without a ``serving`` schema gives a copy without one.
+See docs/architecture.md ("Serving contract") and docs/dashboards.md.
 
 CLI: ``python -m serving.publish [--warehouse PATH] [--target PATH]`` (``make dashboards``);
 without ``--warehouse`` it copies the run's published copy (asset ``published/warehouse``) when
@@ -85,297 +91,8 @@ class PublishedTable:
     record_count: str | None = None
 
 
-@dataclass(frozen=True)
-class ServingTable:
-    """One table of the serving contract: where it comes from and the columns readers rely on.
-
-    ``candidates`` are tried in order (the first existing table wins). ``columns`` are
-    (name, DuckDB type, required): a required column missing from the source table makes the
-    table count as absent; an optional one is added as a typed NULL. ``passthrough`` keeps every
-    other column of the source too (for tables whose schema is still settling). A column
-    ``x`` may also be found as ``forecast_x`` (``forecast_lo_80`` for ``lo_80``).
-    A fourth element lists other accepted source names for a column.
-    ``latest_run`` keeps only the rows of the largest ``run_id``."""
-
-    name: str
-    candidates: tuple[str, ...]
-    columns: tuple[tuple, ...]
-    description: str
-    passthrough: bool = False
-    latest_run: bool = False
-
-
-_INTERVALS = (
-    ("lo_80", "DOUBLE", False),
-    ("hi_80", "DOUBLE", False),
-    ("lo_95", "DOUBLE", False),
-    ("hi_95", "DOUBLE", False),
-)
-
-SERVING_TABLES: tuple[ServingTable, ...] = (
-    ServingTable(
-        "source_files",
-        ("raw.source_files",),
-        (
-            ("source", "VARCHAR", True),
-            ("source_file", "VARCHAR", True),
-            ("source_sha256", "VARCHAR", False),
-            ("encoding", "VARCHAR", False),
-            ("rows", "BIGINT", True),
-            ("loaded_at", "TIMESTAMP", True),
-        ),
-        "Every loaded file: rows and load time.",
-    ),
-    ServingTable(
-        "saopaulo_source_files",
-        ("raw.saopaulo_source_files",),
-        (
-            ("source_file", "VARCHAR", True),
-            ("rows", "BIGINT", True),
-            ("loaded_at", "TIMESTAMP", True),
-        ),
-        "São Paulo: every loaded file of phone-theft records, rows and load time.",
-    ),
-    ServingTable(
-        "sources",
-        ("raw.sources",),
-        (
-            ("source", "VARCHAR", True),
-            ("title", "VARCHAR", False),
-            ("country", "VARCHAR", False),
-            ("timezone", "VARCHAR", False),
-            ("loaded_at", "TIMESTAMP", False),
-        ),
-        "Every loaded source mapping.",
-    ),
-    ServingTable(
-        "data_quality",
-        ("marts.incidents_data_quality",),
-        (("source", "VARCHAR", True),),
-        "Rows read / kept / dropped by cleaning, per source and reason.",
-        passthrough=True,
-    ),
-    ServingTable(
-        "daily_counts",
-        ("marts.daily_counts",),
-        (
-            ("source", "VARCHAR", True),
-            ("area", "VARCHAR", True),
-            ("category", "VARCHAR", True),
-            ("series_id", "VARCHAR", True),
-            ("date", "DATE", True),
-            ("incident_count", "DOUBLE", True),
-        ),
-        "Daily recorded incidents per series (zero-filled).",
-    ),
-    ServingTable(
-        "forecasts",
-        ("ml.forecasts",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("as_of_date", "DATE", True),
-            ("source", "VARCHAR", True),
-            ("area", "VARCHAR", True),
-            ("category", "VARCHAR", True),
-            ("series_id", "VARCHAR", True),
-            ("date", "DATE", True),
-            ("horizon", "INTEGER", True),
-            ("model", "VARCHAR", True),
-            ("forecast", "DOUBLE", True),
-            ("forecast_mean", "DOUBLE", False),
-            *_INTERVALS,
-        ),
-        "Operational daily forecasts, every run (vintage) kept.",
-    ),
-    ServingTable(
-        "forecasts_hierarchy",
-        ("ml.forecasts_hierarchy",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("as_of_date", "DATE", True),
-            ("level", "VARCHAR", True),
-            ("source", "VARCHAR", True),
-            ("area", "VARCHAR", True),
-            ("category", "VARCHAR", True),
-            ("series_id", "VARCHAR", True),
-            ("date", "DATE", True),
-            ("horizon", "INTEGER", True),
-            ("forecast", "DOUBLE", True),
-            *_INTERVALS,
-        ),
-        "Coherent forecasts (expected counts, bottom-up) at area_category, area, category and "
-        "city level ('*' where summed out), with intervals; every run kept.",
-    ),
-    ServingTable(
-        "backtest_metrics",
-        ("ml.backtest_metrics",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("source", "VARCHAR", True),
-            ("split", "VARCHAR", False),
-            ("cutoff", "DATE", False),
-            ("model", "VARCHAR", True),
-            ("horizon", "INTEGER", True),
-            ("mae", "DOUBLE", True),
-            ("rmse", "DOUBLE", False),
-            ("n", "BIGINT", False),
-            ("noise_floor_mae", "DOUBLE", False),
-            ("coverage_80", "DOUBLE", False),
-            ("coverage_95", "DOUBLE", False),
-        ),
-        "Backtest scores per run, source, model and horizon, with the Poisson noise floor.",
-    ),
-    ServingTable(
-        "backtest_predictions",
-        ("ml.backtest_predictions",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("source", "VARCHAR", True),
-            ("series_id", "VARCHAR", True),
-            ("area", "VARCHAR", True),
-            ("category", "VARCHAR", True),
-            ("split", "VARCHAR", False),
-            ("cutoff", "DATE", False),
-            ("date", "DATE", True),
-            ("horizon", "INTEGER", False),
-            ("model", "VARCHAR", True),
-            ("prediction", "DOUBLE", True),
-            ("actual", "DOUBLE", False),
-            ("prediction_mean", "DOUBLE", False),
-        ),
-        "Out-of-sample one-step-ahead predictions with their actuals.",
-    ),
-    ServingTable(
-        "interval_coverage",
-        ("ml.interval_coverage",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("source", "VARCHAR", True),
-            ("split", "VARCHAR", True),
-            ("level", "VARCHAR", True),
-            ("model", "VARCHAR", True),
-            ("horizon", "INTEGER", True),
-            ("nominal", "DOUBLE", True),
-            ("coverage", "DOUBLE", True),
-            ("n", "BIGINT", True),
-        ),
-        "Share of backtest days inside the 80/95 % bands, per split, hierarchy level, model "
-        "and horizon (the dashboards say it in words).",
-    ),
-    ServingTable(
-        "leaderboard",
-        ("ml.leaderboard", "marts.leaderboard"),
-        (
-            ("source", "VARCHAR", True),
-            ("model", "VARCHAR", True),
-            ("split", "VARCHAR", False),
-            ("horizon", "INTEGER", False),
-            ("rank", "INTEGER", False),
-            ("mae", "DOUBLE", False),
-            ("coverage_80", "DOUBLE", False),
-            ("coverage_95", "DOUBLE", False),
-            ("is_source_champion", "BOOLEAN", False),
-        ),
-        "A published model leaderboard (when the pipeline writes one).",
-        passthrough=True,
-    ),
-    ServingTable(
-        "explanations",
-        ("ml.forecast_explanations", "ml.explanations", "marts.forecast_explanations"),
-        (
-            ("source", "VARCHAR", True),
-            ("series_id", "VARCHAR", False),
-            ("feature", "VARCHAR", False),
-            ("contribution", "DOUBLE", False, ("importance", "shap_value")),
-            ("run_id", "VARCHAR", False),
-            ("date", "DATE", False),
-            ("horizon", "INTEGER", False),
-            ("feature_value", "DOUBLE", False),
-        ),
-        "Forecast explanations: the drivers of each forecast.",
-        passthrough=True,
-    ),
-    ServingTable(
-        "anomalies",
-        ("ml.anomalies", "marts.anomalies"),
-        (
-            ("source", "VARCHAR", True),
-            ("series_id", "VARCHAR", False),
-            ("date", "DATE", False),
-            ("run_id", "VARCHAR", False),
-            ("level", "VARCHAR", False),
-            ("actual", "DOUBLE", False),
-            ("forecast_mean", "DOUBLE", False),
-            ("lo_95", "DOUBLE", False),
-            ("hi_95", "DOUBLE", False),
-            ("direction", "VARCHAR", False),
-            ("tail_probability", "DOUBLE", False),
-            ("in_latest_window", "BOOLEAN", False),
-        ),
-        "Days whose recorded count was far outside the forecast.",
-        passthrough=True,
-    ),
-    ServingTable(
-        "france_annual_rates",
-        ("marts.france_annual_rates",),
-        (
-            ("series_id", "VARCHAR", True),
-            ("geo_level", "VARCHAR", True),
-            ("geo_code", "VARCHAR", True),
-            ("geo_name", "VARCHAR", True),
-            ("code_region", "VARCHAR", False),
-            ("region_name", "VARCHAR", False),
-            ("indicator", "VARCHAR", True),
-            ("unit", "VARCHAR", False),
-            ("year", "INTEGER", True),
-            ("recorded_count", "BIGINT", False),
-            ("population", "BIGINT", False),
-            ("rate_per_100k", "DOUBLE", True),
-        ),
-        "France: recorded offences per 100,000 inhabitants per year, by region and département.",
-    ),
-    ServingTable(
-        "france_forecasts",
-        ("ml.france_forecasts",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("geo_level", "VARCHAR", True),
-            ("geo_code", "VARCHAR", True),
-            ("geo_name", "VARCHAR", False),
-            ("indicator", "VARCHAR", True),
-            ("unit", "VARCHAR", False),
-            ("year", "INTEGER", True),
-            ("horizon", "INTEGER", False),
-            ("model", "VARCHAR", True),
-            ("forecast", "DOUBLE", True),
-            *_INTERVALS,
-        ),
-        "France: annual forecasts of the rate to 2030 (latest run), with intervals.",
-        latest_run=True,
-    ),
-    ServingTable(
-        "saopaulo_place_probabilities",
-        ("ml.saopaulo_place_probabilities",),
-        (
-            ("run_id", "VARCHAR", True),
-            ("neighbourhood", "VARCHAR", True),
-            ("weekday", "VARCHAR", True),
-            ("period", "VARCHAR", True),
-            ("brand", "VARCHAR", True),
-            ("place_type", "VARCHAR", True),
-            ("probability", "DOUBLE", True),
-            ("rank", "INTEGER", False),
-            ("n_records", "BIGINT", False),
-        ),
-        "São Paulo: probability of each place type of a phone theft given neighbourhood, "
-        "weekday, period and brand (latest run).",
-        latest_run=True,
-    ),
-)
-
 _SP = "São Paulo, built from records: small cells withheld"
 #: The allow-list: the published copy holds these tables and nothing else (plus ``serving``).
-#: Every source of a ``SERVING_TABLES`` view must be here (checked below).
 PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
     # lineage: what was loaded (file, hash, rows), no record
     PublishedTable("raw.sources", "serving.sources"),
@@ -413,9 +130,10 @@ PUBLISHED_TABLES: tuple[PublishedTable, ...] = (
     PublishedTable("ml.saopaulo_ablation", "São Paulo feature selection: log losses only"),
 )
 _ALLOWED = {t.name for t in PUBLISHED_TABLES}
-_UNLISTED = sorted({c for spec in SERVING_TABLES for c in spec.candidates} - _ALLOWED)
-if _UNLISTED:  # a serving view over a table that is not published would always be empty
-    raise RuntimeError(f"serving/publish.py: add {_UNLISTED} to PUBLISHED_TABLES")
+#: the schema dbt builds the serving contract in (dbt_project/models/serving/): copied whole
+SERVING_SCHEMA = "serving"
+#: tables the publisher adds to ``serving`` itself (the rest are the dbt serving models)
+PUBLISHER_TABLES = ("published", "published_tables")
 
 
 def keep_runs_setting() -> int:
@@ -455,56 +173,29 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _find(column: tuple, have: list[str]) -> str | None:
-    name, *_rest = column
-    alternatives = column[3] if len(column) > 3 else ()
-    for candidate in (name, f"forecast_{name}", *alternatives):
-        if candidate in have:
-            return candidate
-    return None
+def _serving_tables(con: duckdb.DuckDBPyConnection) -> list[PublishedTable]:
+    """The serving models dbt built in the warehouse (tables of schema ``serving``)."""
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_catalog = ? "
+        "and table_schema = ? and table_type = 'BASE TABLE' order by 1",
+        [SRC, SERVING_SCHEMA],
+    ).fetchall()
+    names = [r[0] for r in rows if r[0] not in PUBLISHER_TABLES]
+    return [PublishedTable(f"{SERVING_SCHEMA}.{n}", "serving contract (dbt)") for n in names]
 
 
-def _serving_view_sql(con: duckdb.DuckDBPyConnection, spec: ServingTable) -> tuple[str, str]:
-    """(select statement for serving.<name>, the table it reads or '')."""
-    for candidate in spec.candidates:
-        schema, table = candidate.split(".")
-        if not _exists(con, DST, schema, table):
-            continue
-        have = _columns(con, DST, schema, table)
-        found = {c[0]: _find(c, have) for c in spec.columns}
-        if any(c[2] and found[c[0]] is None for c in spec.columns):
-            continue  # not the contract: treat as absent rather than break every reader
-        parts = [
-            f"try_cast({_q(found[col])} as {typ}) as {_q(col)}"
-            if found[col]
-            else f"cast(null as {typ}) as {_q(col)}"
-            for col, typ, *_r in spec.columns
-        ]
-        if spec.passthrough:
-            used = {c for c in found.values() if c} | set(found)
-            parts += [_q(c) for c in have if c not in used]
-        where = ""
-        if spec.latest_run:
-            where = f" where run_id = (select max(run_id) from {schema}.{_q(table)})"
-        return f"select {', '.join(parts)} from {schema}.{_q(table)}{where}", candidate
-    parts = [f"cast(null as {typ}) as {_q(col)}" for col, typ, *_r in spec.columns]
-    return f"select {', '.join(parts)} where false", ""
-
-
-def _write_serving(con: duckdb.DuckDBPyConnection, published: list[tuple]) -> None:
-    con.execute(f"create schema {DST}.serving")
+def _write_published(con: duckdb.DuckDBPyConnection, published: list[tuple]) -> None:
+    """serving.published (when) and serving.published_tables (what, what was withheld); the
+    row counts of serving.availability become those of the copy."""
+    con.execute(f"create schema if not exists {DST}.serving")
     con.execute(f"use {DST}")
-    rows = []
-    for spec in SERVING_TABLES:
-        select, origin = _serving_view_sql(con, spec)
-        con.execute(f"create view serving.{_q(spec.name)} as {select}")
-        n = con.execute(f"select count(*) from serving.{_q(spec.name)}").fetchone()[0]
-        rows.append((spec.name, bool(origin), origin or None, int(n), spec.description))
-    con.execute(
-        "create table serving.availability (name VARCHAR, present BOOLEAN, "
-        "origin VARCHAR, row_count BIGINT, description VARCHAR)"
-    )
-    con.executemany("insert into serving.availability values (?, ?, ?, ?, ?)", rows)
+    if _exists(con, DST, "serving", "availability"):
+        for name, rows, *_rest in published:
+            schema, table = name.split(".")
+            if schema == SERVING_SCHEMA:
+                con.execute(
+                    "update serving.availability set row_count = ? where name = ?", [rows, table]
+                )
     con.execute(
         "create table serving.published as select cast(? as timestamp) as published_at, "
         "cast(? as varchar) as warehouse",
@@ -572,10 +263,17 @@ def _snapshot(warehouse: Path, tmp: Path, keep_runs: int) -> None:
         con.execute(f"attach {_lit(warehouse)} as {SRC} (read_only)")
         con.execute(f"attach {_lit(tmp)} as {DST}")
         con.execute("begin transaction")
-        published = [row for spec in PUBLISHED_TABLES if (row := _copy_table(con, spec, keep_runs))]
+        serving = _serving_tables(con)
+        if not serving:
+            log.warning(
+                f"{warehouse} has no serving schema (the dbt serving models have not been built):"
+                " the copy has none, readers will say so"
+            )
+        tables = [*PUBLISHED_TABLES, *serving]
+        published = [row for spec in tables if (row := _copy_table(con, spec, keep_runs))]
         con.execute("commit")
         con.execute(f"detach {SRC}")
-        _write_serving(con, published)
+        _write_published(con, published)
         con.execute("use memory")
         con.execute(f"checkpoint {DST}")
         con.execute(f"detach {DST}")

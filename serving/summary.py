@@ -1,4 +1,6 @@
-"""The short accuracy summary printed after a run (read-only on the warehouse)."""
+"""The short accuracy summary printed after a run (read-only on the warehouse or a published
+copy). It reads the serving contract's ``*_latest`` models (dbt_project/models/serving/), which
+hold the "latest run per source" rule."""
 
 from __future__ import annotations
 
@@ -7,13 +9,9 @@ from pathlib import Path
 import duckdb
 
 SUMMARY_SQL = """
-with latest as (
-    select source, max(run_id) as run_id from ml.backtest_metrics group by source
-)
 select m.source, m.split, m.cutoff::varchar as cutoff, m.model, m.horizon,
        m.mae, m.rmse, m.n, m.noise_floor_mae
-from ml.backtest_metrics as m
-join latest using (source, run_id)
+from serving.backtest_metrics_latest as m
 where m.split = 'test' and m.horizon = 1
 order by m.source, m.horizon, m.mae
 """
@@ -22,17 +20,14 @@ order by m.source, m.horizon, m.mae
 #: the status of each source in its latest ML run (forecast, or skipped and why)
 STATUS_SQL = """
 select source, status, skipped_reason, test_cutoff::varchar, cutoff_note, run_id
-from ml.source_status
-qualify row_number() over (partition by source order by run_id desc) = 1
+from serving.source_status_latest
 order by source
 """
 
 
 FRANCE_SQL = """
-with latest as (select max(run_id) as run_id from ml.france_backtest_metrics),
-pooled as (
-    select m.* from ml.france_backtest_metrics as m join latest using (run_id)
-    where m.horizon is null
+with pooled as (
+    select m.* from serving.france_backtest_metrics_latest as m where m.horizon is null
 )
 select p.dataset, p.model, p.mae, b.mae as last_value_mae
 from pooled as p join pooled as b on p.dataset = b.dataset and b.model = 'last_value'
@@ -42,9 +37,8 @@ order by p.dataset, p.model
 
 SAOPAULO_SQL = """
 select model, log_loss, top1, log_loss_vs_prior
-from ml.saopaulo_metrics
-where run_id = (select max(run_id) from ml.saopaulo_metrics)
-  and model in ('prior', 'freq_neighbourhood_period', 'xgboost')
+from serving.saopaulo_metrics_latest
+where model in ('prior', 'freq_neighbourhood_period', 'xgboost')
 order by log_loss desc
 """
 
@@ -64,10 +58,15 @@ def print_summary(warehouse: Path) -> None:
         }
         status = (
             {r[0]: r[1:] for r in con.execute(STATUS_SQL).fetchall()}
-            if "ml.source_status" in tables
+            if "serving.source_status_latest" in tables
             else {}
         )
-        if "ml.backtest_metrics" not in tables and not status:
+        rows = (
+            con.execute(SUMMARY_SQL).fetchall()
+            if "serving.backtest_metrics_latest" in tables
+            else []
+        )
+        if not rows and not status:  # no run yet, or no serving models built
             print("  (no backtest metrics yet)")
             return
         sample = dict(
@@ -76,11 +75,16 @@ def print_summary(warehouse: Path) -> None:
                 "from raw.source_files group by source"
             ).fetchall()
         )
-        rows = con.execute(SUMMARY_SQL).fetchall() if "ml.backtest_metrics" in tables else []
         france = (
-            con.execute(FRANCE_SQL).fetchall() if "ml.france_backtest_metrics" in tables else []
+            con.execute(FRANCE_SQL).fetchall()
+            if "serving.france_backtest_metrics_latest" in tables
+            else []
         )
-        saopaulo = con.execute(SAOPAULO_SQL).fetchall() if "ml.saopaulo_metrics" in tables else []
+        saopaulo = (
+            con.execute(SAOPAULO_SQL).fetchall()
+            if "serving.saopaulo_metrics_latest" in tables
+            else []
+        )
         inputs = {
             name: con.execute(
                 f"select coalesce(bool_and(source_file like '%/sample/%'), true) from {table}"
