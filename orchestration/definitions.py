@@ -24,6 +24,7 @@ from orchestration.defs.france.assets import (
     RAW_FRANCE_REGIONAL,
     france_assets,
 )
+from orchestration.defs.incidents.checks import forecast_check_defs, freshness_sensor
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
     INCIDENT_PARTITIONS,
@@ -36,6 +37,7 @@ from orchestration.defs.incidents.raw import (
     incident_source_names,
     raw_incidents,
 )
+from orchestration.defs.incidents.sensors import CITY_JOB, new_incident_files
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.dbt_serving import serving_dbt_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
@@ -46,6 +48,7 @@ ALL_ASSETS = [
     raw_incidents,
     crimecast_dbt_assets,
     ml_forecasts,
+    *forecast_check_defs,
     *france_assets,
     *saopaulo_assets,
     serving_dbt_assets,
@@ -108,6 +111,19 @@ def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | No
 
 
 refresh_all = refresh_job(SourceSelection(None, ("france", "saopaulo")))
+
+
+def city_job(selection: SourceSelection | None = None) -> dg.UnresolvedAssetJobDefinition:
+    """refresh_city: one city's branch (its raw partition → dbt → its forecasts → published
+    copy), what the new-files sensor starts."""
+    selection = selection or env_selection()
+    return dg.define_asset_job(
+        CITY_JOB,
+        selection=refresh_selection(SourceSelection(selection.incidents, ())),
+        description="Load one city (its partition), build the incident marts, forecast that city "
+        "and publish the copy (started by the new_incident_files sensor).",
+    )
+
 
 refresh_dashboards = dg.define_asset_job(
     "refresh_dashboards",
@@ -277,7 +293,8 @@ def build_defs(
     job = refresh_job(selection)
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
-        jobs=[job, refresh_dashboards],
+        jobs=[job, city_job(selection), refresh_dashboards],
+        sensors=[new_incident_files, freshness_sensor],
         schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),
         # DuckDB allows one writer: steps run one after another in one process.
