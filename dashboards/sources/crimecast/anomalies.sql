@@ -1,13 +1,10 @@
--- Anomalies of the latest run per source: test-period days whose recorded count fell outside
--- the 95 % band of the one-day-ahead forecast, at every level of the hierarchy.
+-- Anomalies of the latest run per source (serving.anomalies_latest): test-period days whose
+-- recorded count fell outside the 95 % band of the one-day-ahead forecast, at every level of the
+-- hierarchy.
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    with latest as (
-        select source, max(run_id) as run_id from serving.anomalies group by source
-    )
-
     select
         a.source,
         a.series_id,
@@ -20,9 +17,7 @@ with result as (
         a.direction,
         a.tail_probability,
         a.in_latest_window
-    from serving.anomalies as a
-    inner join latest as l
-        on l.source = a.source and l.run_id is not distinct from a.run_id
+    from serving.anomalies_latest as a
 )
 
 select

@@ -1,14 +1,9 @@
--- Backtest scores of the latest run per source.
+-- Backtest scores of the latest run per source (serving.backtest_metrics_latest).
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    with latest as (
-        select source, max(run_id) as run_id from serving.backtest_metrics group by source
-    )
-    select m.*
-    from serving.backtest_metrics as m
-    inner join latest using (source, run_id)
+    select * from serving.backtest_metrics_latest
 )
 select *, false as is_placeholder from result
 union all by name

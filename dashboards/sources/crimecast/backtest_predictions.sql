@@ -1,4 +1,5 @@
--- Out-of-sample backtest predictions of the latest run per source, with what was recorded: its
+-- Out-of-sample backtest predictions of the latest run per source
+-- (serving.backtest_predictions_latest), with what was recorded: its
 -- test split when it has one (else its last split), the latest cutoff, EVERY horizon (the page
 -- shows the chosen one). `expected` is the predicted mean (prediction_mean; the point
 -- prediction when a run has none): sums over series must add expected counts, because the
@@ -8,23 +9,18 @@
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    with latest as (
-        select source, max(run_id) as run_id from serving.backtest_predictions group by source
-    ),
-
-    scope as (
+    with scope as (
         select
             p.source,
             p.run_id,
             case when bool_or(p.split = 'test') then 'test' else max(p.split) end as split
-        from serving.backtest_predictions as p
-        inner join latest using (source, run_id)
+        from serving.backtest_predictions_latest as p
         group by p.source, p.run_id
     ),
 
     last_cutoff as (
         select p.source, max(p.cutoff) as cutoff
-        from serving.backtest_predictions as p
+        from serving.backtest_predictions_latest as p
         inner join scope as s
             on p.source = s.source and p.run_id = s.run_id
             and p.split is not distinct from s.split
@@ -40,7 +36,7 @@ with result as (
         p.model,
         coalesce(p.prediction_mean, p.prediction) as expected,
         p.actual
-    from serving.backtest_predictions as p
+    from serving.backtest_predictions_latest as p
     inner join scope as s
         on p.source = s.source and p.run_id = s.run_id
         and p.split is not distinct from s.split

@@ -1,13 +1,10 @@
--- Forecast explanations of the latest run per source: the top drivers of each forecast, with a
--- readable name for each model feature (ml/features.py defines them) instead of roll_mean_28.
+-- Forecast explanations of the latest run per source (serving.explanations_latest): the top
+-- drivers of each forecast, with a readable name for each model feature (ml/features.py defines
+-- them) instead of roll_mean_28.
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    with latest as (
-        select source, max(run_id) as run_id from serving.explanations group by source
-    )
-
     select
         e.source,
         e.series_id,
@@ -36,9 +33,7 @@ with result as (
             when e.feature = 'category_code' then 'which category (its usual level)'
             else replace(e.feature, '_', ' ')
         end as feature_label
-    from serving.explanations as e
-    inner join latest as l
-        on l.source = e.source and l.run_id is not distinct from e.run_id
+    from serving.explanations_latest as e
     where e.feature is not null and e.contribution is not null
 )
 

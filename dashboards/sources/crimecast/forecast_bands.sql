@@ -1,5 +1,5 @@
 -- The latest forecast run per source at every level of the coherent hierarchy
--- (serving.forecasts_hierarchy: one series, an area over all categories, a category over all
+-- (serving.forecasts_hierarchy_latest: one series, an area over all categories, a category over all
 -- areas, the whole source; '*' where summed out), each with its expected count and its 80 % and
 -- 95 % bands, beside the recorded daily counts of the same node over the 120 days before the
 -- forecast (and any day recorded since). Totals sum the run's own series only, so that the
@@ -8,22 +8,14 @@
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    with latest as (
-        select source, max(run_id) as run_id
-        from serving.forecasts_hierarchy
-        group by source
-    ),
-
-    forecast as (
-        select h.*
-        from serving.forecasts_hierarchy as h
-        inner join latest using (source, run_id)
+    with forecast as (
+        select * from serving.forecasts_hierarchy_latest
     ),
 
     run as (
-        select source, max(run_id) as run_id, max(as_of_date) as as_of_date
+        select source, run_id, max(as_of_date) as as_of_date
         from forecast
-        group by source
+        group by source, run_id
     ),
 
     run_series as (

@@ -1,10 +1,11 @@
+-- France's annual forecasts of the latest run (serving.france_forecasts_latest).
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
     select run_id, geo_level, geo_code, geo_name, indicator, unit, year, horizon, model,
         forecast, lo_80, hi_80, lo_95, hi_95
-    from serving.france_forecasts
+    from serving.france_forecasts_latest
 )
 select *, false as is_placeholder from result
 union all by name

@@ -1,8 +1,9 @@
+-- The models' ranking of the latest run per source (serving.leaderboard_latest).
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
 with result as (
-    select * from serving.leaderboard
+    select * from serving.leaderboard_latest
 )
 select *, false as is_placeholder from result
 union all by name

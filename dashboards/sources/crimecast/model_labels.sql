@@ -21,9 +21,9 @@ with result as (
         end as model_label,
         model in ('seasonal_naive_7', 'mean_7', 'mean_28') as is_baseline
     from (
-        select distinct model from serving.backtest_metrics
+        select distinct model from serving.backtest_metrics_latest
         union
-        select distinct model from serving.backtest_predictions
+        select distinct model from serving.backtest_predictions_latest
     )
 )
 

@@ -25,8 +25,7 @@ with result as (
 
     runs as (
         select source, max(as_of_date) as forecast_as_of, max(date) as forecast_to
-        from serving.forecasts
-        where run_id in (select max(run_id) from serving.forecasts group by source)
+        from serving.forecasts_latest
         group by source
     ),
 

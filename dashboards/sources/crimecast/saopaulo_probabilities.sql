@@ -1,9 +1,10 @@
--- São Paulo place-type probabilities (latest run) with readable labels: the SSP codes arrive
--- upper-case and without accents (REPUBLICA, TERCA, MADRUGADA, Via Publica). Weekdays and
--- periods are translated and numbered (Monday..Sunday, early hours..evening) so pages sort them
--- in that order; place types are translated with the Portuguese name, accented, beside them;
--- neighbourhoods are title-cased with their accents restored word by word (an unknown word is
--- only title-cased). The raw codes stay in their columns: inputs match on them.
+-- São Paulo place-type probabilities (latest run: serving.saopaulo_place_probabilities_latest)
+-- with readable labels: the SSP codes arrive upper-case and without accents (REPUBLICA, TERCA,
+-- MADRUGADA, Via Publica). Weekdays and periods are translated and numbered (Monday..Sunday, early
+-- hours..evening) so pages sort them in that order; place types are translated with the Portuguese
+-- name, accented, beside them; neighbourhoods are title-cased with their accents restored word by
+-- word (an unknown word is only title-cased). The raw codes stay in their columns: inputs match on
+-- them.
 -- Evidence writes an unreadable (0-byte) parquet file for a query with no rows and the build
 -- then fails, so every source query that can be empty adds ONE typed placeholder row when it
 -- is (is_placeholder = true; every other column NULL). Pages filter `where not is_placeholder`.
@@ -25,7 +26,7 @@ with result as (
     particles (word) as (values ('DE'), ('DA'), ('DO'), ('DOS'), ('DAS'), ('E')),
 
     neighbourhoods as (
-        select distinct neighbourhood from serving.saopaulo_place_probabilities
+        select distinct neighbourhood from serving.saopaulo_place_probabilities_latest
     ),
 
     words as (
@@ -106,7 +107,7 @@ with result as (
             when 'Escritorios' then 'Office (escritórios)'
             else s.place_type
         end as place_type_label
-    from serving.saopaulo_place_probabilities as s
+    from serving.saopaulo_place_probabilities_latest as s
     left join labelled as l on l.neighbourhood = s.neighbourhood
 )
 
