@@ -54,7 +54,7 @@ AGE_ENV = "CRIMECAST_MAX_DATA_AGE_DAYS"
 _DBT_MODELS = (
     "daily_counts",
     "daily_features",
-    "data_quality__cleaning",
+    "incidents_data_quality",
     "france_annual_rates",
     "france_annual_features",
     "saopaulo_data_quality",
