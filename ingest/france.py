@@ -1,11 +1,12 @@
 """Loader for the SSMSI recorded-crime files (data.gouv.fr): regional and departmental.
 
 The files are `;`-separated, UTF-8 with a byte-order mark, every field quoted, with a decimal
-comma in ``taux_pour_mille``. This module parses them strictly and writes one raw table per
-file kind, ``raw.france_regional`` and ``raw.france_departmental``, in ONE DuckDB transaction:
+comma in ``taux_pour_mille``. Python checks the file and its header (:mod:`ingest.csv_files`);
+DuckDB's ``read_csv`` parses and types the rows, and one raw table per file kind,
+``raw.france_regional`` and ``raw.france_departmental``, is written in ONE DuckDB transaction:
 a file-level problem (empty file, wrong delimiter, missing columns, a truncated row, an
 unparseable number) raises :class:`FranceLoadError` naming the file (and the line and column
-where known) before anything is written, so the warehouse is unchanged.
+where known) and rolls back, so the warehouse is unchanged.
 
 Inputs (``spec``): a file, a folder (the newest ``donnee-reg*`` / ``donnee-dep*`` CSV in it),
 a glob, an http(s) URL, or ``sample`` (the deterministic generator in
@@ -16,19 +17,26 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
-import io
-import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from ingest.csv_limits import MAX_FIELD_CHARS
-from ingest.fetch import FetchError, resolve_inputs
+from ingest.csv_files import (
+    WHITESPACE,
+    CsvLoadError,
+    TextFile,
+    header_fields,
+    line_of_row,
+    read_rows,
+    read_text,
+    resolve,
+    shown,
+    sql_literal,
+    transaction,
+)
 
 KINDS = ("regional", "departmental")
 
@@ -50,40 +58,25 @@ REQUIRED_COLUMNS: dict[str, list[str]] = {
     "departmental": ["code_departement", *_COMMON],
 }
 _PATTERN = {"regional": "donnee-reg*", "departmental": "donnee-dep*"}
-_TEXT = {"code_region", "code_departement", "indicateur", "unite_de_compte"}
-_INTEGER = {
-    "annee",
-    "nombre",
-    "insee_pop",
-    "insee_pop_millesime",
-    "insee_log",
-    "insee_log_millesime",
+#: DuckDB type of each typed column; the others are text
+_TYPES = {
+    "annee": "INTEGER",
+    "nombre": "BIGINT",
+    "taux_pour_mille": "DOUBLE",
+    "insee_pop": "BIGINT",
+    "insee_pop_millesime": "INTEGER",
+    "insee_log": "BIGINT",
+    "insee_log_millesime": "INTEGER",
 }
-_DECIMAL = {"taux_pour_mille"}
-#: Values read as "no value" in numeric columns (the SSMSI writes NA for statistical secrecy
-#: in its finer files). ``annee`` must always be present.
-_MISSING = {"", "NA", "N/A", "nd"}
+#: Values read as "no value" (the SSMSI writes NA for statistical secrecy in its finer files).
+_MISSING = ["", "NA", "N/A", "nd"]
 _NOT_NULL = {"annee", "indicateur", "unite_de_compte", "code_region", "code_departement"}
+#: whole decimal numbers only: DuckDB's integer cast would read `1.5` as 2, `1e3`, `0x10`
+_INTEGER_RE = "[+-]?[0-9]+"
 
 
-class FranceLoadError(ValueError):
+class FranceLoadError(CsvLoadError):
     """A France file cannot be loaded; the message names the file and the problem."""
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a one-line message, cut after ``limit`` characters (a 3 MB field or
-    a garbled header must not flood the message)."""
-    text = " ".join(str(text).split())
-    return repr(text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)")
-
-
-def _control_character(text: str) -> int | None:
-    """Offset of the first control character (other than tab, CR, LF, FF) in the first 4 KB:
-    a sign of a binary file, whatever its bytes decoded to."""
-    for i, ch in enumerate(text[:4096]):
-        if ch < " " and ch not in "\t\r\n\f":
-            return i
-    return None
 
 
 def table_name(kind: str) -> str:
@@ -96,200 +89,162 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown France file kind {kind!r}; expected one of {KINDS}")
 
 
-# --------------------------------------------------------------------------- input resolution
-
-
 def resolve_input(kind: str, spec: str, download_dir: Path) -> tuple[Path, str]:
     """Resolve ``spec`` to one local file for ``kind``: (local path, name to report).
 
-    Uses the shared resolver (:mod:`ingest.fetch`: file, folder, glob, http(s)
-    URL with a download cache). A folder contributes its ``donnee-reg*.csv`` (regional) or
-    ``donnee-dep*.csv`` (departmental) files; a glob covering both kinds keeps this kind's
-    files. When several files remain, the last by name is used: the SSMSI names end in the
-    production date, so that is the newest release.
+    A folder contributes its ``donnee-reg*.csv`` (regional) or ``donnee-dep*.csv``
+    (departmental) files; a glob covering both kinds keeps this kind's files. When several
+    files remain, the last by name is used: the SSMSI names end in the production date, so
+    that is the newest release.
     """
     _check_kind(kind)
-    try:
-        found = resolve_inputs([spec], cache_dir=download_dir, pattern=_PATTERN[kind] + ".csv")
-    except FetchError as exc:
-        raise FranceLoadError(f"{spec}: {exc}") from None
+    found = resolve(spec, download_dir, _PATTERN[kind] + ".csv", FranceLoadError)
     if len(found) > 1:
         mine = [f for f in found if fnmatch.fnmatch(f.path.name, _PATTERN[kind] + "*")]
         found = sorted(mine or found, key=lambda f: f.path.name)
     return found[-1].path, found[-1].label
 
 
-# --------------------------------------------------------------------------- parsing
+# --------------------------------------------------------------------------- checks (Python)
 
 
 @dataclass
-class ParsedFile:
+class CheckedFile:
+    """A file whose encoding and header passed; ``columns`` names each header field for
+    DuckDB (the published name, or ``_extra_<i>`` for a column the loader ignores)."""
+
     kind: str
-    name: str
-    sha256: str
-    frame: pd.DataFrame
-    years: tuple[int, int] = field(default=(0, 0))
+    text: TextFile
+    columns: list[str]
 
     @property
-    def rows(self) -> int:
-        return len(self.frame)
+    def name(self) -> str:
+        return self.text.name
 
 
-def _number(value: str, column: str, name: str, line: int) -> int | float | None:
-    text = value.strip()
-    if text in _MISSING:
-        if column in _NOT_NULL:
-            raise FranceLoadError(f"{name}: line {line}, column '{column}': value is missing")
-        return None
-    try:
-        if column in _DECIMAL:
-            # Decimal comma as published; a decimal point is accepted too. No thousands marks.
-            if text.count(",") > 1 or ("," in text and "." in text):
-                raise ValueError(text)
-            return float(text.replace(",", "."))
-        if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError(text)
-        return int(text)
-    except ValueError:
-        raise FranceLoadError(
-            f"{name}: line {line}, column '{column}': cannot parse {_shown(value)} as a number"
-        ) from None
-
-
-def parse_bytes(data: bytes, kind: str, name: str) -> ParsedFile:
-    """Parse one published file (bytes) of ``kind``; ``name`` is used in error messages."""
+def check_file(path: str | Path, kind: str, name: str | None = None) -> CheckedFile:
+    """Check one file of ``kind`` before DuckDB reads it; ``name`` is used in messages."""
     _check_kind(kind)
-    sha = hashlib.sha256(data).hexdigest()
-    if not data.strip():
-        raise FranceLoadError(f"{name}: empty file")
-    try:
-        text = data.decode("utf-8-sig")  # strips the byte-order mark when present
-    except UnicodeDecodeError as exc:
+    name = name or str(path)
+    text = read_text(Path(path), name, ("utf-8",), FranceLoadError)
+    if text.encoding is None:
         raise FranceLoadError(
-            f"{name}: not UTF-8 (byte {exc.start}): the SSMSI files are UTF-8 with a BOM"
-        ) from None
-    text = text.lstrip("\ufeff")
-    control = _control_character(text)
+            f"{name}: not UTF-8 (byte {text.bad_byte}): the SSMSI files are UTF-8 with a BOM"
+        )
+    control = text.control_character()
     if control is not None:
         raise FranceLoadError(
             f"{name}: not a text file (character {control}: control character "
-            f"{ord(text[control]):#04x}): the SSMSI files are UTF-8 CSV"
+            f"{ord(text.head[control]):#04x}): the SSMSI files are UTF-8 CSV"
         )
-    header_line = text.splitlines()[0] if text.strip() else ""
-    if ";" not in header_line:
-        other = next((d for d in (",", "\t", "|") if d in header_line), None)
+    if ";" not in text.first_line:
+        other = next((d for d in (",", "\t", "|") if d in text.first_line), None)
         what = f"separated by {other!r}" if other else "not separated by ';'"
         raise FranceLoadError(f"{name}: wrong delimiter: the header is {what}; expected ';'")
-
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"', strict=True)
     try:
-        header = next(reader)
+        header = header_fields(text.first_line, ";")
     except csv.Error as exc:
         raise FranceLoadError(f"{name}: line 1: malformed header: {exc}") from None
     keys = [h.strip().lower() for h in header]
-    required = REQUIRED_COLUMNS[kind]
-    missing = [c for c in required if c not in keys]
+    missing = [c for c in REQUIRED_COLUMNS[kind] if c not in keys]
     if missing:
         raise FranceLoadError(
             f"{name}: missing column(s) {', '.join(missing)} for the {kind} file "
-            f"(found: {_shown(', '.join(h.strip() for h in header), 200)})"
+            f"(found: {shown(', '.join(h.strip() for h in header), 200)})"
         )
     if kind == "regional" and "code_departement" in keys:
         raise FranceLoadError(
             f"{name}: has a Code_departement column: this is the departmental file, "
             "not the regional one"
         )
-    index = {c: keys.index(c) for c in required}
-    columns: dict[str, list] = {c: [] for c in required}
-    rows: list[int] = []
-    try:
-        for record in reader:
-            line = reader.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # blank line (e.g. a trailing newline)
-            if len(record) != len(header):
-                raise FranceLoadError(
-                    f"{name}: line {line}: expected {len(header)} fields, found {len(record)} "
-                    "(truncated or malformed row)"
-                )
-            for col, i in index.items():
-                raw = record[i]
-                if col in _TEXT:
-                    val = raw.strip()
-                    if not val and col in _NOT_NULL:
-                        raise FranceLoadError(
-                            f"{name}: line {line}, column '{col}': value is missing"
-                        )
-                    columns[col].append(val or None)
-                else:
-                    columns[col].append(_number(raw, col, name, line))
-            rows.append(len(rows) + 1)
-    except csv.Error as exc:
-        if "field larger than field limit" in str(exc):
-            raise FranceLoadError(
-                f"{name}: line {reader.line_num}: a field is longer than "
-                f"{MAX_FIELD_CHARS:,} characters (an unclosed quote, or not this file?)"
-            ) from None
-        raise FranceLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
-    if not rows:
-        raise FranceLoadError(f"{name}: empty file (a header but no data rows)")
-
-    frame = pd.DataFrame(columns)
-    for col in _INTEGER:
-        frame[col] = pd.array(frame[col], dtype="Int64")
-    frame["taux_pour_mille"] = pd.array(frame["taux_pour_mille"], dtype="Float64")
-    frame["source_row"] = rows
-    years = (int(frame["annee"].min()), int(frame["annee"].max()))
-    return ParsedFile(kind=kind, name=name, sha256=sha, frame=frame, years=years)
+    wanted = {keys.index(c): c for c in REQUIRED_COLUMNS[kind]}
+    columns = [wanted.get(i, f"_extra_{i}") for i in range(len(header))]
+    return CheckedFile(kind=kind, text=text, columns=columns)
 
 
-def parse_file(path: str | os.PathLike[str], kind: str, name: str | None = None) -> ParsedFile:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FranceLoadError(f"{name or path}: cannot read: {exc}") from None
-    return parse_bytes(data, kind, name or str(path))
+# --------------------------------------------------------------------------- parsing (DuckDB)
 
 
-# --------------------------------------------------------------------------- writing
+def _trimmed(col: str) -> str:
+    """The value as read: trimmed, '' → NULL (a DOUBLE is typed by read_csv already)."""
+    if _TYPES.get(col) == "DOUBLE":
+        return col
+    return f"nullif(trim({col}, {sql_literal(WHITESPACE)}), '') as {col}"
 
 
-def _sql_type(col: str) -> str:
-    if col in _INTEGER:
-        return (
-            "INTEGER"
-            if col in {"annee", "insee_pop_millesime", "insee_log_millesime"}
-            else "BIGINT"
-        )
-    if col in _DECIMAL:
-        return "DOUBLE"
-    return "VARCHAR"
+def _checks(kind: str) -> list[tuple[int, str, str, str]]:
+    """(order, column, problem, SQL condition) over the trimmed values: what DuckDB's types
+    do not refuse by themselves, a missing required value and a count that is not a whole
+    number."""
+    checks = []
+    for order, col in enumerate(REQUIRED_COLUMNS[kind]):
+        sql_type = _TYPES.get(col, "VARCHAR")
+        missing = f"({col} is null or {col} in {tuple(_MISSING[1:])})"
+        if col in _NOT_NULL:
+            checks.append((order, col, "missing", missing))
+        if sql_type in ("INTEGER", "BIGINT"):
+            whole = f"regexp_full_match({col}, '{_INTEGER_RE}')"
+            fits = f"try_cast({col} as {sql_type}) is not null"
+            checks.append((order, col, "number", f"not {missing} and not ({whole} and {fits})"))
+    return checks
 
 
-def write_parsed(con: duckdb.DuckDBPyConnection, parsed: list[ParsedFile]) -> None:
-    """Replace ``raw.france_<kind>`` for every parsed file, all in one transaction."""
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    con.execute("begin transaction")
-    try:
-        con.execute("create schema if not exists raw")
-        for p in parsed:
-            cols = REQUIRED_COLUMNS[p.kind]
-            view = f"_france_{p.kind}_df"
-            con.register(view, p.frame)
-            select = ",\n  ".join(f"cast({c} as {_sql_type(c)}) as {c}" for c in cols)
-            con.execute(
-                f"create or replace table raw.{table_name(p.kind)} as select\n  {select},\n"
-                "  ? ::varchar as source_file, ? ::varchar as source_sha256,\n"
-                "  cast(source_row as bigint) as source_row, ? ::timestamp as loaded_at\n"
-                f"from {view} order by source_row",
-                [p.name, p.sha256, loaded_at],
-            )
-            con.unregister(view)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+def _first_bad_value(con: duckdb.DuckDBPyConnection, rows: str, f: CheckedFile) -> str | None:
+    """The message for the first row failing a check, if any (one scan; the error path reads
+    that row again for its column)."""
+    checks = _checks(f.kind)
+    any_bad = " or ".join(f"coalesce({cond}, false)" for _, _, _, cond in checks)
+    (row,) = con.execute(f"select min(source_row) from {rows} where {any_bad}").fetchone()
+    if row is None:
+        return None
+    union = " union all ".join(
+        f"select {order} as k, '{col}' as col, '{what}' as what, cast({col} as varchar) "
+        f"from {rows} where source_row = {int(row)} and {cond}"
+        for order, col, what, cond in checks
+    )
+    _, col, what, value = con.execute(f"select * from ({union}) order by k limit 1").fetchone()
+    where = f"{f.name}: line {line_of_row(f.text.path, ';', int(row))}, column '{col}'"
+    if what == "missing":
+        return f"{where}: value is missing"
+    return f"{where}: cannot parse {shown(value)} as a number"
+
+
+def _typed(col: str) -> str:
+    sql_type = _TYPES.get(col, "VARCHAR")
+    if sql_type in ("VARCHAR", "DOUBLE"):
+        return col
+    return (
+        f"cast(case when {col} not in {tuple(_MISSING[1:])} then {col} end as {sql_type}) as {col}"
+    )
+
+
+def _write_file(con: duckdb.DuckDBPyConnection, f: CheckedFile, loaded_at: datetime) -> int:
+    """Replace ``raw.france_<kind>`` with ``f``'s rows (inside the caller's transaction)."""
+    rows = f"_france_{f.kind}_rows"
+    n = read_rows(
+        con,
+        f"create or replace temp table {rows} as",
+        ", ".join([_trimmed(c) for c in REQUIRED_COLUMNS[f.kind]] + ["source_row"]),
+        f.text,
+        f.text.path,
+        {c: "DOUBLE" if _TYPES.get(c) == "DOUBLE" else "VARCHAR" for c in f.columns},
+        delimiter=";",
+        error=FranceLoadError,
+        # quoted or not, these are NULL in every column ('' in a text column)
+        options=f", decimal_separator=',', nullstr={_MISSING}",
+    )
+    bad = _first_bad_value(con, rows, f)
+    if bad:
+        raise FranceLoadError(bad)
+    select = ",\n  ".join(_typed(c) for c in REQUIRED_COLUMNS[f.kind])
+    con.execute(
+        f"create or replace table raw.{table_name(f.kind)} as select\n  {select},\n"
+        "  ?::varchar as source_file, ?::varchar as source_sha256,\n"
+        f"  source_row, ?::timestamp as loaded_at\nfrom {rows} order by source_row",
+        [f.name, f.text.sha256, loaded_at],
+    )
+    con.execute(f"drop table {rows}")
+    return n
 
 
 @dataclass
@@ -309,6 +264,30 @@ class FranceLoadResult:
         }
 
 
+def write_files(con: duckdb.DuckDBPyConnection, files: list[CheckedFile]) -> list[FranceLoadResult]:
+    """Parse every checked file with DuckDB and replace its table, all in one transaction;
+    any error rolls back."""
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    results = []
+    with transaction(con):
+        con.execute("create schema if not exists raw")
+        for f in files:
+            rows = _write_file(con, f, loaded_at)
+            lo, hi = con.execute(
+                f"select min(annee), max(annee) from raw.{table_name(f.kind)}"
+            ).fetchone()
+            results.append(FranceLoadResult(f.kind, f.name, f.text.sha256, rows, (lo, hi)))
+    return results
+
+
+def parse_file(path: str | Path, kind: str, name: str | None = None) -> pd.DataFrame:
+    """The rows of one file as :func:`load_france` writes them (read in a throw-away
+    in-memory warehouse)."""
+    with duckdb.connect() as con:
+        write_files(con, [check_file(path, kind, name)])
+        return con.execute(f"select * from raw.{table_name(kind)} order by source_row").df()
+
+
 def load_france(
     con: duckdb.DuckDBPyConnection,
     specs: dict[str, str | None],
@@ -318,10 +297,10 @@ def load_france(
 ) -> list[FranceLoadResult]:
     """Load the files named by ``specs`` ({kind: spec}; None or ``sample`` = generated sample).
 
-    Every file is resolved and parsed first; only then are the tables written, in one
+    Every file is resolved and checked first; then they are parsed and written in one
     transaction. Any error leaves the warehouse as it was.
     """
-    parsed: list[ParsedFile] = []
+    checked: list[CheckedFile] = []
     for kind, spec in specs.items():
         _check_kind(kind)
         if spec is None or spec.strip().lower() == "sample":
@@ -331,9 +310,8 @@ def load_france(
             path, name = paths[kind], str(paths[kind])
         else:
             path, name = resolve_input(kind, spec.strip(), download_dir)
-        parsed.append(parse_file(path, kind, name))
-    write_parsed(con, parsed)
-    return [FranceLoadResult(p.kind, p.name, p.sha256, p.rows, p.years) for p in parsed]
+        checked.append(check_file(path, kind, name))
+    return write_files(con, checked)
 
 
 def input_specs(input_for) -> dict[str, str | None]:

@@ -1,12 +1,13 @@
 """Loader for the São Paulo mobile-phone robbery/theft records (SSP-SP, derived extract).
 
 One CSV row per robbery or theft: BAIRRO, MARCA_OBJETO, DIA_SEMANA, PERIODO, IDADE, SEXO,
-RUBRICA, DESCR_SUBTIPOLOCAL (see ../shared/data/README.md). The loader parses strictly and
-writes ``raw.saopaulo_phone_thefts`` (every data row, values as published, trimmed, '' → NULL)
-and ``raw.saopaulo_source_files`` in ONE DuckDB transaction. A file-level problem (empty file,
+RUBRICA, DESCR_SUBTIPOLOCAL (see ../shared/data/README.md). Python checks each file and its
+header (:mod:`ingest.csv_files`); DuckDB's ``read_csv`` parses the rows, written to
+``raw.saopaulo_phone_thefts`` (every data row, values as published, trimmed, '' → NULL) and
+``raw.saopaulo_source_files`` in ONE DuckDB transaction. A file-level problem (empty file,
 wrong delimiter, missing required columns, undecodable bytes, a truncated row) raises
-:class:`SaoPauloLoadError` naming the file (and line where known) before anything is written,
-so the warehouse is unchanged.
+:class:`SaoPauloLoadError` naming the file (and line where known) and rolls back, so the
+warehouse is unchanged.
 
 Inputs (``spec``): a file, a folder (its ``*.csv`` files), a glob, an http(s) URL (resolved by
 the shared :mod:`ingest.fetch`), or ``sample`` / None (the deterministic
@@ -14,7 +15,7 @@ generator in :mod:`samples.saopaulo`). Several files are concatenated; the table
 is replaced by each load (mirror semantics).
 
 Tolerated variations, so that a user's own SSP download also loads: ``,`` or ``;`` delimiter;
-UTF-8 (with or without BOM) or Latin-1/CP1252; header names compared case- and
+UTF-8 (with or without BOM), UTF-16 (with BOM) or CP1252; header names compared case- and
 accent-insensitively, with the SSP's long names accepted as aliases (PERIODOOCORRENCIA for
 PERIODO, DESCR_SUBTIPOLOCAL required). IDADE and SEXO are optional (NULL when absent): they are
 random in the derived extract and the model does not use them.
@@ -22,21 +23,27 @@ random in the derived extract and the model does not use them.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import io
-import os
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-from ingest.csv_limits import MAX_FIELD_CHARS
-from ingest.fetch import FetchError, resolve_inputs
+from ingest.csv_files import (
+    WHITESPACE,
+    CsvLoadError,
+    TextFile,
+    header_fields,
+    read_rows,
+    read_text,
+    resolve,
+    shown,
+    sql_literal,
+    transaction,
+    utf8_copy,
+)
 
 TABLE = "saopaulo_phone_thefts"
 FILES_TABLE = "saopaulo_source_files"
@@ -55,26 +62,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ["bairro", "marca_objeto", "dia_semana", "periodo", "rubrica", "descr_subtipolocal"]
 OPTIONAL = ["idade", "sexo"]
 _DELIMITERS = (",", ";")
+_ENCODINGS = ("utf-16", "utf-8", "cp1252")
 
 
-class SaoPauloLoadError(ValueError):
+class SaoPauloLoadError(CsvLoadError):
     """A São Paulo file cannot be loaded; the message names the file and the problem."""
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a one-line message, cut after ``limit`` characters (a 3 MB field or
-    a garbled header must not flood the message)."""
-    text = " ".join(str(text).split())
-    return repr(text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)")
-
-
-def _control_character(text: str) -> int | None:
-    """Offset of the first control character (other than tab, CR, LF, FF) in the first 4 KB:
-    a sign of a binary file, whatever its bytes decoded to."""
-    for i, ch in enumerate(text[:4096]):
-        if ch < " " and ch not in "\t\r\n\f":
-            return i
-    return None
 
 
 def _norm_header(name: str) -> str:
@@ -84,60 +76,44 @@ def _norm_header(name: str) -> str:
 
 
 @dataclass
-class ParsedFile:
-    name: str
-    sha256: str
-    encoding: str
+class CheckedFile:
+    """A file whose encoding and header passed: its delimiter, and the header field of each
+    raw column (``index``; an optional column may be absent)."""
+
+    text: TextFile
     delimiter: str
-    frame: pd.DataFrame
+    fields: int
+    index: dict[str, int]
 
     @property
-    def rows(self) -> int:
-        return len(self.frame)
+    def name(self) -> str:
+        return self.text.name
 
 
-def _decode(data: bytes, name: str) -> tuple[str, str]:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError:
-            raise SaoPauloLoadError(f"{name}: unreadable UTF-16 text") from None
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as exc:
+def check_file(path: str | Path, name: str | None = None) -> CheckedFile:
+    """Check one file before DuckDB reads it; ``name`` (path or URL) is used in messages."""
+    name = name or str(path)
+    text = read_text(Path(path), name, _ENCODINGS, SaoPauloLoadError)
+    if text.encoding is None:
+        if text.tried == ("utf-16",):  # a UTF-16 byte-order mark
+            raise SaoPauloLoadError(f"{name}: unreadable UTF-16 text")
         raise SaoPauloLoadError(
-            f"{name}: unreadable encoding (byte {exc.start} is neither UTF-8 nor CP1252)"
-        ) from None
-
-
-def parse_bytes(data: bytes, name: str) -> ParsedFile:
-    """Parse one file's bytes; ``name`` (path or URL) is used in every error message."""
-    sha = hashlib.sha256(data).hexdigest()
-    if not data.strip():
-        raise SaoPauloLoadError(f"{name}: empty file")
-    text, encoding = _decode(data, name)
-    text = text.lstrip("\ufeff")
-    control = _control_character(text)
+            f"{name}: unreadable encoding (byte {text.bad_byte} is neither UTF-8 nor CP1252)"
+        )
+    control = text.control_character()
     if control is not None:
         raise SaoPauloLoadError(
             f"{name}: not a text file (character {control}: control character "
-            f"{ord(text[control]):#04x} after decoding as {encoding})"
+            f"{ord(text.head[control]):#04x} after decoding as {text.encoding})"
         )
-    header_line = text.splitlines()[0] if text.strip() else ""
+    header_line = text.first_line
     if not header_line.strip():
         raise SaoPauloLoadError(f"{name}: line 1: empty header")
 
     # Choose the delimiter that makes the header hold the required columns.
-    found: dict[str, tuple[str, list[str]]] = {}
-    for delim in _DELIMITERS:
-        names = [_norm_header(h) for h in next(csv.reader([header_line], delimiter=delim))]
-        found[delim] = (delim, names)
+    found = {d: [_norm_header(h) for h in header_fields(header_line, d)] for d in _DELIMITERS}
     delimiter, keys = max(
-        found.values(),
+        found.items(),
         key=lambda item: sum(any(a in item[1] for a in COLUMNS[c]) for c in REQUIRED),
     )
     index: dict[str, int] = {}
@@ -157,107 +133,63 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
             )
         raise SaoPauloLoadError(
             f"{name}: missing column(s) {', '.join(missing)} "
-            f"(found: {_shown(', '.join(header_line.split(delimiter)), 200)})"
+            f"(found: {shown(', '.join(header_line.split(delimiter)), 200)})"
         )
-
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    columns: dict[str, list] = {c: [] for c in COLUMNS}
-    rows: list[int] = []
-    try:
-        header = next(reader)
-        for record in reader:
-            line = reader.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # blank line (e.g. a trailing newline)
-            if len(record) != len(header):
-                raise SaoPauloLoadError(
-                    f"{name}: line {line}: expected {len(header)} fields, found {len(record)} "
-                    "(truncated or malformed row)"
-                )
-            for col in COLUMNS:
-                i = index.get(col)
-                value = record[i].strip() if i is not None else ""
-                columns[col].append(value or None)
-            rows.append(len(rows) + 1)
-    except csv.Error as exc:
-        if "field larger than field limit" in str(exc):
-            raise SaoPauloLoadError(
-                f"{name}: line {reader.line_num}: a field is longer than "
-                f"{MAX_FIELD_CHARS:,} characters (an unclosed quote, or not this file?)"
-            ) from None
-        raise SaoPauloLoadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
-    if not rows:
-        raise SaoPauloLoadError(f"{name}: empty file (a header but no data rows)")
-    frame = pd.DataFrame(columns, dtype="object")
-    frame["source_row"] = rows
-    return ParsedFile(name=name, sha256=sha, encoding=encoding, delimiter=delimiter, frame=frame)
+    return CheckedFile(text=text, delimiter=delimiter, fields=len(keys), index=index)
 
 
-def parse_file(path: str | os.PathLike[str], name: str | None = None) -> ParsedFile:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SaoPauloLoadError(f"{name or path}: cannot read: {exc}") from None
-    return parse_bytes(data, name or str(path))
-
-
-def resolve(spec: str, download_dir: Path) -> list[tuple[Path, str]]:
+def resolve_files(spec: str, download_dir: Path) -> list[tuple[Path, str]]:
     """(local path, name to report) for every file of ``spec`` (file, folder, glob, URL)."""
-    try:
-        found = resolve_inputs([spec], cache_dir=download_dir, pattern="*.csv")
-    except FetchError as exc:
-        raise SaoPauloLoadError(f"{spec}: {exc}") from None
-    return [(f.path, f.label) for f in found]
+    return [(f.path, f.label) for f in resolve(spec, download_dir, "*.csv", SaoPauloLoadError)]
 
 
-def write_parsed(con: duckdb.DuckDBPyConnection, parsed: list[ParsedFile]) -> None:
-    """Replace raw.saopaulo_phone_thefts and raw.saopaulo_source_files in one transaction."""
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    frames = []
-    for p in parsed:
-        f = p.frame.copy()
-        f["source_file"] = p.name
-        f["source_sha256"] = p.sha256
-        frames.append(f)
-    data = pd.concat(frames, ignore_index=True)
-    files = pd.DataFrame(
-        {
-            "source_file": [p.name for p in parsed],
-            "source_sha256": [p.sha256 for p in parsed],
-            "encoding": [p.encoding for p in parsed],
-            "delimiter": [p.delimiter for p in parsed],
-            "rows": [p.rows for p in parsed],
-        }
+def _insert_file(
+    con: duckdb.DuckDBPyConnection, f: CheckedFile, path: Path, loaded_at: datetime
+) -> int:
+    values = ", ".join(
+        f"nullif(trim(c{f.index[c]}, {sql_literal(WHITESPACE)}), '')"
+        if c in f.index
+        else "NULL::varchar"
+        for c in COLUMNS
     )
-    select = ",\n  ".join(f"cast({c} as varchar) as {c}" for c in COLUMNS)
-    con.execute("begin transaction")
-    try:
+    n = read_rows(
+        con,
+        f"insert into raw.{TABLE}",
+        f"{values}, ?, ?, source_row, ?",
+        f.text,
+        path,
+        {f"c{i}": "VARCHAR" for i in range(f.fields)},
+        delimiter=f.delimiter,
+        error=SaoPauloLoadError,
+        params=[f.name, f.text.sha256, loaded_at],
+    )
+    con.execute(
+        f"insert into raw.{FILES_TABLE} values (?, ?, ?, ?, ?, ?)",
+        [f.name, f.text.sha256, f.text.encoding, f.delimiter, n, loaded_at],
+    )
+    return n
+
+
+def write_files(con: duckdb.DuckDBPyConnection, files: list[CheckedFile]) -> int:
+    """Replace raw.saopaulo_phone_thefts and raw.saopaulo_source_files with every checked
+    file's rows (in file name order), parsed by DuckDB in one transaction; returns the rows."""
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    columns = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+    total = 0
+    with tempfile.TemporaryDirectory(prefix="crimecast-saopaulo-") as tmp, transaction(con):
         con.execute("create schema if not exists raw")
-        con.register("_saopaulo_df", data)
-        con.register("_saopaulo_files_df", files)
         con.execute(
-            f"create or replace table raw.{TABLE} as select\n  {select},\n"
-            "  cast(source_file as varchar) as source_file,\n"
-            "  cast(source_sha256 as varchar) as source_sha256,\n"
-            "  cast(source_row as bigint) as source_row, ?::timestamp as loaded_at\n"
-            "from _saopaulo_df order by source_file, source_row",
-            [loaded_at],
+            f"create or replace table raw.{TABLE} ({columns}, source_file VARCHAR, "
+            "source_sha256 VARCHAR, source_row BIGINT, loaded_at TIMESTAMP)"
         )
         con.execute(
-            f"create or replace table raw.{FILES_TABLE} as select source_file, source_sha256, "
-            "encoding, delimiter, cast(rows as bigint) as rows, ?::timestamp as loaded_at "
-            "from _saopaulo_files_df",
-            [loaded_at],
+            f"create or replace table raw.{FILES_TABLE} (source_file VARCHAR, "
+            "source_sha256 VARCHAR, encoding VARCHAR, delimiter VARCHAR, rows BIGINT, "
+            "loaded_at TIMESTAMP)"
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        for view in ("_saopaulo_df", "_saopaulo_files_df"):
-            with contextlib.suppress(Exception):  # best-effort clean-up
-                con.unregister(view)
+        for f in sorted(files, key=lambda f: f.name):
+            total += _insert_file(con, f, utf8_copy(f.text, Path(tmp)), loaded_at)
+    return total
 
 
 @dataclass
@@ -282,18 +214,17 @@ def load_saopaulo(
     download_dir: Path,
 ) -> SaoPauloLoadResult:
     """Load ``spec`` (None or ``sample`` = the generated sample). Every file is resolved and
-    parsed before anything is written; any error leaves the warehouse as it was."""
+    checked, then parsed and written in one transaction; any error leaves the warehouse as
+    it was."""
     if spec is None or spec.strip().lower() == "sample":
         from samples.saopaulo import write_sample
 
         path = write_sample(sample_dir)
         inputs = [(path, str(path))]
     else:
-        inputs = resolve(spec.strip(), download_dir)
-    parsed = [parse_file(path, name) for path, name in inputs]
-    write_parsed(con, parsed)
+        inputs = resolve_files(spec.strip(), download_dir)
+    checked = [check_file(path, name) for path, name in inputs]
+    rows = write_files(con, checked)
     return SaoPauloLoadResult(
-        files=[p.name for p in parsed],
-        sha256=[p.sha256 for p in parsed],
-        rows=sum(p.rows for p in parsed),
+        files=[f.name for f in checked], sha256=[f.text.sha256 for f in checked], rows=rows
     )

@@ -54,8 +54,14 @@ def test_sample_is_deterministic_and_loads(tmp_path, warehouse_con):
         (GOOD.replace(",", "\t").encode(), "wrong delimiter"),
         (GOOD.replace("RUBRICA", "CRIME").encode(), "missing column(s) RUBRICA"),
         ((GOOD + "SE,Apple,QUARTA,MANHA\n").encode(), "line 3: expected 8 fields, found 4"),
+        ((GOOD + "SE,Apple,QUARTA,MANHA,1,H,FURTO,Via,x,y\n").encode(),
+         "line 3: expected 8 fields, found 10"),
+        ((GOOD + "\n" + 'SE,"Apple,QUARTA,MANHA,1,H,FURTO,Via\n').encode(),
+         "line 4: malformed CSV"),
+        (b"\xff\xfe" + "BAIRRO".encode("utf-16-le") + b"\x00\xd8", "unreadable UTF-16 text"),
+        (GOOD.encode() + b"\x81\x8d", "unreadable encoding (byte"),
     ],
-)
+)  # fmt: skip
 def test_bad_file_names_file_and_problem_and_leaves_warehouse_unchanged(
     tmp_path, warehouse_con, content, expected
 ):
@@ -107,6 +113,23 @@ def test_folder_semicolon_latin1_and_ssp_aliases(tmp_path, warehouse_con):
         "select encoding, delimiter from raw.saopaulo_source_files order by source_file"
     ).fetchall()
     assert files == [("utf-8", ","), ("cp1252", ";")]
+
+
+def test_utf16_quoted_fields_and_trimming(tmp_path, warehouse_con):
+    text = (
+        HEADER + '\n"  SÃO MIGUEL, PAULISTA ",Apple,QUARTA,NOITE,\t,MULHER,FURTO,"Via\nPublica"\n'
+    )
+    (tmp_path / "u.csv").write_bytes(text.encode("utf-16"))
+    result = _load(warehouse_con, str(tmp_path / "u.csv"), tmp_path)
+    assert result.rows == 1
+    row = warehouse_con.execute(
+        "select bairro, idade, descr_subtipolocal from raw.saopaulo_phone_thefts"
+    ).fetchone()
+    # trimmed (spaces, tabs), '' → NULL; the delimiter and a newline inside quotes are data
+    assert row == ("SÃO MIGUEL, PAULISTA", None, "Via\nPublica")
+    assert warehouse_con.execute(
+        "select encoding, delimiter, rows from raw.saopaulo_source_files"
+    ).fetchone() == ("utf-16", ",", 1)
 
 
 def test_reload_replaces_rows(tmp_path, warehouse_con):
