@@ -145,10 +145,13 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
         out.append(row)
     split = out[0]["split"] if out else ""
     ours = {(r["model"], r["horizon"]) for r in out}
-    for r in compared:  # derived median baselines and the peers
-        if (r["model"], r["horizon"]) in ours:
+    # derived median baselines, the NB reference, the peers; every model again on the common
+    # target days and per 28-day test window
+    for r in compared:
+        if _is_main(r) and (r["model"], r["horizon"]) in ours:
             continue
         extra = {"dataset": name, "split": split, "model": r["model"], "horizon": r["horizon"]}
+        extra.update({k: r[k] for k in ("target_days", "window", "reference") if k in r})
         extra.update({"mae": r["mae"], "n": r["n"], "peer": r["peer"]})
         extra.update(_interval_fields(r))
         out.append(extra)
@@ -159,8 +162,13 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
 
 def _interval_fields(r: dict) -> dict:
     keys = ("mae_lo", "mae_hi", "diff_baseline", "diff_baseline_lo", "diff_baseline_hi")
-    keys += ("diff_peer", "diff_peer_lo", "diff_peer_hi")
+    keys += ("diff_peer", "diff_peer_lo", "diff_peer_hi", "diff_lo", "diff_hi")
     return {k: r[k] for k in keys if k in r}
+
+
+def _is_main(r: dict) -> bool:
+    """A row over all test rows of its horizon (not the common target days, not a window)."""
+    return "target_days" not in r and "window" not in r
 
 
 def markdown(results: list[dict]) -> str:
@@ -190,7 +198,8 @@ def readme_summary(results: list[dict]) -> str:
     for name, _source, rel, _cut, description in INCIDENT_SETS:
         if name not in incident:
             continue
-        rows = [r for r in results if r["dataset"] == name]
+        every = [r for r in results if r["dataset"] == name]
+        rows = [r for r in every if _is_main(r)]
         hs = sorted({r["horizon"] for r in rows})
         by = {(r["model"], r["horizon"]): r for r in rows}
         order = sorted(
@@ -223,14 +232,21 @@ def readme_summary(results: list[dict]) -> str:
                 )
             peer = any(by.get((m, h), {}).get("peer") for h in hs)
             label = f"**{m}**" if m == "champion" else (f"{m} *(peer)*" if peer else m)
+            if any(by.get((m, h), {}).get("reference") for h in hs):
+                label = (
+                    f"*{m}: median of NB(trailing 28-day mean, φ from validation) — a "
+                    "model-based reference, not a floor*"
+                )
             out.append(f"| {label} | " + " | ".join(maes) + " | " + " | ".join(covs) + " |")
         refs = [_f(by.get(("mean_28", h), {}).get("noise_floor_mae")) for h in hs]
         out.append(
-            "| *Poisson reference (model-based, not a floor)* | "
+            "| *Poisson reference: the expected absolute error of the median if counts were "
+            "Poisson(trailing 28-day mean) — model-based, not a floor* | "
             + " | ".join(refs)
             + " |"
             + " |" * len(hs)
         )
+        out += _subset_lines(every, hs, facts)
         champs = "; ".join(
             f"h={h}: {by[('champion', h)].get('champions', '')}"
             for h in hs
@@ -306,6 +322,37 @@ def readme_summary(results: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _subset_lines(rows: list[dict], hs: list[int], facts: dict) -> list[str]:
+    """README lines: the champion, the best baseline and the best peer on the target days
+    every horizon predicts, and per 28-day test window (MAE [95 % CI])."""
+    out = []
+    parts = [("common", "the target days every horizon predicts", lambda r: r.get("target_days"))]
+    windows = sorted({r["window"] for r in rows if "window" in r})
+    parts += [(w, f"test window {w}", lambda r: r.get("window")) for w in windows]
+    for key, label, get in parts:
+        sub = {(r["model"], r["horizon"]): r for r in rows if get(r) == key}
+        if not sub:
+            continue
+        cells = []
+        for h in hs:
+            names = ["champion"]
+            names += [facts.get(k, {}).get(str(h)) for k in ("best_baseline", "best_peer")]
+            got = [
+                f"{m} {sub[(m, h)]['mae']:.3f} [{sub[(m, h)]['mae_lo']:.3f}, "
+                f"{sub[(m, h)]['mae_hi']:.3f}]"
+                for m in names
+                if m and (m, h) in sub
+            ]
+            if got:
+                cells.append(f"h={h} ({sub[('champion', h)]['n']} rows): " + ", ".join(got))
+        if cells:
+            out.append(f"On {label}: " + "; ".join(cells) + ".")
+    if windows and facts.get("windows"):
+        spans = ", ".join(f"{w}: {a} → {b}" for w, (a, b) in enumerate(facts["windows"], 1))
+        out.append(f"Test windows (target days): {spans}.")
+    return out
+
+
 def update_readme(summary: str, marker: str = "bench") -> bool:
     """Replace the text between the README's ``<!-- {marker}:start/end -->`` comments; False
     when they are absent."""
@@ -331,11 +378,13 @@ def main() -> int:
             f"   {rows[0]['split']}; whole run {rows[0]['seconds']} s, ML {rows[0]['ml_seconds']} s"
         )
         for h in sorted({r["horizon"] for r in rows}):
-            hr = [r for r in rows if r["horizon"] == h]
+            hr = [r for r in rows if r["horizon"] == h and _is_main(r)]
             ref = next((r["noise_floor_mae"] for r in hr if "noise_floor_mae" in r), None)
+            nb = next((r["mae"] for r in hr if r.get("reference")), None)
             print(
-                f"   horizon {h}: Poisson reference (model-based: E|Y − median| for Y ~ "
-                f"Poisson(trailing 28-day mean)) {ref}"
+                f"   horizon {h}: references (model-based, not floors): Poisson E|Y − median| "
+                f"for Y ~ Poisson(trailing 28-day mean) {ref}; realised MAE of median(NB("
+                f"trailing 28-day mean, φ from validation)) {nb}"
             )
             for r in hr:
                 cov = (
