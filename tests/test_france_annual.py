@@ -43,7 +43,7 @@ def warehouse(tmp_path_factory):
         text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return db, target / "compiled" / "crimecast" / "dbt_project" / "models"
+    return db, target / "compiled" / "crimecast" / "models"
 
 
 def _compiled(models: Path, name: str) -> str:
