@@ -87,12 +87,12 @@ class TextFile:
     head: str = ""
     first_line: str = ""
 
-    def control_character(self) -> int | None:
-        """Offset of the first control character (other than tab, CR, LF, FF) in the head: a
-        sign of a binary file, whatever its bytes decoded to."""
+    def control_character(self) -> str | None:
+        """Where the first control character (other than tab, CR, LF, FF) of the head is, for a
+        message: a sign of a binary file, whatever its bytes decoded to."""
         for i, ch in enumerate(self.head):
             if ch < " " and ch not in "\t\r\n\f":
-                return i
+                return f"character {i}: control character {ord(ch):#04x}"
         return None
 
 

@@ -132,11 +132,8 @@ def check_file(path: str | Path, kind: str, name: str | None = None) -> CheckedF
             f"{name}: not UTF-8 (byte {text.bad_byte}): the SSMSI files are UTF-8 with a BOM"
         )
     control = text.control_character()
-    if control is not None:
-        raise FranceLoadError(
-            f"{name}: not a text file (character {control}: control character "
-            f"{ord(text.head[control]):#04x}): the SSMSI files are UTF-8 CSV"
-        )
+    if control:
+        raise FranceLoadError(f"{name}: not a text file ({control}): the SSMSI files are UTF-8 CSV")
     if ";" not in text.first_line:
         other = next((d for d in (",", "\t", "|") if d in text.first_line), None)
         what = f"separated by {other!r}" if other else "not separated by ';'"

@@ -101,10 +101,9 @@ def check_file(path: str | Path, name: str | None = None) -> CheckedFile:
             f"{name}: unreadable encoding (byte {text.bad_byte} is neither UTF-8 nor CP1252)"
         )
     control = text.control_character()
-    if control is not None:
+    if control:
         raise SaoPauloLoadError(
-            f"{name}: not a text file (character {control}: control character "
-            f"{ord(text.head[control]):#04x} after decoding as {text.encoding})"
+            f"{name}: not a text file ({control} after decoding as {text.encoding})"
         )
     header_line = text.first_line
     if not header_line.strip():
