@@ -171,3 +171,21 @@ def test_no_code_writes_the_environment() -> None:
                 if _WRITES.search(line):
                     found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_crimecast_run_opens_dagster_home_without_setting_it(tmp_path, monkeypatch) -> None:
+    """DAGSTER_HOME unset: `crimecast run` opens the default home's instance explicitly and
+    leaves the environment as it was."""
+    import os
+
+    from orchestration import cli
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    instance = cli._instance()
+    try:
+        assert Path(instance.root_directory) == tmp_path / "warehouse" / "dagster_home"
+        assert instance.telemetry_enabled is False  # crimecast's dagster.yaml was installed
+    finally:
+        instance.dispose()
+    assert "DAGSTER_HOME" not in os.environ
