@@ -1,30 +1,18 @@
 {#-
     Engine-specific SQL that dbt-core has no cross-database macro for (dbt-core's own are used
     where they fit: dbt.type_string, dbt.type_int, dbt.datediff, dbt.dateadd,
-    dbt.generate_series, dbt.safe_cast, dbt.string_literal, dbt.escape_single_quotes).
+    dbt.generate_series, dbt.safe_cast, dbt.string_literal, dbt.escape_single_quotes;
+    integer_spine below is dbt.generate_series, filtered).
     Dispatched: `duckdb__` is what the warehouse runs, `spark__` follows a trial of the models
     on Spark (issue 16; not run here yet), `default__` is standard SQL.
 -#}
 
 {#- One row per integer from start_value to end_value inclusive, as a bigint column
-    `column_name`. The bounds are SQL expressions (scalar subqueries are fine). -#}
+    `column_name`. The bounds are SQL expressions (scalar subqueries are fine). dbt.generate_series
+    needs its bound when the SQL is compiled: a fixed 2^16 numbers (179 years of days), of which
+    the filter keeps the range (dbt-duckdb runs it as DuckDB's generate_series; other adapters
+    get dbt-core's cross join of powers of two). -#}
 {% macro integer_spine(start_value, end_value, column_name) -%}
-    {{ return(adapter.dispatch('integer_spine', 'crimecast')(start_value, end_value, column_name)) }}
-{%- endmacro %}
-
-{% macro duckdb__integer_spine(start_value, end_value, column_name) -%}
-    select unnest(generate_series({{ start_value }}, {{ end_value }})) as {{ column_name }}
-{%- endmacro %}
-
-{% macro spark__integer_spine(start_value, end_value, column_name) -%}
-    select explode(sequence(
-        cast({{ start_value }} as bigint), cast({{ end_value }} as bigint)
-    )) as {{ column_name }}
-{%- endmacro %}
-
-{#- dbt.generate_series needs its bound when the SQL is compiled: a fixed 2^16 numbers
-    (179 years of days), of which the filter keeps the range. -#}
-{% macro default__integer_spine(start_value, end_value, column_name) -%}
     select cast({{ start_value }} + numbers.generated_number - 1 as bigint) as {{ column_name }}
     from ({{ dbt.generate_series(65536) }}) as numbers
     where numbers.generated_number - 1 <= ({{ end_value }}) - ({{ start_value }})

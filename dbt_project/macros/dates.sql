@@ -1,31 +1,18 @@
 {#-
-    Engine-specific date SQL and the CTE inlining hint, dispatched (`duckdb__` is what the
-    warehouse runs, `spark__` follows a trial of the models on Spark (issue 16; not run here
-    yet), `default__` is built on dbt-core's cross-database macros). Other engine-specific SQL:
+    Date SQL on dbt-core's cross-database macros (dbt.dateadd, dbt.datediff, and through
+    integer_spine dbt.generate_series, which dbt-duckdb runs as DuckDB's generate_series).
+    A `spark__` variant exists only where dbt-core's macro gives a wrong or no result there
+    (issue 16; not run here yet); DuckDB runs the defaults. Other engine-specific SQL:
     macros/cross_database.sql.
 -#}
 
 {#- One row per day from start_date to end_date inclusive, in a column named `date_day`.
-    start_date / end_date are SQL expressions (scalar subqueries are fine). -#}
+    start_date / end_date are SQL expressions (scalar subqueries over the model's CTEs are
+    fine). dbt.date_spine is not used in models: it counts the days with a query when the SQL
+    is compiled, which cannot read bounds computed in the model (its CTEs, a rebuild window);
+    tests/assert_engine_macros_agree.sql holds this spine to dbt.date_spine on fixed bounds.
+    At most 65,536 days (179 years; integer_spine). -#}
 {% macro date_spine(start_date, end_date) -%}
-    {{ return(adapter.dispatch('date_spine', 'crimecast')(start_date, end_date)) }}
-{%- endmacro %}
-
-{% macro duckdb__date_spine(start_date, end_date) -%}
-    select cast(unnest(generate_series(
-        cast({{ start_date }} as date), cast({{ end_date }} as date), interval 1 day
-    )) as date) as date_day
-{%- endmacro %}
-
-{% macro spark__date_spine(start_date, end_date) -%}
-    select explode(sequence(
-        cast({{ start_date }} as date), cast({{ end_date }} as date), interval 1 day
-    )) as date_day
-{%- endmacro %}
-
-{#- dbt.date_spine is not used: it counts the days with a query when the SQL is compiled,
-    which cannot read bounds computed in the model (its CTEs, an incremental plan). -#}
-{% macro default__date_spine(start_date, end_date) -%}
     {%- set first_day = 'cast(' ~ start_date ~ ' as date)' -%}
     select cast({{ dbt.dateadd('day', 'day_offsets.day_offset', first_day) }} as date) as date_day
     from (
@@ -48,10 +35,6 @@
     date_add({{ date_expr }}, cast({{ days }} as int))
 {%- endmacro %}
 
-{% macro duckdb__add_days(date_expr, days) -%}
-    cast({{ date_expr }} + to_days(cast({{ days }} as integer)) as date)
-{%- endmacro %}
-
 {#- 1..366 -#}
 {% macro day_of_year(date_expr) -%}
     {{ return(adapter.dispatch('day_of_year', 'crimecast')(date_expr)) }}
@@ -59,10 +42,6 @@
 
 {% macro default__day_of_year(date_expr) -%}
     extract(doy from {{ date_expr }})
-{%- endmacro %}
-
-{% macro duckdb__day_of_year(date_expr) -%}
-    dayofyear({{ date_expr }})
 {%- endmacro %}
 
 {% macro spark__day_of_year(date_expr) -%}
@@ -76,10 +55,6 @@
 
 {% macro default__day_of_week_monday0(date_expr) -%}
     (extract(isodow from {{ date_expr }}) - 1)
-{%- endmacro %}
-
-{% macro duckdb__day_of_week_monday0(date_expr) -%}
-    (isodow({{ date_expr }}) - 1)
 {%- endmacro %}
 
 {#- Spark has no isodow; weekday() is 0 = Monday … 6 = Sunday. -#}
