@@ -12,7 +12,8 @@ child, i.e. the largest resident set of the stage's process):
   out here as in the pipeline's own dbt build)
 * ml        the ``ml_forecasts`` Dagster asset (the default ``lean`` profile, every series)
 * incremental: one new day appended (a new file), then ingest + ``dbt build`` again
-  (incremental models, same project and target folder, as a daily run has); compared with the
+  (incremental models, same project and target folder, as a daily run has; dbt reads the
+  rebuild window the loader wrote in raw.load_log, marked built afterwards); compared with the
   full ingest + dbt above
 * pandas    the daily feature mart recomputed with pandas groupby / shift / rolling (as the
   Boston seed did) on the same marts.daily_counts rows, vs the dbt daily_features model time
@@ -130,7 +131,9 @@ def ingest_cmd(data: Path) -> list[str]:
 
 
 def dbt_cmd(target: Path, *extra: str) -> list[str]:
-    return [
+    """dbt build (which rebuilds the window of the loads not built yet, raw.load_log); the
+    loads marked built after success, as the Dagster dbt asset does."""
+    args = [
         DBT,
         "build",
         "--select",
@@ -145,6 +148,22 @@ def dbt_cmd(target: Path, *extra: str) -> list[str]:
         "unit_test",
         *extra,
     ]
+    return _py(f"""
+        import os, subprocess, sys
+        import duckdb
+        from ingest.loader import mark_built, rebuild_window
+        db = os.environ["CRIMECAST_WAREHOUSE"]
+        con = duckdb.connect(db, read_only=True)
+        window = rebuild_window(con)
+        con.close()
+        print("rebuild window:", window.days, window.dbt_args(), flush=True)
+        rc = subprocess.call({args!r} + window.dbt_args())
+        if rc == 0:
+            con = duckdb.connect(db)
+            mark_built(con, window)
+            con.close()
+        sys.exit(rc)
+    """)
 
 
 ML_CODE = """

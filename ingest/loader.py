@@ -13,7 +13,6 @@ import codecs
 import csv
 import hashlib
 import io
-import json
 import logging
 import re
 import shutil
@@ -367,23 +366,16 @@ def _log_changes(
 class RebuildWindow:
     """What dbt must rebuild for the loads not built yet (raw.load_log): per source the first
     day, or None for everything (a warehouse without the log); full_refresh when a load
-    emptied a day. `through`: the latest load it covers (mark_built)."""
+    emptied a day. `through`: the latest load it covers (mark_built). dbt reads the same
+    window from raw.load_log itself (dbt_project/macros/incremental_window.sql)."""
 
     days: dict[str, date] | None
     full_refresh: bool = False
     through: datetime | None = None
 
-    def dbt_vars(self) -> dict[str, Any]:
-        """The dbt var rebuild_from ({source: 'YYYY-MM-DD'}); none: dbt rebuilds every day."""
-        if self.days is None:
-            return {}
-        return {"rebuild_from": {s: d.isoformat() for s, d in sorted(self.days.items())}}
-
     def dbt_args(self) -> list[str]:
-        """`dbt build` arguments on their own (callers with other vars use dbt_vars)."""
-        if self.full_refresh:
-            return ["--full-refresh"]
-        return ["--vars", json.dumps(self.dbt_vars())] if self.dbt_vars() else []
+        """`dbt build` arguments: `--full-refresh` when a load emptied a day."""
+        return ["--full-refresh"] if self.full_refresh else []
 
 
 def rebuild_window(con: duckdb.DuckDBPyConnection) -> RebuildWindow:

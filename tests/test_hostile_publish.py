@@ -8,8 +8,7 @@
   records, a 4-record calibration bin, many vintages, a count column that vanished.
 * A publisher killed mid-copy leaves a temp file; the next publication removes it (and only
   files of the publisher's own name pattern).
-* ``merge_small_bins`` (ml/placetype.py) and the retention of ``meta.incremental_builds``
-  (the on-run-end hooks of dbt_project.yml, rendered by dbt itself).
+* ``merge_small_bins`` (ml/placetype.py).
 """
 
 from __future__ import annotations
@@ -22,14 +21,13 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-import yaml
 
 from orchestration import publish
 from serving.publish import (
@@ -154,7 +152,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_a_fresh_copy_holds_only_allow_listed_tables_and_no_small_cells(site: dict) -> None:
     live = _tables(site["warehouse"])
     assert set(live) >= RECORD_LEVEL  # the warehouse has them: the copy leaves them out
-    assert {"meta.incremental_builds", "ml.model_runs", "marts.daily_features"} <= set(live)
+    assert {"raw.load_log", "ml.model_runs", "marts.daily_features"} <= set(live)
     copy = _tables(site["published"])
     assert {
         "ml.saopaulo_place_probabilities",
@@ -435,97 +433,3 @@ def test_the_publisher_and_the_model_use_the_same_k() -> None:
     from ml.placetype import PlaceTypeConfig
 
     assert PlaceTypeConfig().min_cell_records == MIN_CELL_RECORDS
-
-
-# ------------------------------------------------------------------- meta.incremental_builds
-@pytest.fixture(scope="module")
-def run_end_sql(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str]:
-    """The on-run-end hooks of dbt_project.yml and the plan query of daily_counts, rendered by
-    dbt itself (keep 2 builds)."""
-    folder = tmp_path_factory.mktemp("dbt_render")
-    hooks = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text())["on-run-end"]
-    marker = "\n-- next statement --\n"
-    inline = marker.join(
-        [*hooks, "{{ upstream_changes('stg_police__incidents', 'daily_counts') }}"]
-    )
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(folder / "w.duckdb"),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    proc = subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "dbt"),
-            "compile",
-            "--quiet",
-            "--project-dir",
-            str(REPO / "dbt_project"),
-        ]
-        + ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
-        + ["--vars", "{incremental_builds_keep: 2}", "--inline", inline],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    *statements, plan = proc.stdout.strip().split(marker.strip())
-    return statements, plan
-
-
-def _log_con(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("create schema meta")
-    con.execute(
-        "create table meta.incremental_builds (model varchar not null, source varchar not null, "
-        "from_day date not null, built_at timestamp not null, status varchar not null)"
-    )
-    con.executemany("insert into meta.incremental_builds values (?, ?, ?, ?, ?)", rows)
-    return con
-
-
-def test_the_build_log_is_bounded_and_plans_stay_conservative(run_end_sql) -> None:
-    statements, plan = run_end_sql
-    t0 = datetime(2024, 1, 1)
-    rows = [("retired_model", "*", date(1, 1, 1), t0, "built")]  # holds the old prune back
-    rows += [("daily_counts", "*", date(1, 1, 1), t0 + timedelta(days=2), "built")]
-    for i in range(1, 10):  # nine staging builds; daily_counts saw only the first two
-        for source, day in (("boston", date(2023, 12, i)), ("houston", date(2023, 1, 10 - i))):
-            if source == "houston" and i % 3:
-                continue  # not every build rewrites every source
-            rows.append(("stg_police__incidents", source, day, t0 + timedelta(days=i), "built"))
-    rows.append(("stg_police__incidents", "boston", date(2023, 1, 1), t0, "planned"))
-    con = _log_con(rows)
-    before = dict(con.execute(plan).fetchall())
-    assert before == {"boston": date(2023, 12, 3), "houston": date(2023, 1, 1)}
-    last_built = "select model, max(built_at) from meta.incremental_builds group by 1 order by 1"
-    last_before = con.execute(last_built).fetchall()
-
-    for _ in range(2):  # the hooks run after every build: the bound holds, again and again
-        for sql in statements:
-            con.execute(sql)
-        builds = dict(
-            con.execute(
-                "select model, count(distinct built_at) from meta.incremental_builds group by 1"
-            ).fetchall()
-        )
-        assert builds["stg_police__incidents"] == 3  # keep 2 + the one the rest is folded into
-        after = dict(con.execute(plan).fetchall())
-        assert set(after) == set(before)
-        assert all(after[s] <= before[s] for s in before)  # may rebuild more, never less
-        assert con.execute(last_built).fetchall() == last_before
-    assert not con.execute(
-        "select * from meta.incremental_builds where status = 'planned'"
-    ).fetchall()
-    # the latest two builds are untouched
-    recent = con.execute(
-        "select source, from_day from meta.incremental_builds where built_at >= ? "
-        "and model = 'stg_police__incidents' order by 1, 2",
-        [t0 + timedelta(days=8)],
-    ).fetchall()
-    assert recent == [
-        ("boston", date(2023, 12, 8)),
-        ("boston", date(2023, 12, 9)),
-        ("houston", date(2023, 1, 1)),
-    ]

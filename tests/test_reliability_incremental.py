@@ -12,9 +12,11 @@ The new file is what a daily extract brings, plus the cases that reach back into
   * a republished record: the file name sorts before the original files, so in a full build
     the ORIGINAL row becomes the duplicate; the incremental build has to recompute it.
 
-What each build rewrote is logged in meta.incremental_builds (dbt_project/macros/
-incremental_builds.sql); the tests check those plans too, that a model left behind catches up
-at its next build, and what scoping the mart tests to the rewritten days means.
+The loader writes per load the earliest day whose rows changed (raw.load_log); the window of
+the loads not built yet is passed to dbt as the var rebuild_from, as the Dagster dbt asset
+does (ingest.loader.rebuild_window / mark_built). The tests check that window too, that a
+model left behind catches up at its next build, and what scoping the mart tests to the
+window means.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.loader import load_source
+from ingest.loader import load_source, mark_built, rebuild_window
 from ingest.mapping import load_mapping
 from samples.incidents import write_houston, write_sample
 
@@ -57,6 +59,8 @@ def _dbt(
     command: str = "build",
     select: tuple[str, ...] = SELECT,
 ) -> subprocess.CompletedProcess[str]:
+    """dbt with the rebuild window of the loads not built yet (raw.load_log), marked built
+    after a successful build of every model, as the Dagster dbt asset does."""
     env = {
         **os.environ,
         "CRIMECAST_WAREHOUSE": str(warehouse),
@@ -64,11 +68,28 @@ def _dbt(
     }
     for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
         env.pop(var, None)
-    return subprocess.run(
+    window = _window(warehouse)
+    done = subprocess.run(
         [DBT, command, "--select", *select, "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
-         "--target-path", str(target), "--log-path", str(target / "logs"), *args],
+         "--target-path", str(target), "--log-path", str(target / "logs"),
+         *(window.dbt_args() if "--full-refresh" not in args else ()), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+    if done.returncode == 0 and command == "build" and select == SELECT:
+        con = duckdb.connect(str(warehouse))
+        try:
+            mark_built(con, window)
+        finally:
+            con.close()
+    return done
+
+
+def _window(warehouse: Path):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return rebuild_window(con)
+    finally:
+        con.close()
 
 
 def _load(warehouse: Path, source: str, folder: Path) -> None:
@@ -137,21 +158,6 @@ def _new_day_file(folder: Path, scratch: Path) -> Path:
     return path
 
 
-def _plans(warehouse: Path) -> dict[tuple[str, str], tuple[date, str]]:
-    """The plans of the latest dbt invocation in meta.incremental_builds."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return {
-            (model, source): (from_day, status)
-            for model, source, from_day, status in con.execute(
-                "select model, source, from_day, status from meta.incremental_builds "
-                "where built_at = (select max(built_at) from meta.incremental_builds)"
-            ).fetchall()
-        }
-    finally:
-        con.close()
-
-
 def _csv_dates(path: Path) -> list[date]:
     """The days of a Houston file's rows (column `date`, m/d/yyyy)."""
     with path.open(newline="") as fh:
@@ -183,16 +189,23 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
 
     new_file = _new_day_file(folders["houston"], tmp_path / "scratch")
     _load(incremental, "houston", folders["houston"])
+    # the window: houston from the new file's earliest day (the reversal), boston unchanged
+    window = _window(incremental)
+    earliest_new = min(_csv_dates(new_file))
+    assert window.days == {"houston": earliest_new} and not window.full_refresh, window
+    last_before = max(d for (_s, _id, _a, _c, d, *_rest) in rows_of_source(before, "houston"))
+    assert earliest_new < last_before  # the reversal reached back
     second = _dbt(incremental, target)
     assert second.returncode == 0, second.stdout[-3000:]
-    # the second build took the incremental path of every incremental model
+    # the second build took the incremental path of every incremental model, with the window
     for model, marker in (
-        ("staging/stg_police__incidents.sql", "new_files as ("),
-        ("marts/daily_counts.sql", "meta.incremental_builds"),
-        ("marts/daily_features.sql", "meta.incremental_builds"),
+        ("staging/stg_police__incidents.sql", "the rebuild window's raw rows"),
+        ("marts/daily_counts.sql", "built_series as ("),
+        ("marts/daily_features.sql", "built_codes as ("),
     ):
         compiled = next((target / "compiled").rglob(model)).read_text()
-        assert marker in compiled.replace('"', ""), f"{model} was not built incrementally"
+        assert marker in compiled, f"{model} was not built incrementally"
+        assert f"cast('{earliest_new.isoformat()}' as date)" in compiled, model
     after = _contents(incremental)
     con = duckdb.connect(str(incremental), read_only=True)
     try:
@@ -200,20 +213,7 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     finally:
         con.close()
     assert str(new_file) in files
-    # the plans the second build logged: only what the new file reached back to
-    plans = _plans(incremental)
-    earliest_new = min(_csv_dates(new_file))
-    last_before = {
-        source: max(d for (_s, _id, _a, _c, d, *_rest) in rows_of_source(before, source))
-        for source in ("houston", "boston")
-    }
-    assert plans[("stg_police__incidents", "houston")] == (earliest_new, "built")
-    assert ("stg_police__incidents", "boston") not in plans  # no file of boston changed
-    for model in ("daily_counts", "daily_features"):
-        # houston from the reversal's day; boston only from the day after its last day
-        assert plans[(model, "houston")] == (earliest_new, "built"), plans
-        assert plans[(model, "boston")] == (last_before["boston"] + timedelta(days=1), "built")
-    assert earliest_new < last_before["houston"]  # the reversal reached back
+    assert _window(incremental).days == {}  # built
 
     _assert_equals_full_refresh(incremental, after, tmp_path)
     # the new file changed what was built before (else the comparison proves little)
@@ -231,14 +231,14 @@ def _houston_warehouse(tmp_path: Path) -> tuple[Path, Path, Path]:
     target = tmp_path / "target"
     first = _dbt(warehouse, target)
     assert first.returncode == 0, first.stdout[-3000:]
-    assert _plans(warehouse)[("daily_counts", "*")] == (date(1, 1, 1), "built")
+    assert _window(warehouse).days == {}  # the first build covered the load
     return warehouse, folder, target
 
 
 def test_a_model_left_behind_catches_up(tmp_path: Path) -> None:
-    """daily_features is not built while daily_counts takes two new files (say its build was
-    skipped after a failed test): at its next build it rebuilds from the earliest day of both,
-    and equals a full refresh."""
+    """daily_features is not built while daily_counts takes a new file (say its build was
+    skipped after a failed test): the window keeps that file's day until a complete build, so
+    the next one rebuilds from the earliest day of both files and equals a full refresh."""
     warehouse, folder, target = _houston_warehouse(tmp_path)
     first_file = _new_day_file(folder, tmp_path / "scratch")  # reaches back (a reversal)
     _load(warehouse, "houston", folder)
@@ -246,19 +246,17 @@ def test_a_model_left_behind_catches_up(tmp_path: Path) -> None:
         warehouse, target, "--indirect-selection", "cautious", select=("+daily_counts",)
     )
     assert only_counts.returncode == 0, only_counts.stdout[-3000:]
-    assert ("daily_features", "houston") not in _plans(warehouse)
+    # a partial build marks nothing: the first file's day stays in the window
+    assert _window(warehouse).days == {"houston": min(_csv_dates(first_file))}
 
     next_day = HOUSTON_START + timedelta(days=HOUSTON_DAYS + 1)
     (generated,) = write_houston(tmp_path / "scratch2", scale=0.3, seed=8, start=next_day, days=1)
     shutil.copyfile(generated, folder / f"houston_{HOUSTON_START.year}-1_next.csv")
     _load(warehouse, "houston", folder)
+    # daily_features also rebuilds what it missed, back to the first file's earliest day
+    assert _window(warehouse).days == {"houston": min(_csv_dates(first_file))}
     both = _dbt(warehouse, target)
     assert both.returncode == 0, both.stdout[-3000:]
-    plans = _plans(warehouse)
-    # daily_counts: only what the second file changed (the day before it became full)
-    assert plans[("daily_counts", "houston")] == (next_day - timedelta(days=1), "built")
-    # daily_features: also what it missed, back to the first file's earliest day
-    assert plans[("daily_features", "houston")] == (min(_csv_dates(first_file)), "built")
 
     _assert_equals_full_refresh(warehouse, _contents(warehouse), tmp_path)
 
@@ -286,3 +284,26 @@ def test_incremental_build_tests_only_the_rewritten_days(tmp_path: Path) -> None
     plain = _dbt(warehouse, target, command="test", select=("daily_counts",))
     assert plain.returncode != 0
     assert "FAIL" in plain.stdout and "not_is_filled_or_incident_count_0" in plain.stdout
+
+
+def test_the_loader_logs_the_window_of_each_load(tmp_path: Path) -> None:
+    """raw.load_log without dbt: a new file's earliest day; a reload of unchanged files
+    nothing; a removed file that leaves days without rows a full refresh."""
+    warehouse = tmp_path / "crimecast.duckdb"
+    folder = tmp_path / "houston"
+    write_houston(folder, scale=0.3, start=HOUSTON_START, days=HOUSTON_DAYS)
+    _load(warehouse, "houston", folder)
+    con = duckdb.connect(str(warehouse))
+    try:
+        mark_built(con, rebuild_window(con))
+    finally:
+        con.close()
+    _load(warehouse, "houston", folder)
+    assert _window(warehouse).days == {}
+    new_file = _new_day_file(folder, tmp_path / "scratch")
+    _load(warehouse, "houston", folder)
+    assert _window(warehouse).days == {"houston": min(_csv_dates(new_file))}
+    new_file.unlink()  # its next day had no other rows
+    _load(warehouse, "houston", folder)
+    window = _window(warehouse)
+    assert window.full_refresh and window.dbt_args() == ["--full-refresh"]

@@ -1,7 +1,7 @@
 -- Every series of daily_counts is gap-free and covers its source's whole range: one row per
 -- day from the source's first day to its last full day (int_incidents__source_days).
 -- After an incremental build only the days it rewrote are checked (from rebuilt_from, see
--- macros/incremental_builds.sql): they must run without a gap from that day (or the source's
+-- macros/incremental_window.sql): they must run without a gap from that day (or the source's
 -- first day) to the last full day; the days before were checked when they were written.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
 

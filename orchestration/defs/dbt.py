@@ -17,6 +17,7 @@ from dagster_dbt import (
 )
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from ingest.loader import mark_built, rebuild_window
 from orchestration.config import DBT_PROJECT_DIR
 from orchestration.defs.incidents.raw import failure
 from orchestration.resources import WarehouseResource
@@ -61,12 +62,16 @@ def crimecast_dbt_assets(
     # the models (some sources) is dbt_project.yml's `indirect_selection: cautious` flag.
     # Another process holding the file: wait for it briefly, else fail with who holds it
     # (dbt's own message for that is a page of adapter output).
-    with warehouse.connect():
-        pass
+    # The incremental models rebuild the days the loads since the last complete build changed:
+    # dbt reads them from raw.load_log (written by the loader), this step marks them built
+    # (dbt_project/macros/incremental_window.sql); a load that emptied a day: a full refresh.
+    with warehouse.connect() as con:
+        window = rebuild_window(con)
     # dbt unit tests check the SQL against fixed inputs: they run in `make test` (the dbt builds
     # of tests/test_reliability_incremental.py and tests/test_france_annual.py), not on every
     # pipeline run, as dbt recommends for production builds.
-    args = ["build", "--exclude-resource-type", "unit_test", *dbt_vars_args(warehouse)]
+    args = ["build", "--exclude-resource-type", "unit_test", *window.dbt_args()]
+    args += dbt_vars_args(warehouse)
     invocation = dbt.cli([*guard_args(dbt), *args], context=context)
     try:
         yield from invocation.stream()
@@ -74,6 +79,9 @@ def crimecast_dbt_assets(
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
         stop(invocation.process)
+    if not context.is_subset:  # a subset leaves models behind: the window stays for them
+        with warehouse.connect() as con:
+            mark_built(con, window)
 
 
 def dbt_vars(warehouse: WarehouseResource, **extra: Any) -> dict[str, Any]:

@@ -7,42 +7,22 @@
     incidents_data_quality); n_records counts the kept incident records (a reversal is a
     record); is_filled is true where there was none.
 
-    Incremental (delete+insert on series_id, date). Per source, every day from `from_day` on
-    is rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
-    daily_counts_plan), logged by the pre-hook in meta.incremental_builds: the source's first
-    day when the source is new, its first day moved or its set of series changed; otherwise
-    the earliest day stg_police__incidents rewrote since this table's last build, or the day
-    after the table's last day, whichever is earlier. Only the incidents from the earliest
-    from_day on are read. Rows of a series no longer selected, of a source gone or outside
-    their source's new range are deleted by the post-hooks. The
-    result equals a full refresh (tests/test_reliability_incremental.py); `dbt build
-    --full-refresh` rebuilds everything.
+    Incremental by rebuild window (macros/incremental_window.sql): per source, every day from
+    `from_day` on is rebuilt and replaces the same (source, day) of the table (delete+insert
+    on DuckDB, insert_overwrite of (source, date) partitions on Spark). from_day is the
+    source's first day when the table has no row of it, its first day moved or its set of
+    series changed (so every day of it is replaced); otherwise the earlier of the window's
+    day (var rebuild_from, from the loader) and the day after the table's last day, whose
+    last day moves on. Only the incidents from the earliest from_day on are read. A day that
+    leaves a source's range (a removed file, see raw.load_log.full_refresh) needs
+    `dbt build --full-refresh`. The result equals a full refresh
+    (tests/test_reliability_incremental.py).
 -#}
 
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['series_id', 'date'],
     on_schema_change='fail',
-    pre_hook="{{ log_incremental_plan('daily_counts', daily_counts_plan()) }}",
-    post_hook=[
-        """
-        delete from {{ this }}
-        where series_id not in (select series_id from {{ ref('int_incidents__series') }})
-        """,
-        """
-        delete from {{ this }} as t
-        where t.source not in (select distinct source from {{ ref('int_incidents__kept') }})
-        """,
-        """
-        delete from {{ this }} as t
-        using {{ ref('int_incidents__source_days') }} as r
-        where
-            t.source = r.source
-            and (t.date < r.first_day or t.date > r.last_full_day)
-        """,
-        "{{ mark_built('daily_counts') }}"
-    ]
+    **rebuild_window_config(['source', 'date'])
 ) }}
 
 with
@@ -67,9 +47,73 @@ source_days as (
 
 {% if is_incremental() -%}
 
+built as (
+
+    select
+        source,
+        min(date) as first_day,
+        max(date) as last_day
+    from {{ this }}
+    group by source
+
+),
+
+-- every series of a source covers the source's whole range: its last day has them all
+built_series as (
+
+    select distinct
+        t.source,
+        t.series_id
+    from {{ this }} as t
+    inner join built
+        on
+            t.source = built.source
+            and t.date = built.last_day
+
+),
+
+series_changes as (
+
+    select distinct source
+    from (
+        (
+            select source, series_id from series
+            except
+            select source, series_id from built_series
+        )
+        union all
+        (
+            select source, series_id from built_series
+            except
+            select source, series_id from series
+        )
+    ) as changed
+
+),
+
 rebuild as (
 
-    {{ build_plan('daily_counts') }}
+    select
+        source_days.source,
+        case
+            when
+                built.source is null
+                or built.first_day != source_days.first_day
+                or series_changes.source is not null
+                {%- if rebuild_window() is none %}
+                or true
+                {%- endif %}
+                then source_days.first_day
+            else least(
+                coalesce({{ window_day('source_days.source') }}, {{ add_days('built.last_day', 1) }}),
+                {{ add_days('built.last_day', 1) }}
+            )
+        end as from_day
+    from source_days
+    left join built
+        on source_days.source = built.source
+    left join series_changes
+        on source_days.source = series_changes.source
 
 ),
 

@@ -5,46 +5,20 @@
     are NULL until full; roll_std_* is the sample standard deviation (ddof = 1). area_code and
     category_code are dense ranks over the selected series (int_incidents__series) of each source.
 
-    Incremental (delete+insert on series_id, date). Per source, rows from `from_day` on are
-    rebuilt, from_day being this build's plan (macros/incremental_plans.sql,
-    daily_features_plan), logged by the pre-hook in meta.incremental_builds: the source's first
-    day when the source is new or its area/category codes changed; otherwise the earliest day
-    daily_counts rewrote since this table's last build, or the day after its last day. The
-    windows read daily_counts from from_day - 364 days (the longest lag), so every rebuilt row
-    sees its whole history. Rows no longer in daily_counts are deleted by the post-hook. A
-    change of the holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
+    Incremental by rebuild window (macros/incremental_window.sql): per source, rows from
+    `from_day` on are rebuilt and replace the same (source, day) of the table (delete+insert
+    on DuckDB, insert_overwrite of (source, date) partitions on Spark). from_day is the
+    source's first day in daily_counts when the table has no row of it, its first day moved
+    or its series or area/category codes changed; otherwise the earlier of the window's day
+    (var rebuild_from) and the day after the table's last day. The windows read daily_counts
+    from from_day - 364 days (the longest lag), so every rebuilt row sees its whole history.
+    A change of the holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
 -#}
 
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['series_id', 'date'],
     on_schema_change='fail',
-    pre_hook="{{ log_incremental_plan('daily_features', daily_features_plan()) }}",
-    post_hook=[
-        """
-        delete from {{ this }}
-        where series_id not in (select distinct series_id from {{ ref('daily_counts') }})
-        """,
-        """
-        delete from {{ this }} as t
-        where exists (
-            select 1
-            from (
-                select
-                    source,
-                    min(date) as first_day,
-                    max(date) as last_day
-                from {{ ref('daily_counts') }}
-                group by source
-            ) as r
-            where
-                t.source = r.source
-                and (t.date < r.first_day or t.date > r.last_day)
-        )
-        """,
-        "{{ mark_built('daily_features') }}"
-    ]
+    **rebuild_window_config(['source', 'date'])
 ) }}
 
 with
@@ -62,11 +36,86 @@ series_codes as (
 
 ),
 
+count_days as (
+
+    select
+        source,
+        min(date) as first_day
+    from all_counts
+    group by source
+
+),
+
 {% if is_incremental() -%}
+
+built as (
+
+    select
+        source,
+        min(date) as first_day,
+        max(date) as last_day
+    from {{ this }}
+    group by source
+
+),
+
+built_codes as (
+
+    select distinct
+        t.source,
+        t.series_id,
+        t.area_code,
+        t.category_code
+    from {{ this }} as t
+    inner join built
+        on
+            t.source = built.source
+            and t.date = built.last_day
+
+),
+
+code_changes as (
+
+    select distinct source
+    from (
+        (
+            select source, series_id, area_code, category_code from series_codes
+            except
+            select source, series_id, area_code, category_code from built_codes
+        )
+        union all
+        (
+            select source, series_id, area_code, category_code from built_codes
+            except
+            select source, series_id, area_code, category_code from series_codes
+        )
+    ) as changed
+
+),
 
 rebuild as (
 
-    {{ build_plan('daily_features') }}
+    select
+        count_days.source,
+        case
+            when
+                built.source is null
+                or built.first_day != count_days.first_day
+                or code_changes.source is not null
+                {%- if rebuild_window() is none %}
+                or true
+                {%- endif %}
+                then count_days.first_day
+            else least(
+                coalesce({{ window_day('count_days.source') }}, {{ add_days('built.last_day', 1) }}),
+                {{ add_days('built.last_day', 1) }}
+            )
+        end as from_day
+    from count_days
+    left join built
+        on count_days.source = built.source
+    left join code_changes
+        on count_days.source = code_changes.source
 
 ),
 
@@ -76,9 +125,8 @@ rebuild as (
 
     select
         source,
-        min(date) as from_day
-    from all_counts
-    group by source
+        first_day as from_day
+    from count_days
 
 ),
 

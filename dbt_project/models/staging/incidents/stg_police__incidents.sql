@@ -3,25 +3,15 @@
     dropped (drop_reason, NULL when the row is kept). Nothing is removed here: int_incidents__kept
     keeps the rows whose drop_reason is NULL and incidents_data_quality counts the others.
 
-    Incremental (delete+insert on source, source_file, source_row). A raw file version is
-    (source, source_sha256, loaded_at): the loader keeps an unchanged file's rows and loaded_at.
-    An incremental build recomputes only the rows that can have changed, per the source's
-    `dedupe` policy (raw.sources, macros/source_policies.sql):
-      built-in rule  every raw row sharing (source, occurred_at) with a row of a file version
-                     not yet here, or with a row here whose file version is gone from
-                     raw.source_files (removed or replaced files; those rows are deleted by
-                     the post-hook). Its duplicate windows are partitioned by (source,
-                     occurred_at, …), so recomputing whole groups gives the full-refresh result;
-      keys           every raw row sharing the duplicate keys with such a row (any day: the
-                     window is partitioned by the keys alone; macros/incremental_plans.sql);
-      off            the new rows only (nothing depends on another row).
-    A changed policy is a changed mapping: the loader reloads every file of the source. A
-    change of the category_map seed, of the min year var or of this SQL needs
-    `dbt build --full-refresh` (docs/reliability.md).
-
-    The pre-hook logs the first day each source's build rewrites (meta.incremental_builds,
-    macros/incremental_builds.sql): daily_counts rebuilds from there, not from a comparison
-    of every day.
+    Incremental by rebuild window (macros/incremental_window.sql): the rows of the days from
+    each changed source's window day on (var rebuild_from, written by the loader in
+    raw.load_log: the earliest day of the rows it inserted or deleted), and the source's rows
+    without a timestamp, replace the same rows of the table (delete+insert on DuckDB,
+    insert_overwrite of (source, occurred_date) partitions on Spark). Duplicates are ranked
+    within (source, occurred_at) groups (built-in rule, `dedupe: {keys}` with timestamp), so a
+    whole day holds every partner of a changed row; for `dedupe: {keys}` without timestamp the
+    loader's window starts at the source's first day. A change of the category_map seed, of
+    the min year var or of this SQL needs `dbt build --full-refresh` (docs/reliability.md).
 
     implausible_date: occurred before 1 January of var min_plausible_year (env
     CRIMECAST_MIN_YEAR, default 1990) or more than 14 hours after the row's load time (local
@@ -30,25 +20,8 @@
 
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['source', 'source_file', 'source_row'],
     on_schema_change='fail',
-    pre_hook="""
-        {{ log_incremental_plan('stg_police__incidents', stg_police__incidents_plan()) }}
-    """,
-    post_hook=[
-        """
-        delete from {{ this }} as t
-        where not exists (
-            select 1 from {{ source('raw', 'source_files') }} as f
-            where
-                f.source = t.source
-                and f.source_sha256 = t.source_sha256
-                and f.loaded_at = t.loaded_at
-        )
-        """,
-        "{{ mark_built('stg_police__incidents') }}"
-    ]
+    **rebuild_window_config(['source', 'occurred_date'], delete_window=true)
 ) }}
 
 {%- set min_year = var('min_plausible_year', env_var('CRIMECAST_MIN_YEAR', '1990')) | int %}
@@ -64,64 +37,11 @@ policies as (
 
 {% if is_incremental() -%}
 
--- file versions not built yet
-new_files as (
-
-    {{ stg_police__incidents_new_files() }}
-
-),
-
--- built-in duplicate rule: the (source, occurred_at) groups touched by a new file version or
--- by a row whose file is gone
-changed_groups as (
-
-    select distinct
-        changed.source,
-        changed.occurred_at
-    from ({{ stg_police__incidents_changed_rows('new_files') }}) as changed
-    left join policies
-        on changed.source = policies.source
-    where
-        changed.occurred_at is not null
-        and coalesce(policies.dedupe, 'default') = 'default'
-
-),
-
--- three disjoint sets: every row of a changed group (built-in rule); the key partners of the
--- changed rows (dedupe keys); the other rows of new file versions (built-in rule: without a
--- timestamp, in no group; dedupe keys: a key missing; dedupe off: all)
+-- the rebuild window's raw rows: whole days, so every duplicate group of a changed row
 source as (
 
-    select r.*
-    from {{ source('raw', 'incidents') }} as r
-    inner join changed_groups
-        on
-            r.source = changed_groups.source
-            and r.occurred_at = changed_groups.occurred_at
-
-    union all
-
-    select partners.*
-    from ({{ stg_police__incidents_key_partners('new_files') }}) as partners
-
-    union all
-
-    select r.*
-    from {{ source('raw', 'incidents') }} as r
-    inner join new_files
-        on
-            r.source = new_files.source
-            and r.source_sha256 = new_files.source_sha256
-            and r.loaded_at = new_files.loaded_at
-    left join policies
-        on r.source = policies.source
-    where
-        (coalesce(policies.dedupe, 'default') = 'default' and r.occurred_at is null)
-        or policies.dedupe = 'off'
-        or (
-            policies.dedupe = 'keys'
-            and {{ stg_police__incidents_key_missing('r', 'policies') }}
-        )
+    select * from {{ source('raw', 'incidents') }}
+    where {{ in_rebuild_window('source', to_date('occurred_at')) }}
 
 ),
 
