@@ -102,3 +102,24 @@ def test_make_run_fails_only_the_city_with_the_bad_file(site, capsys) -> None:  
         for r in instance.get_run_records()
     }
     assert runs == {"boston": dg.DagsterRunStatus.FAILURE, "houston": dg.DagsterRunStatus.SUCCESS}
+
+
+def test_the_daily_schedule_sends_one_run_per_city_then_france_and_saopaulo() -> None:
+    from datetime import UTC, datetime
+
+    from orchestration.definitions import build_defs
+    from orchestration.defs.incidents.raw import RAW_INCIDENTS, select_sources
+
+    defs = build_defs(selection=select_sources(["houston", "france"]))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2024, 1, 1, 6, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = defs.resolve_schedule_def("daily_refresh").evaluate_tick(context).run_requests
+    assert [(r.run_key, r.partition_key) for r in requests] == [
+        ("2024-01-01:houston", "houston"),
+        ("2024-01-01:france_saopaulo", None),
+    ]
+    houston, france = (set(r.asset_selection) for r in requests)
+    assert RAW_INCIDENTS in houston and dg.AssetKey(["raw", "france_regional"]) not in houston
+    assert RAW_INCIDENTS not in france and dg.AssetKey(["raw", "france_regional"]) in france

@@ -1,11 +1,5 @@
-"""Checks built from Dagster's builders and checks on ml/forecasts (issue 15).
-
-``raw_update_checks``: ``build_last_update_freshness_checks`` on the raw incident assets, WARN
-when no city was loaded for 30 hours (the daily schedule plus slack), evaluated by
-``freshness_sensor`` between runs (the data's own age is the ``freshness`` check of
-orchestration/defs/serving/publish.py).
-
-On the latest forecasting run of every source ml/forecasts holds:
+"""Checks on ml/forecasts (issue 15), on the latest forecasting run of every source it holds
+(how recently raw/incidents was loaded is its FreshnessPolicy, orchestration/defs/incidents/raw.py):
 
 * ``forecasts_non_negative``: no point forecast nor interval bound below 0 (counts);
 * ``forecasts_within_bands``: lo_95 ≤ lo_80 ≤ forecast ≤ hi_80 ≤ hi_95 on every row;
@@ -18,21 +12,9 @@ little history) has no forecasts and is not checked here (ml.source_status says 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import dagster as dg
 
-from orchestration.defs.incidents.raw import RAW_INCIDENTS
 from orchestration.resources import WarehouseResource
-
-#: a daily schedule (06:00 UTC) plus six hours of slack
-RAW_UPDATE_LIMIT = timedelta(hours=30)
-raw_update_checks = dg.build_last_update_freshness_checks(
-    assets=[RAW_INCIDENTS], lower_bound_delta=RAW_UPDATE_LIMIT
-)
-freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=raw_update_checks, name="raw_update_freshness"
-)
 
 FORECASTS = dg.AssetKey(["ml", "forecasts"])
 CHECKS = ("forecasts_non_negative", "forecasts_within_bands", "forecasts_complete")
@@ -140,4 +122,4 @@ def forecast_checks(warehouse: WarehouseResource):
     )
 
 
-forecast_check_defs = [forecast_checks, *raw_update_checks]
+forecast_check_defs = [forecast_checks]

@@ -12,6 +12,7 @@ their own loaders (``france``, ``saopaulo``); what they name is what a run loads
 
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 
@@ -118,6 +119,10 @@ class RawIncidentsConfig(dg.Config):
             "partition per source mapping.",
             group_name="raw",
             kinds={"duckdb", "python"},
+            # loaded daily (06:00 UTC): WARN after 30 h without a load of a city, fail after 48
+            freshness_policy=dg.FreshnessPolicy.time_window(
+                fail_window=timedelta(hours=48), warn_window=timedelta(hours=30)
+            ),
             owners=["team:data-engineering"],
             tags={"domain": "incidents", "layer": "raw"},
         ),
