@@ -51,8 +51,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt_project --processes 1
 
+# two workers, one test file each at a time (module fixtures built once); the slow files
+# (site build, killed runs) start first: tests/conftest.py. `pytest -m "not slow"` skips them.
 unit: manifest
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint unit
 

@@ -490,6 +490,7 @@ def _chromium_dom(url: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_the_docs_render_offline_in_chromium(published: Path, tmp_path: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -41,10 +41,13 @@ import pytest
 
 from orchestration.config import REPO_ROOT
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("npm") is None,
-    reason="npm is not installed: the dashboards are an Evidence (Node.js) site; CI installs it",
-)
+pytestmark = [
+    pytest.mark.slow,  # a pipeline run, an npm site build and Chromium
+    pytest.mark.skipif(
+        shutil.which("npm") is None,
+        reason="npm is not installed: the dashboards are an Evidence (Node.js) site; CI has it",
+    ),
+]
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -535,6 +535,7 @@ def _assert_gone_and_unlocked(dbt: int, warehouse: Path) -> None:
     duckdb.connect(str(warehouse)).close()  # the lock is free
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_run_does_not_orphan_dbt(site) -> None:
     proc, dbt = _run_until_dbt(site)
     os.kill(proc.pid, signal.SIGKILL)  # the CLI process only, as `kill -9 <pid>` does
@@ -543,6 +544,7 @@ def test_sigkill_of_the_run_does_not_orphan_dbt(site) -> None:
     _assert_gone_and_unlocked(dbt, site["warehouse"])
 
 
+@pytest.mark.slow
 def test_sigterm_of_the_run_stops_dbt_and_says_so(site) -> None:
     proc, dbt = _run_until_dbt(site)
     os.kill(proc.pid, signal.SIGTERM)

@@ -9,23 +9,19 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from conftest import copy_warehouse
 
 from ml.features import build_features, holidays_from_seed
-from orchestration.definitions import ALL_ASSETS, build_resources, defs, materialize_by_city
+from orchestration.definitions import build_resources, defs
 from orchestration.defs.incidents.raw import raw_incidents
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Materialize every asset once on a fresh warehouse (sample inputs)."""
-    warehouse = tmp_path_factory.mktemp("pipeline") / "crimecast.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
-        for var in ("CRIMECAST_SOURCES", "CRIMECAST_CUTOFF", "CRIMECAST_INPUT_BOSTON"):
-            mp.delenv(var, raising=False)
-        result = materialize_by_city(ALL_ASSETS, build_resources(warehouse))
-    assert result.success
-    return warehouse
+def built(sample_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every asset materialized once on a fresh warehouse with the sample inputs: the session's
+    build (tests/conftest.py, ALL_ASSETS, no CRIMECAST_* setting), copied for this module; the
+    tests that write take their own copy (``sample_copy``)."""
+    return copy_warehouse(sample_warehouse, tmp_path_factory.mktemp("pipeline") / "w")
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple]:
@@ -174,7 +170,8 @@ def test_python_feature_builder_matches_the_dbt_mart(built: Path):
     assert (ours["area_code"] == mart["area_code"]).all()
 
 
-def test_reloading_the_same_files_adds_nothing(built: Path, monkeypatch: pytest.MonkeyPatch):
+def test_reloading_the_same_files_adds_nothing(sample_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    built = sample_copy
     monkeypatch.setenv("CRIMECAST_WAREHOUSE", str(built))
     before = _fingerprint(built, ["raw.incidents"])
     for city in ("boston", "houston"):
@@ -186,8 +183,9 @@ def test_reloading_the_same_files_adds_nothing(built: Path, monkeypatch: pytest.
 
 
 def test_bad_input_fails_clearly_and_leaves_the_warehouse_unchanged(
-    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    built = sample_copy
     bad = tmp_path / "boston_bad.csv"
     bad.write_text("INCIDENT_NUMBER;OFFENSE_CODE;DISTRICT\nI1;619;B2\n")  # wrong delimiter
     monkeypatch.setenv("CRIMECAST_WAREHOUSE", str(built))
