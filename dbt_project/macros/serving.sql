@@ -11,6 +11,8 @@
     latest_run(relation, partition_by)  the rows of the latest run (largest run_id, sortable
         by time) per source, or over the whole table with partition_by=[]: the "latest run per
         source" rule of every `*_latest` model.
+    serving_availability()  the rows of serving.availability: which serving tables have an
+        origin (present) and how many rows they hold.
     min_cell_records()  k of the small-cell rule (docs/saopaulo.md): published rows built from
         fewer than k records are withheld. ml/placetype.py's PlaceTypeConfig.min_cell_records
         and serving/publish.py's MIN_CELL_RECORDS (its guard on the ml.* copies) are the same k.
@@ -84,4 +86,52 @@
 
 {% macro min_cell_records() -%}
     {{- return(var('min_cell_records', 5)) -}}
+{%- endmacro %}
+
+{#- serving.availability (models/serving/serving__availability.sql): one row per serving model;
+    a `*_latest` model is present when its base model's origin (meta.origin) exists. -#}
+{% macro serving_availability() -%}
+{%- set names = [
+    'source_files', 'saopaulo_source_files', 'sources', 'data_quality', 'daily_counts',
+    'forecasts', 'forecasts_latest', 'forecasts_hierarchy', 'forecasts_hierarchy_latest',
+    'backtest_metrics', 'backtest_metrics_latest', 'backtest_predictions',
+    'backtest_predictions_latest', 'interval_coverage', 'interval_coverage_latest',
+    'leaderboard', 'leaderboard_latest', 'explanations', 'explanations_latest', 'anomalies',
+    'anomalies_latest', 'source_status', 'source_status_latest', 'france_annual_rates',
+    'france_forecasts', 'france_forecasts_latest', 'france_backtest_metrics',
+    'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
+    'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest'
+] %}
+{%- set rows = [] %}
+{%- for name in names %}
+    {%- set base = name[:-7] if name.endswith('_latest') else name %}
+    {%- set node = graph.nodes.get('model.crimecast.serving__' ~ base) if execute else none %}
+    {%- set origin = node.meta.get('origin') if node else none %}
+    {%- set found = none %}
+    {%- if origin %}
+        {%- set schema, table = origin.split('.') %}
+        {%- set found = adapter.get_relation(
+            database=target.database, schema=schema, identifier=table
+        ) %}
+    {%- endif %}
+    {%- set description = graph.nodes['model.crimecast.serving__' ~ name].description
+        if execute else '' %}
+    {%- do rows.append({
+        'name': name,
+        'present': 'true' if found is not none else 'false',
+        'origin': "'" ~ origin ~ "'" if found is not none else 'null',
+        'description': description | replace("'", "''"),
+    }) %}
+{%- endfor %}
+
+{% for row in rows -%}
+select
+    cast('{{ row.name }}' as varchar) as name,
+    {{ row.present }} as present,
+    cast({{ row.origin }} as varchar) as origin,
+    (select count(*) from {{ ref('serving__' ~ row.name) }}) as row_count,
+    cast('{{ row.description }}' as varchar) as description
+{% if not loop.last %}union all
+{% endif %}
+{%- endfor %}
 {%- endmacro %}
