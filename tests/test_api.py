@@ -22,6 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from serving_dbt import build_serving
 
 from ml.hierarchy import aggregate
 from serving.api import create_app
@@ -98,6 +99,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def published(warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build_serving(warehouse)  # the serving contract, as the pipeline builds it before publishing
     return publish_copy(warehouse, tmp_path_factory.mktemp("published") / "crimecast.duckdb")
 
 
@@ -176,6 +178,7 @@ def test_forecast_date_range_and_an_older_run(client: TestClient):
 
 def test_intervals_are_returned_when_the_warehouse_has_them(tmp_path: Path):
     live = _make_warehouse(tmp_path / "live.duckdb", True)
+    build_serving(live)
     pub = publish_copy(live, tmp_path / "pub" / "crimecast.duckdb")
     client = TestClient(create_app(pub, rate=1000, burst=1000))
     body = client.get(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from serving_dbt import build_serving
 
 from serving.api import create_app
 from serving.publish import publish_copy
@@ -61,6 +62,7 @@ def make_copy(folder: Path) -> Path:
                 )
     finally:
         con.close()
+    build_serving(live)  # the serving contract, as the pipeline builds it before publishing
     return publish_copy(live, folder / "published" / "crimecast.duckdb")
 
 
@@ -111,6 +113,7 @@ def broken_view_copy(path: Path) -> Path:
         con.execute("create table ml.gone (source varchar, x double)")
         con.execute("create schema serving")
         con.execute("create view serving.forecasts as select * from ml.gone")
+        con.execute("create view serving.forecasts_latest as select * from ml.gone")
         con.execute("create view serving.availability as select * from ml.gone")
         con.execute("drop table ml.gone")
     finally:

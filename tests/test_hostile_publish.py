@@ -28,12 +28,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
-from orchestration import publish
+from serving import publish
 from serving.publish import (
     MIN_CELL_RECORDS,
     PUBLISHED_TABLES,
-    SERVING_TABLES,
     publish_copy,
     temp_name_pattern,
 )
@@ -41,7 +41,13 @@ from serving.publish import (
 REPO = Path(__file__).resolve().parents[1]
 ALLOWED = {t.name for t in PUBLISHED_TABLES}
 COUNTED = {t.name: t.record_count for t in PUBLISHED_TABLES if t.record_count}
-SERVING = {s.name for s in SERVING_TABLES} | {"availability", "published", "published_tables"}
+#: the serving contract: the dbt serving models (their tables) and the publisher's two tables
+SERVING = {
+    m["config"]["alias"]
+    for m in yaml.safe_load(
+        (REPO / "dbt_project" / "models" / "serving" / "_serving__models.yml").read_text()
+    )["models"]
+} | {"published", "published_tables"}
 RECORD_LEVEL = {
     "raw.incidents",
     "raw.saopaulo_phone_thefts",
@@ -105,8 +111,11 @@ def assert_only_publishable(copy: Path) -> None:
         if table in tables:
             small = _q(copy, f'select count(*) from {table} where not ("{column}" >= 5)')[0][0]
             assert small == 0, f"{table}: {small} rows with {column} < 5"
-    for name in SERVING - {"published_tables"}:  # every reader's view answers
-        _q(copy, f'select * from serving."{name}"')
+    for table in tables:  # every serving table answers, none with small cells
+        if table.startswith("serving."):
+            _q(copy, f"select * from {table}")
+        if table.startswith("serving.saopaulo_place_probabilities"):
+            assert not _q(copy, f"select * from {table} where not (n_records >= 5)"), table
 
 
 # ------------------------------------------------------------------ the real pipeline, once
@@ -163,6 +172,7 @@ def test_a_fresh_copy_holds_only_allow_listed_tables_and_no_small_cells(site: di
         "marts.france_annual_rates",
     } <= set(copy)
     assert_only_publishable(site["published"])
+    assert {t.split(".", 1)[1] for t in copy if t.startswith("serving.")} == SERVING
     present = dict(_q(site["published"], "select name, present from serving.availability"))
     assert present["saopaulo_place_probabilities"] and present["forecasts"]
 
@@ -347,8 +357,10 @@ def test_a_hostile_warehouse_publishes_only_what_may_be(tmp_path: Path) -> None:
         "ml.forecasts": (6, 0, 2, 6),  # 5 boston runs + 1 houston run kept
         "ml.france_forecasts": (3, 0, 0, 3),
     }
-    latest = _q(copy, "select distinct run_id from serving.france_forecasts")
-    assert latest == [("france-2023",)]
+    # a warehouse dbt never built has no serving models: the copy has the publisher's tables
+    # only (the latest-run rule of serving.france_forecasts_latest: tests/test_serving_contract.py)
+    serving = {t for t in _tables(copy) if t.startswith("serving.")}
+    assert serving == {"serving.published", "serving.published_tables"}
     fewer = publish_copy(live, tmp_path / "pub2" / "crimecast.duckdb", keep_runs=2)
     assert _q(fewer, "select count(*) from ml.france_forecasts") == [(2,)]
 

@@ -41,6 +41,7 @@ RUN = textwrap.dedent(
     import dagster as dg
     from orchestration.defs.dbt import crimecast_dbt_assets
     from orchestration.defs.incidents.ml import ml_forecasts
+    from orchestration.defs.serving.dbt_serving import serving_dbt_assets
     from orchestration.defs.serving.publish import PUBLISHED, publish_assets
     from orchestration.definitions import ALL_ASSETS, build_resources
     from dagster_dbt import get_asset_key_for_model
@@ -51,6 +52,7 @@ RUN = textwrap.dedent(
     selection = (
         dg.AssetSelection.assets(*ml_forecasts.keys).upstream()
         | dg.AssetSelection.assets(dq).upstream()
+        | dg.AssetSelection.assets(serving_dbt_assets)
         | dg.AssetSelection.assets(PUBLISHED)
     )
     result = dg.materialize(
