@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from ingest.france import FranceLoadError, input_specs, load_france
-from orchestration.config import SettingsError
-from orchestration.defs.incidents.raw import config_selection, failure
+from ingest.france import input_specs, load_france
+from orchestration.defs.raw_files import UNCHANGED, left_out, load_failure
 from orchestration.resources import RunDefaults, WarehouseResource
 
 RAW_FRANCE_REGIONAL = dg.AssetKey(["raw", "france_regional"])
@@ -64,18 +63,9 @@ def france_raw(
     run_defaults: RunDefaults,
 ):
     s = warehouse.paths
-    try:
-        selection = config_selection(context)
-    except SettingsError as exc:
-        raise failure(context, f"france: {exc}", exc) from exc
-    if selection is not None and not selection.includes("france"):
-        # a run config leaving france out (CRIMECAST_SOURCES decides the job's assets): keep
-        # the tables as they are rather than skip, which would skip dbt for every source
-        context.log.info(f"france is not in this run's sources ({selection.describe()})")
+    if left_out(context, "france"):
         for key in _KEYS.values():
-            yield dg.MaterializeResult(
-                asset_key=key, metadata={"reloaded": "no: not in the run's sources; unchanged"}
-            )
+            yield dg.MaterializeResult(asset_key=key, metadata=UNCHANGED)
         return
     specs = input_specs(run_defaults.input_for)
     for kind in specs:
@@ -83,22 +73,11 @@ def france_raw(
         if override:
             specs[kind] = override
     context.log.info(f"loading France files: {specs} (None = generated sample)")
-    with warehouse.connect() as con:
-        try:
-            results = load_france(
-                con,
-                specs,
-                sample_dir=s.sample_dir / "france",
-                download_dir=s.download_dir / "france",
-            )
-        except FranceLoadError as exc:
-            # parsed in full before one transaction: nothing was written
-            raise failure(
-                context,
-                f"france: {exc}",
-                exc,
-                warehouse="raw.france_regional and raw.france_departmental unchanged",
-            ) from exc
+    tables = "raw.france_regional and raw.france_departmental"
+    with warehouse.connect() as con, load_failure(context, "france", tables):
+        results = load_france(
+            con, specs, sample_dir=s.sample_dir / "france", download_dir=s.download_dir / "france"
+        )
     for r in results:
         yield dg.MaterializeResult(
             asset_key=_KEYS[r.kind],

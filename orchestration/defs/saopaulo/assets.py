@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest.saopaulo import SaoPauloLoadError, load_saopaulo
-from orchestration.config import SettingsError
-from orchestration.defs.incidents.raw import config_selection, failure
+from ingest.saopaulo import load_saopaulo
+from orchestration.defs.raw_files import UNCHANGED, left_out, load_failure
 from orchestration.resources import RunDefaults, WarehouseResource
 
 RAW_SAOPAULO = dg.AssetKey(["raw", "saopaulo_phone_thefts"])
@@ -51,35 +50,18 @@ def saopaulo_raw(
     run_defaults: RunDefaults,
 ) -> dg.MaterializeResult:
     s = warehouse.paths
-    try:
-        selection = config_selection(context)
-    except SettingsError as exc:
-        raise failure(context, f"saopaulo: {exc}", exc) from exc
-    if selection is not None and not selection.includes("saopaulo"):
-        # a run config leaving saopaulo out (CRIMECAST_SOURCES decides the job's assets): keep
-        # the tables as they are rather than skip, which would skip dbt for every source
-        context.log.info(f"saopaulo is not in this run's sources ({selection.describe()})")
-        return dg.MaterializeResult(
-            metadata={"reloaded": "no: not in the run's sources; unchanged"}
-        )
+    if left_out(context, "saopaulo"):
+        return dg.MaterializeResult(metadata=UNCHANGED)
     spec = config.input.strip() or run_defaults.input_for("saopaulo")
     context.log.info(f"loading São Paulo records from {spec or 'the generated sample'}")
-    with warehouse.connect() as con:
-        try:
-            result = load_saopaulo(
-                con,
-                spec,
-                sample_dir=s.sample_dir / "saopaulo",
-                download_dir=s.download_dir / "saopaulo",
-            )
-        except SaoPauloLoadError as exc:
-            # parsed in full before one transaction: nothing was written
-            raise failure(
-                context,
-                f"saopaulo: {exc}",
-                exc,
-                warehouse="raw.saopaulo_phone_thefts and raw.saopaulo_source_files unchanged",
-            ) from exc
+    tables = "raw.saopaulo_phone_thefts and raw.saopaulo_source_files"
+    with warehouse.connect() as con, load_failure(context, "saopaulo", tables):
+        result = load_saopaulo(
+            con,
+            spec,
+            sample_dir=s.sample_dir / "saopaulo",
+            download_dir=s.download_dir / "saopaulo",
+        )
     return dg.MaterializeResult(
         metadata={"dagster/row_count": result.rows, "reloaded": "yes", **result.to_metadata()}
     )
