@@ -39,14 +39,17 @@ with result as (
     ),
 
     france_fc as (
-        select max(year) as forecast_to from serving.france_forecasts
+        select max(year) as forecast_to from serving.france_forecasts_latest
     ),
 
     saopaulo as (
         select
             (select sum(rows) from serving.saopaulo_source_files) as rows_loaded,
             (select max(loaded_at) from serving.saopaulo_source_files) as loaded_at,
-            (select count(distinct neighbourhood) from serving.saopaulo_place_probabilities)
+            (
+                select count(distinct neighbourhood)
+                from serving.saopaulo_place_probabilities_latest
+            )
                 as places
     )
 
