@@ -24,7 +24,7 @@ from orchestration.defs.france.assets import (
     RAW_FRANCE_REGIONAL,
     france_assets,
 )
-from orchestration.defs.incidents.checks import forecast_check_defs
+from orchestration.defs.incidents.checks import forecast_check_defs, freshness_sensor
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
     INCIDENT_PARTITIONS,
@@ -41,7 +41,7 @@ from orchestration.defs.incidents.sensors import CITY_JOB, new_incident_files
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.dbt_serving import serving_dbt_assets
 from orchestration.defs.serving.publish import PUBLISHED, publish_assets
-from orchestration.defs.serving.site import dashboards_site, serving_assets
+from orchestration.defs.serving.site import dashboards_site, serving_assets, skip_requested
 from orchestration.resources import RunDefaults, WarehouseResource
 
 ALL_ASSETS = [
@@ -273,7 +273,8 @@ def build_resources(warehouse: str | Path | None = None) -> dict:
 
 def run_defaults() -> RunDefaults:
     """The run settings of the environment now (CRIMECAST_SOURCES, CRIMECAST_INPUT_<NAME>,
-    CRIMECAST_FRANCE_MODELS); an unknown source raises a one-line SettingsError."""
+    CRIMECAST_FRANCE_MODELS, CRIMECAST_SKIP_DASHBOARDS); an unknown source raises a one-line
+    SettingsError."""
     selection = env_selection()
     names = [*(selection.incidents or []), *selection.datasets]
     everything = selection.incidents is None and selection.datasets == DATASETS
@@ -281,6 +282,7 @@ def run_defaults() -> RunDefaults:
         sources=[] if everything else names,
         inputs=env_inputs(),
         france_models=os.environ.get("CRIMECAST_FRANCE_MODELS", "").strip(),
+        skip_dashboards=skip_requested(),
     )
 
 
@@ -294,7 +296,7 @@ def build_defs(
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
         jobs=[job, city_job(selection), refresh_dashboards],
-        sensors=[new_incident_files],
+        sensors=[new_incident_files, freshness_sensor],
         schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),
         # DuckDB allows one writer: steps run one after another in one process.

@@ -120,8 +120,8 @@ class WarehouseResource(DuckDBResource):
 
 class RunDefaults(dg.ConfigurableResource):
     """The run settings of the environment when the definitions were built (CRIMECAST_SOURCES,
-    CRIMECAST_INPUT_<NAME>, CRIMECAST_FRANCE_MODELS): what a run uses where an asset's run
-    config (the launchpad) leaves a setting empty."""
+    CRIMECAST_INPUT_<NAME>, CRIMECAST_FRANCE_MODELS, CRIMECAST_SKIP_DASHBOARDS): what a run
+    uses where an asset's run config (the launchpad) leaves a setting empty."""
 
     sources: list[str] = Field(
         default=[],
@@ -138,6 +138,12 @@ class RunDefaults(dg.ConfigurableResource):
         default="",
         description="France models tried (comma list, or 'all'); empty: "
         "ml.annual.DEFAULT_MODELS. CRIMECAST_FRANCE_MODELS.",
+    )
+
+    skip_dashboards: bool = Field(
+        default=False,
+        description="The dashboards/site asset logs that it skipped and builds nothing. "
+        "CRIMECAST_SKIP_DASHBOARDS=1.",
     )
 
     def input_for(self, source: str) -> str | None:

@@ -133,6 +133,7 @@ def test_run_defaults_are_read_when_the_resources_are_built(monkeypatch) -> None
     monkeypatch.setenv("CRIMECAST_INPUT_HOUSTON", " data/h.csv ")
     monkeypatch.setenv("CRIMECAST_INPUT_FRANCE_REGIONAL", "reg.csv")
     monkeypatch.setenv("CRIMECAST_FRANCE_MODELS", "drift,holt")
+    monkeypatch.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")
     built = run_defaults()
     monkeypatch.setenv("CRIMECAST_INPUT_HOUSTON", "changed.csv")  # after: no effect
     assert built.sources == ["houston", "france"]
@@ -140,11 +141,29 @@ def test_run_defaults_are_read_when_the_resources_are_built(monkeypatch) -> None
     assert built.input_for("france_regional") == "reg.csv"
     assert built.input_for("boston") is None
     assert built.france_models == "drift,holt"
+    assert built.skip_dashboards is True
     monkeypatch.delenv("CRIMECAST_SOURCES")
     assert run_defaults().sources == []  # unset: everything
     monkeypatch.setenv("CRIMECAST_SOURCES", "nowhere")
     with pytest.raises(SettingsError, match="unknown source 'nowhere'"):
         run_defaults()
+
+
+def test_site_asset_reads_skip_from_its_resource(tmp_path, monkeypatch) -> None:
+    """CRIMECAST_SKIP_DASHBOARDS is read when the resources are built, not in the asset."""
+    from orchestration.defs.serving.site import dashboards_site
+    from orchestration.resources import RunDefaults
+
+    monkeypatch.delenv("CRIMECAST_SKIP_DASHBOARDS", raising=False)
+    result = dg.materialize(
+        [dashboards_site],
+        resources={
+            "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+            "run_defaults": RunDefaults(skip_dashboards=True),
+        },
+    )
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["skipped"].value is True
 
 
 def test_france_model_list_default_lives_in_ml() -> None:

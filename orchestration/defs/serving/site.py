@@ -6,9 +6,10 @@ copies the published copy to where Evidence reads it
 ``npm run sources`` and ``npm run build`` in ``dashboards/`` (``npm install`` first when
 ``node_modules`` is missing). The static site lands in ``dashboards/build/``.
 
-``CRIMECAST_SKIP_DASHBOARDS=1`` makes the asset log that it skipped and do nothing else (no
-copy, no npm): the in-process pipeline tests materialize every asset and must not spend a
-minute and 3 GB on a site build; tests/test_dashboards.py builds it on purpose.
+``CRIMECAST_SKIP_DASHBOARDS=1`` (the run defaults' ``skip_dashboards``, read when the
+resources are built) makes the asset log that it skipped and do nothing else (no copy, no
+npm): the in-process pipeline tests materialize every asset and must not spend a minute and
+3 GB on a site build; tests/test_dashboards.py builds it on purpose.
 """
 
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.config import REPO_ROOT
-from orchestration.resources import WarehouseResource
+from orchestration.resources import RunDefaults, WarehouseResource
 from serving.publish import DEFAULT_TARGET, copy_source, publish_copy
 
 DASHBOARDS_DIR = REPO_ROOT / "dashboards"
@@ -34,6 +35,7 @@ _DEPS = [dg.AssetKey(["published", "warehouse"])]
 
 
 def skip_requested() -> bool:
+    """CRIMECAST_SKIP_DASHBOARDS set (the default of ``RunDefaults.skip_dashboards``)."""
     return os.environ.get(SKIP_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -115,9 +117,9 @@ def build_site(warehouse: Path, log) -> dict:
     "read-only copy of the warehouse. CRIMECAST_SKIP_DASHBOARDS=1 skips it.",
 )
 def dashboards_site(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, run_defaults: RunDefaults
 ) -> dg.MaterializeResult:
-    if skip_requested():
+    if run_defaults.skip_dashboards:
         context.log.info(f"{SKIP_ENV} is set: skipped the dashboard site (no copy, no npm build)")
         return dg.MaterializeResult(metadata={"skipped": True})
     info = build_site(Path(warehouse.path), context.log)
