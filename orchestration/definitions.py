@@ -24,7 +24,7 @@ from orchestration.defs.france.assets import (
     RAW_FRANCE_REGIONAL,
     france_assets,
 )
-from orchestration.defs.incidents.checks import forecast_check_defs, freshness_sensor
+from orchestration.defs.incidents.checks import forecast_check_defs
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
     INCIDENT_PARTITIONS,
@@ -296,7 +296,7 @@ def build_defs(
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
         jobs=[job, city_job(selection), refresh_dashboards],
-        sensors=[new_incident_files, freshness_sensor],
+        sensors=[new_incident_files],
         schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),
         # DuckDB allows one writer: steps run one after another in one process.
