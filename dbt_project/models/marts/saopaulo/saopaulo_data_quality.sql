@@ -14,7 +14,7 @@ staged as (
         case
             when exclusion_reason = 'unmapped_place_type' then place_subtype
         end as place_subtype
-    from {{ ref('stg_saopaulo__phone_thefts') }}
+    from {{ ref('int_saopaulo__phone_thefts') }}
 
 ),
 

@@ -1,6 +1,6 @@
 {#-
     The usable São Paulo phone robbery/theft records: one row per raw row whose
-    exclusion_reason is NULL (see stg_saopaulo__phone_thefts and saopaulo_data_quality for
+    exclusion_reason is NULL (see int_saopaulo__phone_thefts and saopaulo_data_quality for
     what was excluded and why). Input of ml/placetype.py.
 -#}
 
@@ -17,5 +17,5 @@ select
     place_subtype,
     age,
     sex
-from {{ ref('stg_saopaulo__phone_thefts') }}
+from {{ ref('int_saopaulo__phone_thefts') }}
 where exclusion_reason is null
