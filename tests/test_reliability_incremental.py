@@ -22,23 +22,19 @@ window means.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+from conftest import run_dbt
 
 from ingest.loader import load_source, mark_built, rebuild_window
 from ingest.mapping import load_mapping
 from samples.incidents import write_houston, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
-DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
-DBT = str(Path(sys.executable).parent / "dbt")
 SELECT = ("+daily_features", "+incidents_data_quality")
 HOUSTON_START = date(2023, 1, 1)
 HOUSTON_DAYS = 90
@@ -58,22 +54,15 @@ def _dbt(
     *args: str,
     command: str = "build",
     select: tuple[str, ...] = SELECT,
-) -> subprocess.CompletedProcess[str]:
+):
     """dbt with the rebuild window of the loads not built yet (raw.load_log), marked built
     after a successful build of every model, as the Dagster dbt asset does."""
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(warehouse),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
-        env.pop(var, None)
     window = _window(warehouse)
-    done = subprocess.run(
-        [DBT, command, "--select", *select, "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
-         "--target-path", str(target), "--log-path", str(target / "logs"),
-         *(window.dbt_args() if "--full-refresh" not in args else ()), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    # in this process, on the session's parsed manifest (tests/conftest.py)
+    done = run_dbt(
+        warehouse, command, "--select", *select,
+        *(window.dbt_args() if "--full-refresh" not in args else ()), *args,
+        target=target, env={"CRIMECAST_SERIES_PRESET": "", "CRIMECAST_MIN_YEAR": ""},
     )  # fmt: skip
     if done.returncode == 0 and command == "build" and select == SELECT:
         con = duckdb.connect(str(warehouse))
@@ -199,9 +188,9 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout[-3000:]
     # the second build took the incremental path of every incremental model, with the window
     for model, marker in (
-        ("staging/stg_police__incidents.sql", "the rebuild window's raw rows"),
-        ("marts/daily_counts.sql", "built_series as ("),
-        ("marts/daily_features.sql", "built_codes as ("),
+        ("staging/incidents/stg_police__incidents.sql", "the rebuild window's raw rows"),
+        ("marts/incidents/daily_counts.sql", "built_series as ("),
+        ("marts/incidents/daily_features.sql", "built_codes as ("),
     ):
         compiled = next((target / "compiled").rglob(model)).read_text()
         assert marker in compiled, f"{model} was not built incrementally"
