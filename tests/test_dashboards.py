@@ -575,7 +575,7 @@ def test_explanations_and_anomalies_are_readable(views: dict[str, View], copy):
         checked = copy.execute(
             "select sum(n) from serving.interval_coverage where source = 'boston' "
             "and split = 'test' and model = 'champion' and horizon = 1 "
-            "and round(nominal * 100) = 95 "
+            "and round(nominal * 100) = 95 and coalesce(bin, 'all') = 'all' "
             "and run_id = (select max(run_id) from serving.interval_coverage "
             "where source = 'boston')"
         ).fetchone()[0]
