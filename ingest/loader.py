@@ -213,7 +213,6 @@ def load_source(
                 keep_sql = ", ".join(_lit(s) for s in kept)
                 stale = f"(source_sha256 is null or source_sha256 not in ({keep_sql}))"
             stale_days = _days_of(con, mapping.name, stale)
-            stale_partners = _first_partner_day(con, mapping, stale)
             result.rows_deleted = _count(
                 con, f"delete from raw.incidents where source = ? and {stale}", [mapping.name]
             )
@@ -229,7 +228,7 @@ def load_source(
                 result.files_loaded.append(p.item.label)
                 result.rows_inserted += n
             hashes.save()
-            _log_changes(con, mapping, result, loaded_at, stale_days, stale_partners)
+            _log_changes(con, mapping, result, loaded_at, stale_days)
             con.execute("delete from raw.sources where source = ?", [mapping.name])
             con.execute(
                 "insert into raw.sources (source, title, country, timezone, mapping_sha256, "
@@ -269,53 +268,18 @@ def _days_of(con: duckdb.DuckDBPyConnection, source: str, where: str) -> list[da
     ]
 
 
-#: raw columns of the `dedupe: {keys}` fields that can tell rows apart in SQL here (category is
-#: resolved in dbt and the count compared by sign: left out, which only finds more partners)
-_PARTNER_KEYS = {
-    "incident_id": "incident_id",
-    "area": "area",
-    "offense_code": "offense_code",
-    "offense_description": "offense_description",
-}
-
-
-def _first_partner_day(
-    con: duckdb.DuckDBPyConnection, mapping: SourceMapping, where: str
-) -> date | None:
-    """Under `dedupe: {keys}` without the timestamp, a row's duplicate partners (rows with the
-    same keys) can be on any day, and a changed row changes their ranks: the earliest day of
-    a partner of a row matching `where`. None for the other policies."""
-    if mapping.dedupe != "keys" or "timestamp" in mapping.dedupe_keys:
-        return None
-    keys = [f"upper(trim({_PARTNER_KEYS[k]}))" for k in mapping.dedupe_keys if k in _PARTNER_KEYS]
-    if not keys:  # no key to tell rows apart: any row may be a partner
-        where = "true"
-    tuple_sql = f"({', '.join(keys)})"
-    match = (
-        f"and {tuple_sql} in (select {', '.join(keys)} from raw.incidents "
-        f"where source = $source and {where})"
-        if keys
-        else ""
-    )
-    (day,) = con.execute(
-        f"select min(cast(occurred_at as date)) from raw.incidents where source = $source {match}",
-        {"source": mapping.name},
-    ).fetchone()
-    return day
-
-
 def _log_changes(
     con: duckdb.DuckDBPyConnection,
     mapping: SourceMapping,
     result: LoadResult,
     loaded_at: datetime,
     stale_days: list[date],
-    stale_partners: date | None,
 ) -> None:
     """One raw.load_log row when the load changed rows: the earliest day of the rows deleted
-    (stale_days) or inserted, or of their duplicate partners (_first_partner_day). Only
-    undated rows: the day after the last (dbt then rebuilds the undated rows). full_refresh:
-    a day lost all its rows, which replacing whole days cannot remove."""
+    (stale_days) or inserted. Under `dedupe: {keys}` without the timestamp a duplicate group
+    can span any days, and rebuilding whole days must take whole groups: the source's first
+    day. Only undated rows: the day after the last (dbt then rebuilds the undated rows).
+    full_refresh: a day lost all its rows, which replacing whole days cannot remove."""
     if not result.rows_inserted and not result.rows_deleted:
         return
     (new_min,) = con.execute(
@@ -323,16 +287,14 @@ def _log_changes(
         "where source = ? and loaded_at = ?",
         [mapping.name, loaded_at],
     ).fetchone()
-    (last,) = con.execute(
-        "select max(cast(occurred_at as date)) from raw.incidents where source = ?",
+    first, last = con.execute(
+        "select min(cast(occurred_at as date)), max(cast(occurred_at as date)) "
+        "from raw.incidents where source = ?",
         [mapping.name],
     ).fetchone()
-    new_partners = _first_partner_day(con, mapping, f"loaded_at = {_lit(loaded_at.isoformat())}")
-    days = [
-        d
-        for d in (new_min, min(stale_days, default=None), stale_partners, new_partners)
-        if d is not None
-    ]
+    days = [d for d in (new_min, min(stale_days, default=None)) if d is not None]
+    if mapping.dedupe == "keys" and "timestamp" not in mapping.dedupe_keys and first:
+        days.append(first)
     if not days and last is not None:
         days.append(last + timedelta(days=1))
     result.rebuild_from = min(days) if days else None
