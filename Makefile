@@ -49,7 +49,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project --processes 1
+	$(BIN)/sqlfluff lint dbt_project --processes 2
 
 # two workers, one test file each at a time (module fixtures built once); the slow files
 # (site build, killed runs) start first: tests/conftest.py. `pytest -m "not slow"` skips them.

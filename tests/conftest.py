@@ -66,7 +66,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _build_sample(warehouse: Path) -> None:
     """Every asset of the graph materialized in-process on the built-in sample, with no
     CRIMECAST_* setting but the warehouse (what `make run` builds, without the site)."""
-
     from orchestration.definitions import ALL_ASSETS, build_resources, materialize_by_city
 
     with pytest.MonkeyPatch.context() as mp:
@@ -204,6 +203,22 @@ def run_dbt(
             + ["--profiles-dir", str(DBT_PROJECT_DIR)]
             + ["--target-path", str(target), "--log-path", str(target / "logs")]
         )
+    _close_dbt_duckdb()
     if result.exception is not None:
         lines.append(f"{type(result.exception).__name__}: {result.exception}")
     return DbtRun(0 if result.success else 1, "\n".join(lines) + "\n")
+
+
+def _close_dbt_duckdb() -> None:
+    """Release the warehouse file: dbt-duckdb keeps its DuckDB instance (opened with the
+    profile's settings) in the process after a command, and a test's own connection to the
+    file would then fail ("different configuration")."""
+    import gc
+
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if env is not None:
+        env.close()
+    gc.collect()  # cursors dbt's threads left open hold the instance too
