@@ -3,7 +3,7 @@
 Long frames like mlforecast: ``series_id, ds, y`` plus the ``marts.daily_features`` columns.
 """
 
-from ml.backtest import BacktestPlan, backtest_one_step, fit_frame, rolling_backtest
+from ml.backtest import BacktestPlan, fit_frame, rolling_backtest
 from ml.champion import add_ensemble, champion_rows, select_champions
 from ml.features import (
     FEATURE_COLUMNS,
@@ -12,7 +12,7 @@ from ml.features import (
     holidays_from_seed,
     horizon_features,
 )
-from ml.forecast import forecast_direct, forecast_recursive
+from ml.forecast import forecast_direct
 from ml.hierarchy import aggregate
 from ml.intervals import add_intervals, calibrate, coverage
 from ml.metrics import mae, noise_floor_mae, poisson_median, rmse, score
@@ -24,7 +24,6 @@ from ml.models import (
     RandomForestCountModel,
     SeasonalNaive7,
     XGBCountModel,
-    default_models,
     load_model,
 )
 from ml.pipeline import RunConfig, run_source
@@ -52,11 +51,8 @@ __all__ = [
     "Mean28",
     "SeasonalNaive7",
     "XGBCountModel",
-    "backtest_one_step",
     "build_features",
-    "default_models",
     "fit_frame",
-    "forecast_recursive",
     "from_mart",
     "holidays_from_seed",
     "load_model",

@@ -4,9 +4,8 @@ The dbt mart is the source of truth for training and backtesting (its rows enter
 :func:`from_mart`). This module also builds the direct h-step feature rows
 (:func:`horizon_features`: lags and rolling windows as known at the origin ``ds - h``) used by
 the backtests and by the operational forecast (``ml.forecast.forecast_direct``, with
-:func:`extend_future` adding the future days), and the one-step features that the library
-function ``ml.forecast.forecast_recursive`` rebuilds as its own forecasts flow into later lags
-and rolling windows (:func:`build_features`, :func:`window_features`; also used by tests).
+:func:`extend_future` adding the future days), and the one-step features
+(:func:`build_features`, :func:`window_features`; also used by tests).
 Its definitions follow the contract exactly:
 
 * ``lag_k`` = ``y`` k days before the target day (NaN before the series starts);

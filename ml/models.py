@@ -3,7 +3,7 @@
 Every model has ``name``, ``features`` (list of columns it reads), ``fit(X, y)``,
 ``predict(X)`` (the POINT forecast, judged by MAE), ``predict_mean(X)`` (the expected count:
 averaged by the ensemble and reported as ``forecast_mean`` by ``ml.forecast.forecast_direct``,
-fed back into the features by ``ml.forecast.forecast_recursive``, summed by the hierarchy and
+summed by the hierarchy and
 used as the centre of the prediction intervals), ``get_params()`` and ``save(path)`` (→ the
 written path; reloaded by :func:`load_model`). ``X`` is a long frame holding (at least) the
 :data:`ml.features.FEATURE_COLUMNS` plus ``series_id``, ``ds`` and, in the multi-horizon
@@ -545,8 +545,3 @@ def load_model(path: str | Path):
 
         return HoltWintersModel.load(path)
     return XGBCountModel.load(path)
-
-
-def default_models() -> list:
-    """The models of the one-step benchmark run: the three baselines and XGBoost."""
-    return [SeasonalNaive7(), Mean7(), Mean28(), XGBCountModel()]

@@ -639,8 +639,10 @@ class _EnsembleSpec:
 
 
 def _model_runs(config, source, frame, cutoff, fitted, op_models, board, champions, members):
-    start, end = train_window(frame, cutoff)
-    start_all, end_all = train_window(frame)
+    # the days the fits really used (the plan's train_days window, not the first day read)
+    train_days = config.effective_plan().train_days
+    start, end = train_window(frame, cutoff, train_days)
+    start_all, end_all = train_window(frame, train_days=train_days)
     test = board[board["split"] == "test"].set_index(["model", "horizon"])
     cvb = board[board["split"] == "cv"].set_index(["model", "horizon"])
     recs = []

@@ -12,13 +12,16 @@ from typing import Any
 
 import pandas as pd
 
+from ml.backtest import fit_mask
 
-def train_window(frame: pd.DataFrame, cutoff: date | str | None = None) -> tuple[date, date]:
-    """First and last ``ds`` with a known ``y`` before ``cutoff`` (all rows when None)."""
+
+def train_window(
+    frame: pd.DataFrame, cutoff: date | str | None = None, train_days: int | None = None
+) -> tuple[date, date]:
+    """First and last ``ds`` a fit on ``frame`` uses: the known ``y`` before ``cutoff`` (all
+    rows when None), the last ``train_days`` days of them when given (as ``fit_frame``)."""
     ds = pd.to_datetime(frame["ds"])
-    mask = frame["y"].notna()
-    if cutoff is not None:
-        mask &= ds < pd.Timestamp(cutoff)
+    mask = fit_mask(frame, cutoff, train_days)
     if not mask.any():
         raise ValueError("empty training window")
     return ds[mask].min().date(), ds[mask].max().date()

@@ -60,6 +60,25 @@ def test_train_window_is_the_known_days_before_the_cutoff(frame):
         train_window(frame, "2024-01-01")
 
 
+def test_train_window_with_train_days_is_the_window_the_fit_uses(frame):
+    """With ``train_days`` the recorded start is the fit's first day, not the first day read."""
+    assert train_window(frame, "2024-03-01", train_days=14) == (
+        date(2024, 2, 16),
+        date(2024, 2, 29),
+    )
+    assert train_window(frame, train_days=30) == (date(2024, 3, 1), date(2024, 3, 30))
+
+    class Seen:
+        def fit(self, X, y):
+            self.days = pd.to_datetime(X["ds"])
+            return self
+
+    seen = fit_frame(Seen(), frame, before="2024-03-01", train_days=14)
+    assert (seen.days.min().date(), seen.days.max().date()) == train_window(
+        frame, "2024-03-01", train_days=14
+    )
+
+
 def test_model_run_record_as_the_pipeline_writes_it(frame, tmp_path):
     cutoff = "2024-03-01"
     model = fit_frame(XGBCountModel(n_estimators=10), frame, before=cutoff)
