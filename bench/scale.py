@@ -295,8 +295,8 @@ def bench_size(n: int, work: Path, with_ml: bool) -> dict:
     pandas = run_stage("pandas features", _py(PANDAS_CODE), env, logs / "pandas.log")
     pandas_info = {}
     for line in (logs / "pandas.log").read_text().splitlines():
-        if line.startswith("PANDAS "):
-            pandas_info = json.loads(line[len("PANDAS ") :])
+        if "PANDAS {" in line:  # DuckDB's progress bar may share the line
+            pandas_info = json.loads(line.split("PANDAS ", 1)[1])
     by = {s["stage"]: s for s in stages}
     full = by["ingest"]["wall_s"] + by["dbt"]["wall_s"]
     incremental = inc[1]["wall_s"] + inc[2]["wall_s"]
