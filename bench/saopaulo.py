@@ -2,7 +2,7 @@
 
 Runs exactly what a user runs, in a scratch warehouse: the loader
 (ingest/saopaulo.py) on the real file, dbt build of the São Paulo models, then
-ml/placetype.py (split, baselines, ablation, calibration, held-out metrics).
+ml/saopaulo/ (split, baselines, ablation, calibration, held-out metrics).
 
     .venv/bin/python bench/saopaulo.py            # prints metrics and ablation tables
 
@@ -62,8 +62,8 @@ def evaluate(spec: str | None = None, keep_dir: Path | None = None, log=print):
     import duckdb
 
     from ingest.saopaulo import load_saopaulo
-    from ml.placetype import load_records, write_results
-    from ml.placetype import run as fit_and_score
+    from ml.saopaulo import load_records, write_results
+    from ml.saopaulo import run as fit_and_score
 
     started = time.perf_counter()
     work = Path(keep_dir or tempfile.mkdtemp(prefix="crimecast-bench-saopaulo-"))

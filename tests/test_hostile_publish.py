@@ -8,7 +8,7 @@
   records, a 4-record calibration bin, many vintages, a count column that vanished.
 * A publisher killed mid-copy leaves a temp file; the next publication removes it (and only
   files of the publisher's own name pattern).
-* ``merge_small_bins`` (ml/placetype.py).
+* ``merge_small_bins`` (ml/saopaulo/metrics.py).
 """
 
 from __future__ import annotations
@@ -404,7 +404,7 @@ def test_a_bad_keep_runs_is_one_line_and_keeps_the_copy(
 
 # ------------------------------------------------------------------------ calibration bins
 def test_small_calibration_bins_are_merged_with_their_neighbours() -> None:
-    from ml.placetype import merge_small_bins
+    from ml.saopaulo import merge_small_bins
 
     def bins(model: str, counts: list[int]) -> list[dict]:
         return [
@@ -442,6 +442,6 @@ def test_small_calibration_bins_are_merged_with_their_neighbours() -> None:
 
 
 def test_the_publisher_and_the_model_use_the_same_k() -> None:
-    from ml.placetype import PlaceTypeConfig
+    from ml.saopaulo import PlaceTypeConfig
 
     assert PlaceTypeConfig().min_cell_records == MIN_CELL_RECORDS

@@ -1,4 +1,4 @@
-"""ml/placetype.py: calibration, reliability bins, metrics, feature selection, suppression."""
+"""ml/saopaulo/: calibration, reliability bins, metrics, feature selection, suppression."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 
-from ml import placetype as pt
+from ml import saopaulo as pt
+from ml.saopaulo import protocol
 from samples import saopaulo as sample
 
 
@@ -63,8 +64,8 @@ def spied() -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pt.FittedXGB, "margins", spy_margins)
         mp.setattr(pt.TemperatureScaler, "fit", spy_scaler_fit)
-        mp.setattr(pt, "refit_xgb", spy_refit)
-        mp.setattr(pt, "cell_probabilities", spy_cells)
+        mp.setattr(protocol, "refit_xgb", spy_refit)
+        mp.setattr(protocol, "cell_probabilities", spy_cells)
         seen.records = sample_records()
         seen.result = pt.run(seen.records, pt.PlaceTypeConfig())
     return seen

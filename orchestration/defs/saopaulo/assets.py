@@ -5,7 +5,7 @@ Assets
   written in one transaction (ingest/saopaulo.py). Input:
   ``CRIMECAST_INPUT_SAOPAULO`` (file, folder, glob or http(s) URL), else the generated sample.
 * ``[ml, saopaulo_metrics]``, ``[ml, saopaulo_calibration]``, ``[ml, saopaulo_ablation]``,
-  ``[ml, saopaulo_place_probabilities]`` (group "ml"): ml/placetype.py on
+  ``[ml, saopaulo_place_probabilities]`` (group "ml"): ml/saopaulo/ on
   ``marts.saopaulo_phone_theft_records`` (see docs/saopaulo.md).
 
 Add ``saopaulo_assets`` to the Definitions (orchestration/definitions.py).
@@ -132,7 +132,7 @@ def saopaulo_place_model(
     config: SaoPauloModelConfig,
     warehouse: WarehouseResource,
 ):
-    from ml.placetype import PlaceTypeConfig, load_records, run, write_results
+    from ml.saopaulo import PlaceTypeConfig, load_records, run, write_results
 
     with warehouse.connect(read_only=True) as con:
         records = load_records(con)
