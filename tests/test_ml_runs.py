@@ -161,3 +161,31 @@ def test_record_of_a_model_without_name_params_or_features(tmp_path):
     assert rec["model"] == "Spec"
     assert rec["params"] == "{}" and rec["features"] == "[]"
     assert rec["artifact_path"] == str((tmp_path / "r" / "boston" / "Spec.json").resolve())
+
+
+def test_pipeline_records_the_train_days_window_not_the_first_day_read(frame):
+    """ml.pipeline writes the window the fits used: with ``train_days`` the last days before
+    the cutoff (backtest models) or before the end of the data (operational models)."""
+    from ml.backtest import BacktestPlan
+    from ml.pipeline import RunConfig, run_source
+
+    config = RunConfig(
+        run_id="window",
+        test_cutoff=date(2024, 3, 16),
+        horizon=7,
+        profile="lean",
+        models=["mean_7", "mean_28"],
+        plan=BacktestPlan(horizons=(1, 7), n_cutoffs=1, window=7, train_days=30),
+        started_at=datetime(2024, 4, 1),
+    )
+    frames, _ = run_source("boston", frame, [], config, log=lambda _m: None)
+    runs = frames["model_runs"]
+    backtest = runs[runs["role"] == "backtest_test"]
+    operational = runs[runs["role"] == "operational"]
+    assert len(backtest) and len(operational)
+    assert set(zip(backtest["train_start"], backtest["train_end"], strict=True)) == {
+        (date(2024, 2, 15), date(2024, 3, 15))
+    }
+    assert set(zip(operational["train_start"], operational["train_end"], strict=True)) == {
+        (date(2024, 3, 1), date(2024, 3, 30))
+    }
