@@ -3,15 +3,13 @@ and Python), the département–région check, metrics, forecasts and intervals.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_dbt
 
 from ingest.france import load_france
 from ml import annual
@@ -34,14 +32,9 @@ def warehouse(tmp_path_factory):
         download_dir=root / "dl",
     )
     con.close()
-    dbt = Path(sys.executable).with_name("dbt")
     target = root / "target"
-    cmd = [str(dbt), "build", "--quiet", "--select", SELECT, "--target-path", str(target)]
-    cmd += ["--profiles-dir", str(REPO / "dbt_project"), "--project-dir", str(REPO / "dbt_project")]
-    proc = subprocess.run(
-        cmd, env={**os.environ, "CRIMECAST_WAREHOUSE": str(db)}, cwd=REPO, capture_output=True,
-        text=True,
-    )  # fmt: skip
+    # in this process, on the session's parsed manifest (tests/conftest.py)
+    proc = run_dbt(db, "build", "--quiet", "--select", SELECT, target=target)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return db, target / "compiled" / "crimecast" / "models"
 

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
+from conftest import run_dbt
 
 from ingest import loader
 from ingest.loader import LoadError, load_source
@@ -530,9 +531,6 @@ def test_validate_source_prints_a_rejection_on_one_line(
 # the preview's cleaning equals dbt's
 
 
-DBT = str(Path(sys.executable).parent / "dbt")
-
-
 def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
     """validate-source mirrors dbt's cleaning rules: on the same input (two sources, default
     and non-default policies) its counts per reason equal incidents_data_quality's."""
@@ -570,19 +568,11 @@ def test_preview_counts_equal_dbt(tmp_path: Path, tmp_warehouse: Path) -> None:
             load_source(con, m, str(folder))
     finally:
         con.close()
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(tmp_warehouse),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    env.pop("CRIMECAST_MIN_YEAR", None)
-    target = tmp_path / "target"
-    build = subprocess.run(
-        [DBT, "build", "--select", "category_map", "+incidents_data_quality",
-         "--resource-type", "model", "--resource-type", "seed",
-         "--project-dir", "dbt_project", "--profiles-dir", "dbt_project",
-         "--target-path", str(target), "--log-path", str(target / "logs")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    # dbt in this process on the session's parsed manifest (tests/conftest.py)
+    build = run_dbt(
+        tmp_warehouse, "build", "--select", "category_map", "+incidents_data_quality",
+        "--resource-type", "model", "--resource-type", "seed",
+        target=tmp_path / "target", env={"CRIMECAST_MIN_YEAR": ""},
     )  # fmt: skip
     assert build.returncode == 0, build.stdout[-3000:]
     con = duckdb.connect(str(tmp_warehouse), read_only=True)

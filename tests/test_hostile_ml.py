@@ -6,10 +6,7 @@ of the warehouse (and the published copy where it matters)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_dbt
 
 from ingest.loader import load_source
 from ingest.mapping import load_mapping
@@ -35,8 +33,6 @@ from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
 from serving.summary import print_summary
 
 REPO = Path(__file__).resolve().parents[1]
-DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
-DBT = str(Path(sys.executable).parent / "dbt")
 START = date(2023, 1, 1)
 SHORT_DAYS = 21  # "a few weeks" of a third city: far below the minimum
 LONG_DAYS = 300
@@ -130,16 +126,10 @@ def built(tmp_path_factory) -> Path:
         load_source(con, load_mapping(shortville_mapping(folder)), str(short))
     finally:
         con.close()
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(warehouse),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    proc = subprocess.run(
-        [DBT, "build", "--select", "+daily_features", "+incidents_data_quality",
-         "--exclude-resource-type", "unit_test", "--project-dir", DBT_DIR,
-         "--profiles-dir", DBT_DIR, "--target-path", str(folder / "target")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    # dbt in this process on the session's parsed manifest (tests/conftest.py)
+    proc = run_dbt(
+        warehouse, "build", "--select", "+daily_features", "+incidents_data_quality",
+        "--exclude-resource-type", "unit_test", target=folder / "target",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]
     return warehouse

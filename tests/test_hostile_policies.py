@@ -12,10 +12,8 @@ follows must equal a full refresh.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +22,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import run_dbt
 
 from ingest.loader import load_source, mark_built, rebuild_window
 from ingest.mapping import MappingError, load_mapping
 
 REPO = Path(__file__).resolve().parents[1]
-DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
-DBT = str(Path(sys.executable).parent / "dbt")
 START = date(2023, 3, 1)
 DAYS = 30  # START … START + 29
 HEADER = ("id", "when", "district", "type", "n")
@@ -135,31 +132,21 @@ def cities() -> list[City]:
 # loading and building
 
 
-def _dbt(
-    warehouse: Path, target: Path, *args: str, command: str = "build"
-) -> subprocess.CompletedProcess[str]:
+def _dbt(warehouse: Path, target: Path, *args: str, command: str = "build"):
     """dbt on the models the policies act in (and their tests; daily_features is left out)."""
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(warehouse),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    for var in ("CRIMECAST_SERIES_PRESET", "CRIMECAST_MIN_YEAR"):
-        env.pop(var, None)
     # the rebuild window of the loads not built yet, as the Dagster dbt asset passes it
     con = duckdb.connect(str(warehouse))
     try:
         window = rebuild_window(con)
     finally:
         con.close()
-    done = subprocess.run(
-        [DBT, command, "--select", "+daily_counts", "+incidents_data_quality",
-         *(("--indirect-selection", "cautious", "--exclude-resource-type", "unit_test")
-           if command == "build" else ()),
-         "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR,
-         "--target-path", str(target), "--log-path", str(target / "logs"),
-         *(window.dbt_args() if "--full-refresh" not in args else ()), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    # in this process, on the session's parsed manifest (tests/conftest.py)
+    done = run_dbt(
+        warehouse, command, "--select", "+daily_counts", "+incidents_data_quality",
+        *(("--indirect-selection", "cautious", "--exclude-resource-type", "unit_test")
+          if command == "build" else ()),
+        *(window.dbt_args() if "--full-refresh" not in args else ()), *args,
+        target=target, env={"CRIMECAST_SERIES_PRESET": "", "CRIMECAST_MIN_YEAR": ""},
     )  # fmt: skip
     if done.returncode == 0:
         con = duckdb.connect(str(warehouse))

@@ -7,22 +7,18 @@ copy of each, written by `python tests/test_reliability_corpus.py`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import run_dbt
 
 from ingest.loader import LoadError, load_source
 from ingest.mapping import SourceMapping, load_mapping
 from samples.incidents import BOSTON_CURRENT_COLUMNS, HOUSTON_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-DBT_DIR = "dbt_project"  # the dbt project and profile folder, from REPO
 CORPUS = REPO / "tests" / "corpus"
-DBT = str(Path(sys.executable).parent / "dbt")
 
 # ---------------------------------------------------------------------------------------------
 # tiny valid files in each source's real schema
@@ -254,16 +250,11 @@ EXPECTED = {
 }
 
 
-def _dbt(warehouse: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(warehouse),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-    }
-    return subprocess.run(
-        [DBT, "build", "--select", "+daily_features", "+incidents_data_quality",
-         "--project-dir", DBT_DIR, "--profiles-dir", DBT_DIR, "--target-path", str(target), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+def _dbt(warehouse: Path, target: Path, *args: str):
+    """dbt in this process on the session's parsed manifest (tests/conftest.py)."""
+    return run_dbt(
+        warehouse, "build", "--select", "+daily_features", "+incidents_data_quality", *args,
+        target=target,
     )  # fmt: skip
 
 
