@@ -153,6 +153,7 @@ def test_small_cells_are_withheld_in_the_serving_models(built: Path) -> None:
 
 def test_absent_origins_are_empty_and_said_so(built: Path) -> None:
     present = dict(_q(built, "select name, present from serving.availability"))
+    assert set(present) == {n["alias"] for n in _serving_models().values()} - {"availability"}
     assert present["forecasts"] and present["forecasts_latest"] and present["france_forecasts"]
     assert not present["anomalies"] and not present["daily_counts"]
     assert _q(built, "select count(*) from serving.anomalies_latest") == [(0,)]

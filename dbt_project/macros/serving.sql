@@ -1,18 +1,19 @@
 {#-
     The serving contract (models/serving/, schema serving): the tables the dashboards, the API
-    and the run summary read. Three rules, each written once here:
+    and the run summary read. Its rules, each written once here:
 
     serving_select(relation)  the model's columns as declared in its yml (names, types: the
         enforced contract), read from `relation`. A column may be found under another name
         (column meta `from: [forecast_lo_80]`); an optional one missing from the relation is a
         typed NULL; a relation that does not exist (its pipeline step has not run, e.g. France
         not configured) or lacks a column with meta `required: true` gives no rows, so that a
-        reader says "not available yet" instead of failing (models/serving/availability.sql).
+        reader says "not available yet" instead of failing (serving.availability).
     latest_run(relation, partition_by)  the rows of the latest run (largest run_id, sortable
         by time) per source, or over the whole table with partition_by=[]: the "latest run per
         source" rule of every `*_latest` model.
     serving_availability()  the rows of serving.availability: which serving tables have an
-        origin (present) and how many rows they hold.
+        origin (present) and how many rows they hold (its list names every serving model but
+        itself: tests/test_serving_contract.py checks it).
     min_cell_records()  k of the small-cell rule (docs/saopaulo.md): published rows built from
         fewer than k records are withheld. ml/placetype.py's PlaceTypeConfig.min_cell_records
         and serving/publish.py's MIN_CELL_RECORDS (its guard on the ml.* copies) are the same k.
