@@ -54,7 +54,7 @@ RUN = textwrap.dedent(
         | dg.AssetSelection.assets(dq).upstream()
         | dg.AssetSelection.assets(serving_dbt_assets)
         | dg.AssetSelection.assets(PUBLISHED)
-    )
+    ).required_multi_asset_neighbors()  # raw/incidents, raw/source_files, raw/sources: one step
     result = dg.materialize(
         assets, selection=selection, resources=build_resources(),
         instance=dg.DagsterInstance.get(), raise_on_error=False, partition_key="houston",
