@@ -2,7 +2,7 @@
 
 The input is loaded with the real loader into a temporary in-memory DuckDB (sample files and
 downloads go to a temporary folder). The rows then go through the cleaning rules of dbt's
-staging model (`_STAGING_SQL`, the same rules as stg_police__incidents.sql: mapping filters,
+staging model (`_STAGING_SQL`, the same rules as int_incidents__checked.sql: mapping filters,
 timestamps, plausible dates, areas, categories through dbt_project/seeds/category_map.csv,
 duplicates), and the report says what dbt would do: rows read, removed per reason and kept,
 duplicates, days whose net count would be negative, and the date range, areas and every
@@ -33,7 +33,7 @@ STANDARD_REASONS = (
 )
 
 # The cleaning of dbt on one source's raw rows, policies inlined from the mapping: the
-# categories and drop reasons of stg_police__incidents.sql, its duplicate rule (`dedupe`),
+# categories and drop reasons of int_incidents__checked.sql, its duplicate rule (`dedupe`),
 # the orphan reversals of int_incidents__orphan_reversals.sql (`orphan_reversals`). Keep them
 # in step:
 # tests/test_hostile_loader.py::test_preview_counts_equal_dbt compares the two.
@@ -169,7 +169,7 @@ _KEY_COLUMNS = {
 
 
 def _dedupe_sql(mapping: SourceMapping) -> tuple[str, str]:
-    """(is_dedupable expression, partition columns) of stg_police__incidents' duplicate
+    """(is_dedupable expression, partition columns) of int_incidents__checked's duplicate
     window for the mapping's `dedupe` policy."""
     mode = getattr(mapping, "dedupe", "default")
     keys = set(getattr(mapping, "dedupe_keys", ()))

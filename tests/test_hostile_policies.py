@@ -32,7 +32,7 @@ START = date(2023, 3, 1)
 DAYS = 30  # START … START + 29
 HEADER = ("id", "when", "district", "type", "n")
 TABLES = (
-    "staging.stg_police__incidents",
+    "intermediate.int_incidents__checked",
     "intermediate.int_incidents__kept",
     "intermediate.int_incidents__orphan_reversals",
     "intermediate.int_incidents__source_days",
@@ -244,7 +244,7 @@ def _survivors(b: Built, source: str, incident_id: str) -> list[tuple[str, int]]
         (Path(f).name, r)
         for f, r in _query(
             b,
-            "select source_file, source_row from staging.stg_police__incidents "
+            "select source_file, source_row from intermediate.int_incidents__checked "
             "where source = ? and incident_id = ? and drop_reason is null",
             [source, incident_id],
         )
@@ -418,8 +418,8 @@ def test_the_incremental_build_after_a_later_copy_equals_a_full_refresh(
             f", only full refresh {list((expected[table] - after[table]).elements())[:3]}"
         )
     assert (
-        after["staging.stg_police__incidents"]
-        != built.before_second["staging.stg_police__incidents"]
+        after["intermediate.int_incidents__checked"]
+        != built.before_second["intermediate.int_incidents__checked"]
     )
 
 

@@ -1,6 +1,6 @@
 """An incremental dbt build equals a full rebuild.
 
-stg_police__incidents, daily_counts and daily_features are incremental models (see their
+int_incidents__checked, daily_counts and daily_features are incremental models (see their
 headers). A small warehouse is built (Houston and Boston samples), a new day's file is added to
 Houston and the models are built incrementally; the same warehouse, copied, is then rebuilt
 with `--full-refresh`. Every incident table must be identical in both, row for row.
@@ -39,7 +39,7 @@ SELECT = ("+daily_features", "+incidents_data_quality")
 HOUSTON_START = date(2023, 1, 1)
 HOUSTON_DAYS = 90
 TABLES = (
-    "staging.stg_police__incidents",
+    "intermediate.int_incidents__checked",
     "intermediate.int_incidents__kept",
     "intermediate.int_incidents__series",
     "marts.daily_counts",
@@ -188,7 +188,7 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout[-3000:]
     # the second build took the incremental path of every incremental model, with the window
     for model, marker in (
-        ("staging/incidents/stg_police__incidents.sql", "the rebuild window's raw rows"),
+        ("intermediate/incidents/int_incidents__checked.sql", "the rebuild window's raw rows"),
         ("marts/incidents/daily_counts.sql", "built_series as ("),
         ("marts/incidents/daily_features.sql", "built_codes as ("),
     ):
@@ -206,7 +206,8 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
 
     _assert_equals_full_refresh(incremental, after, tmp_path)
     # the new file changed what was built before (else the comparison proves little)
-    for table in ("staging.stg_police__incidents", "marts.daily_counts", "marts.daily_features"):
+    changed = ("intermediate.int_incidents__checked", "marts.daily_counts", "marts.daily_features")
+    for table in changed:
         assert after[table] != before[table], f"{table} did not change"
 
 

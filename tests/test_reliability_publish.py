@@ -67,7 +67,7 @@ STABLE_TABLES = [
     "raw.incidents",
     "raw.source_files",
     "raw.sources",
-    "staging.stg_police__incidents",
+    "intermediate.int_incidents__checked",
     "marts.daily_counts",
     "marts.daily_features",
     "marts.incidents_data_quality",

@@ -11,7 +11,7 @@ with
 
 incidents as (
 
-    select * from {{ ref('stg_police__incidents') }}
+    select * from {{ ref('int_incidents__checked') }}
     where drop_reason is null
 
 ),

@@ -23,7 +23,7 @@ policies as (
 
 kept as {{ inline_cte() }} (
 
-    select * from {{ ref('stg_police__incidents') }}
+    select * from {{ ref('int_incidents__checked') }}
     where drop_reason is null
 
 ),

@@ -33,7 +33,7 @@ with
 
 staged as {{ inline_cte() }} (
 
-    select * from {{ ref('stg_police__incidents') }}
+    select * from {{ ref('int_incidents__checked') }}
 
 ),
 
