@@ -53,6 +53,8 @@ RECORD_LEVEL = {
     "raw.saopaulo_phone_thefts",
     "marts.saopaulo_phone_theft_records",
     "staging.stg_police__incidents",
+    "intermediate.int_incidents__checked",
+    "intermediate.int_saopaulo__phone_thefts",
 }
 #: column names that count records; a São Paulo table holding one must declare it
 COUNT_LIKE = re.compile(r"^(n|count|rows|n_records|records|.*_count)$")
