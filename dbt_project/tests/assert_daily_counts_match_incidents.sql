@@ -1,7 +1,7 @@
 -- daily_counts holds exactly the kept incidents (int_incidents__kept) of the selected series
--- (int_incidents__series) on the source's full days (int_incidents__source_days): per series and day,
--- incident_count is their net count (clamped at 0 for `orphan_reversals: net`) and n_records
--- their number, and a day with none is a filled 0. After an incremental
+-- (int_incidents__series) on the source's full days (int_incidents__source_days): per series
+-- and day, incident_count is their net count (clamped at 0 for `orphan_reversals: net`) and
+-- n_records their number, and a day with none is a filled 0. After an incremental
 -- build, the days it rewrote (rebuilt_from, macros/incremental_window.sql); after a full one,
 -- every day. Returns the series-days that differ.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}

@@ -1,11 +1,11 @@
 -- No series-day nets below zero. A -1 record reverses an earlier record of the same incident
 -- (Houston); a reversal with nothing to reverse would make the day negative, which no model
 -- can forecast. Such orphans are handled by the source's `orphan_reversals` policy before
--- daily_counts (int_incidents__orphan_reversals: `drop` leaves them out, `net` clamps the day at 0), so
--- this guards the policy itself. Severity error: the build stops before daily_features (and
--- so before ml and the published copy). Each result row names the raw file and data row of a
--- kept negative record of such a day. After an incremental build, the days it rewrote are
--- checked.
+-- daily_counts (int_incidents__orphan_reversals: `drop` leaves them out, `net` clamps the day
+-- at 0), so this guards the policy itself. Severity error: the build stops before
+-- daily_features (and so before ml and the published copy). Each result row names the raw
+-- file and data row of a kept negative record of such a day. After an incremental build, the
+-- days it rewrote are checked.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
 
 with

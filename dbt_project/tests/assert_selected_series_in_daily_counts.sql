@@ -1,4 +1,5 @@
--- Every selected series (int_incidents__series) is in daily_counts, unless its source has no full day.
+-- Every selected series (int_incidents__series) is in daily_counts, unless its source has no
+-- full day.
 {{ config(meta={'dagster': {'ref': {'name': 'daily_counts'}}}) }}
 
 select series.*
