@@ -83,7 +83,7 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
         ALL_ASSETS,
         selection=selection,
         resources=resources,
-        run_config=ml_run_config(ml),
+        run_config={"ops": ml_run_config(ml)},
         partition_key=source,  # the raw incident assets: one partition per city
     )
     if not result.success:
