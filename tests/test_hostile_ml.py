@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_dbt
+from serving_dbt import build_serving
 
 from ingest.loader import load_source
 from ingest.mapping import load_mapping
@@ -154,14 +155,20 @@ def warehouse_of(built, tmp_path, monkeypatch):
 
 
 def _run_ml(warehouse: Path, config: dict | None = None, publish: bool = False):
-    assets = [ml_forecasts, published_warehouse] if publish else [ml_forecasts]
+    """The ML step (its result is returned); with ``publish``, then the dbt serving models and
+    the published copy, as the pipeline orders them."""
     run_config = {"ops": {"ml_forecasts": {"config": config}}} if config is not None else None
-    return dg.materialize(
-        assets,
+    result = dg.materialize(
+        [ml_forecasts],
         resources=build_resources(warehouse),
         run_config=run_config,
         raise_on_error=False,
     )
+    if publish and result.success:
+        build_serving(warehouse)
+        copy = dg.materialize([published_warehouse], resources=build_resources(warehouse))
+        assert copy.success
+    return result
 
 
 def _q(path: Path, sql: str, params=None) -> list[tuple]:
