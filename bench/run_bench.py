@@ -117,7 +117,9 @@ def run_incident_set(name: str, source: str, path: Path, cutoff: str | None) -> 
     finally:
         con.close()
     compared, facts = compare(warehouse, source, with_peers=peers.available())
-    by_key = {(r["model"], r["horizon"]): r for r in compared}
+    # the intervals of each model over all its test rows (not those of a window or of the
+    # common target days, which share the model and horizon)
+    by_key = {(r["model"], r["horizon"]): r for r in compared if _is_main(r)}
     out = []
     for model, horizon, mae, rmse, n, floor, c80, c95, rel, is_champ, n_champ, cut in rows:
         row = {
