@@ -266,11 +266,11 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
         return
 
 
-def line_of_row(path: Path, delimiter: str, row: int) -> int:
+def line_of_row(path: Path, delimiter: str, row: int, quote: str = '"') -> int:
     """The line where data row ``row`` (1-based, as ``source_row``) starts: blank lines are
     skipped, as DuckDB does, and a quoted field may span lines (error path only)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, quotechar='"')
+        reader = csv.reader(fh, delimiter=delimiter, quotechar=quote)
         seen, start = -1, 1  # the header is row 0
         for record in reader:
             if record:

@@ -33,6 +33,7 @@ try:  # POSIX: a live load holds a lock on its temporary folder (released even o
 except ImportError:  # pragma: no cover - Windows: stale folders are told by age alone
     fcntl = None  # type: ignore[assignment]
 
+from ingest.csv_files import line_of_row, transaction
 from ingest.csv_limits import MAX_FIELD_CHARS
 from ingest.fetch import FetchError, InputFile, resolve_inputs
 from ingest.mapping import SourceMapping, normalize_header
@@ -207,7 +208,7 @@ def load_source(
         for p in todo:  # all file checks before anything is written
             _prepare(p, mapping, tmp_dir)
 
-        with _no_progress_bar(con), _transaction(con):
+        with _no_progress_bar(con), transaction(con):
             stale = "true"
             if kept:
                 keep_sql = ", ".join(_lit(s) for s in kept)
@@ -1026,19 +1027,9 @@ def _bad_count(
 
 
 def _line_of_row(p: _Prepared, mapping: SourceMapping, row: int) -> int:
-    """1-based line of the file where data row `row` starts (quoted fields may span lines;
-    blank lines are skipped, as DuckDB does)."""
-    with Path(p.read_path or p.item.path).open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=mapping.files.delimiter, quotechar=mapping.files.quote)
-        seen = -1  # the header is row 0
-        start = 1
-        for record in reader:
-            if record:
-                seen += 1
-                if seen == row:
-                    return start
-            start = reader.line_num + 1
-    return row + 1
+    """1-based line of the file where data row `row` starts."""
+    path = Path(p.read_path or p.item.path)
+    return line_of_row(path, mapping.files.delimiter, row, mapping.files.quote)
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
@@ -1055,17 +1046,6 @@ def _no_progress_bar(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute(f"set enable_progress_bar = {'true' if before else 'false'}")
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("begin transaction")
-    try:
-        yield
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, result: LoadResult) -> None:
