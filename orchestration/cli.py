@@ -208,18 +208,27 @@ def cmd_run(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from orchestration.definitions import build_defs, run_plan
+    from orchestration.definitions import BUILD_JOB, build_defs, run_plan
     from orchestration.defs.incidents.ml import ml_run_config
 
     t_import = time.perf_counter() - t0
     instance = _instance()
-    # One run per city (its partition of the raw incident assets: raw → dbt → its forecasts →
-    # published copy), then France and São Paulo: a failure of one is that run's only, the
-    # others still load and publish. Resources from the settings of this call (the
+    # The raw load of each city in its own run (its partition), France's and São Paulo's in
+    # one, then one build run (dbt, forecasts, serving models, published copy) from whatever
+    # the raw tables hold: a bad file fails its source's load only (rolled back, its previous
+    # rows stay), and dbt starts once. Resources from the settings of this call (the
     # module-level `defs` keeps those of import), jobs of the sources CRIMECAST_SOURCES names.
+    defs = build_defs(selection=selection)
+    ops = ml_run_config(ml)
+    if selection.incidents is not None:  # forecast the selected cities only
+        ops["ml_forecasts"]["config"]["sources"] = list(selection.incidents)
     results = []
-    for sel, city in run_plan(selection):
-        job = build_defs(selection=sel).resolve_job_def("refresh_all")
+    skipped_build = False
+    for planned in run_plan(selection):
+        if planned.job == BUILD_JOB and results and not any(r.success for _l, r in results):
+            skipped_build = True  # nothing new in the raw tables: the build would redo the last
+            break
+        job = defs.resolve_job_def(planned.job)
         job = job.with_logger_defs({"console": compact_console_logger()})
         # progress (INFO) on the console; Dagster's per-event DEBUG records stay in the run's
         # event log, visible in `make dev`. The ML settings are those validated above (the
@@ -228,16 +237,14 @@ def cmd_run(_args: argparse.Namespace) -> int:
             result = job.execute_in_process(
                 instance=instance,
                 raise_on_error=False,
-                partition_key=city,
+                partition_key=planned.partition,
                 run_config={
                     "loggers": {"console": {"config": {"log_level": level}}},
                     # only the ops of this job (CRIMECAST_SOURCES may leave ml_forecasts out)
-                    "ops": {
-                        k: v for k, v in ml_run_config(ml).items() if job.graph.has_node_named(k)
-                    },
+                    "ops": {k: v for k, v in ops.items() if job.graph.has_node_named(k)},
                 },
             )
-        results.append((city or ",".join(sel.datasets), result))
+        results.append((planned.label, result))
     total = time.perf_counter() - t0
     print()
     print("Stage timings (s):")
@@ -262,6 +269,11 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 f"stack traces): {log}"
             )
         print(f"Materialized before the failure: {', '.join(changed) or 'nothing'}")
+        if skipped_build:
+            print(
+                "Every load failed: the build (dbt, forecasts, published copy) was not run; the "
+                "warehouse and its published copy are as before."
+            )
         if several:
             ok = [label for label, r in results if r.success]
             print(
@@ -302,9 +314,9 @@ def cmd_summary(_args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crimecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="materialize every asset (the refresh_all job)").set_defaults(
-        func=cmd_run
-    )
+    sub.add_parser(
+        "run", help="load every source, build, forecast and publish (load_city, build_and_publish)"
+    ).set_defaults(func=cmd_run)
     v = sub.add_parser(
         "validate-source", help="validate a source mapping and preview what it would load"
     )

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -40,7 +41,7 @@ from orchestration.defs.incidents.raw import (
 from orchestration.defs.incidents.sensors import CITY_JOB, new_incident_files
 from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.dbt_serving import serving_dbt_assets
-from orchestration.defs.serving.publish import PUBLISHED, publish_assets
+from orchestration.defs.serving.publish import PUBLISHED, RAW_CHECKS, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets, skip_requested
 from orchestration.resources import RunDefaults, WarehouseResource
 
@@ -97,17 +98,69 @@ def refresh_job(selection: SourceSelection | None = None) -> dg.UnresolvedAssetJ
     )
 
 
-def run_plan(selection: SourceSelection) -> list[tuple[SourceSelection, str | None]]:
-    """The runs of a refresh of ``selection``, one after another: one per incident source (its
-    partition: raw → dbt → its forecasts → published copy), then France and São Paulo
-    together; so a failure of one city fails that city's run only."""
+#: every raw asset: what the load runs of `crimecast run` materialize (the build run starts
+#: below them)
+RAW_KEYS = tuple(key for keys in BRANCHES.values() for key in keys)
+LOAD_CITY_JOB = "load_city"
+LOAD_DATASETS_JOB = "load_datasets"
+BUILD_JOB = "build_and_publish"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of `crimecast run`: ``job`` (a job of :func:`build_defs`), the city partition
+    it loads (None: no partition) and the label of its rows in the stage table."""
+
+    job: str
+    label: str
+    partition: str | None = None
+
+
+def run_plan(selection: SourceSelection) -> list[PlannedRun]:
+    """The runs of a refresh of ``selection``, one after another: the raw load of each city in
+    its own run (its partition; a bad file fails that city's load only), France's and São
+    Paulo's raw loads in one run, then one run that builds every dbt model, forecasts and
+    publishes from whatever each source's raw tables hold (a city whose load failed keeps its
+    previous rows: its load rolled back). So dbt starts and the serving models build once."""
     cities = incident_source_names() if selection.incidents is None else selection.incidents
-    runs: list[tuple[SourceSelection, str | None]] = [
-        (SourceSelection([city], ()), city) for city in cities
+    runs = [PlannedRun(LOAD_CITY_JOB, city, city) for city in cities]
+    if selection.datasets:
+        runs.append(PlannedRun(LOAD_DATASETS_JOB, ",".join(selection.datasets)))
+    runs.append(PlannedRun(BUILD_JOB, "build"))
+    return runs
+
+
+def load_and_build_jobs(selection: SourceSelection) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The jobs of :func:`run_plan`: load_city (one city's raw partition and its checks),
+    load_datasets (France's and São Paulo's raw tables, when selected) and build_and_publish
+    (everything of ``selection`` below the raw tables)."""
+    # the raw assets and crimecast's own raw checks; the dbt tests on dbt sources are checks of
+    # the raw assets too, but dbt runs them: they belong to the build run
+    raw = dg.AssetSelection.assets(*RAW_KEYS).without_checks()
+    raw_checks = dg.AssetSelection.checks(*RAW_CHECKS)
+    jobs = [
+        dg.define_asset_job(
+            LOAD_CITY_JOB,
+            selection=dg.AssetSelection.assets(*RAW_INCIDENT_KEYS).without_checks() | raw_checks,
+            description="Load one city's incident files (its partition) and check them.",
+        ),
+        dg.define_asset_job(
+            BUILD_JOB,
+            selection=refresh_selection(selection) - raw - raw_checks,
+            description="Build the dbt marts and serving models, backtest and forecast, publish "
+            "the copy, from the raw tables as loaded (crimecast run's last run). This job: "
+            f"{selection.describe()}.",
+        ),
     ]
     if selection.datasets:
-        runs.append((SourceSelection([], selection.datasets), None))
-    return runs
+        jobs.append(
+            dg.define_asset_job(
+                LOAD_DATASETS_JOB,
+                selection=refresh_selection(SourceSelection([], selection.datasets)) & raw,
+                description="Load the raw tables of France and São Paulo (their own loaders).",
+            )
+        )
+    return jobs
 
 
 refresh_all = refresh_job(SourceSelection(None, ("france", "saopaulo")))
@@ -146,11 +199,25 @@ def materialize_by_city(assets, resources, cities=None, selection=None, **kwargs
     return dg.materialize(assets, selection=rest, resources=resources, **kwargs)
 
 
+def branch_runs(selection: SourceSelection) -> list[tuple[SourceSelection, str | None]]:
+    """The runs of the daily schedule: one per incident source (its partition: raw → dbt → its
+    forecasts → published copy), then France and São Paulo together. A schedule cannot wait
+    for one run before it starts the next, so each run is a whole branch (unlike
+    :func:`run_plan`, which loads every source before one build)."""
+    cities = incident_source_names() if selection.incidents is None else selection.incidents
+    runs: list[tuple[SourceSelection, str | None]] = [
+        (SourceSelection([city], ()), city) for city in cities
+    ]
+    if selection.datasets:
+        runs.append((SourceSelection([], selection.datasets), None))
+    return runs
+
+
 def run_requests(
     context, plan: list[tuple[SourceSelection, str | None]], key: str
 ) -> list[dg.RunRequest]:
-    """RunRequests of refresh_all for ``plan`` (see :func:`run_plan`): each run only the assets
-    of its branch, each city on its partition."""
+    """RunRequests of refresh_all for ``plan`` (see :func:`branch_runs`): each run only the
+    assets of its branch, each city on its partition."""
     graph = context.repository_def.asset_graph
     return [
         dg.RunRequest(
@@ -176,7 +243,7 @@ def daily_schedule(job, selection: SourceSelection | None = None) -> dg.Schedule
     )
     def daily_refresh(context: dg.ScheduleEvaluationContext):
         day = context.scheduled_execution_time.date().isoformat()
-        return run_requests(context, run_plan(selection or env_selection()), day)
+        return run_requests(context, branch_runs(selection or env_selection()), day)
 
     return daily_refresh
 
@@ -295,7 +362,12 @@ def build_defs(
     job = refresh_job(selection)
     return dg.Definitions(
         assets=[*ALL_ASSETS, *serving_assets],
-        jobs=[job, city_job(selection), refresh_dashboards],
+        jobs=[
+            job,
+            city_job(selection),
+            *load_and_build_jobs(selection or env_selection()),
+            refresh_dashboards,
+        ],
         sensors=[new_incident_files],
         schedules=[daily_schedule(job, selection)],
         resources=build_resources(warehouse),

@@ -357,9 +357,10 @@ def test_rejected_incident_load_says_what_changed_and_others_stay_independent(si
     assert "raw/france_regional" in changed and "raw/france_departmental" in changed
     assert "raw/incidents" not in changed
     assert table_digest(site["warehouse"], "raw.saopaulo_phone_thefts") is None
-    # one run per city, then France's: Houston's failed at its raw step, France's went on
+    # Houston's load run failed at its raw step; France's load and the build went on
     assert run_steps(partition="houston") == {"raw_incidents"}
-    assert {"france_raw", "france_ml", "published__warehouse"} <= last_run_steps()
+    assert {"france_ml", "published__warehouse"} <= last_run_steps()
+    assert "france: france_raw" in out
     # the failure's metadata states what the incident step changed, not "warehouse: unchanged"
     instance = dg.DagsterInstance.get()
     run_id = next(
@@ -388,8 +389,9 @@ def test_one_city_loads_only_that_city(site, capsys) -> None:
     code, out, err = run_cli(capsys)
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("FAILED raw_incidents: boston: ")
-    # neither France nor São Paulo ran
+    # neither France nor São Paulo ran, and with every load failed no build either
     assert last_run_steps() == {"raw_incidents"}
+    assert "Every load failed: the build (dbt, forecasts, published copy) was not run" in out
     for table in ("raw.france_regional", "raw.saopaulo_phone_thefts"):
         assert table_digest(site["warehouse"], table) is None
 

@@ -33,17 +33,37 @@ def test_a_partition_per_source_mapping_on_the_raw_assets_and_the_job() -> None:
     assert raw_incidents.partitions_def == INCIDENT_PARTITIONS
     job = build_defs().resolve_job_def("refresh_all")
     assert job.partitions_def == INCIDENT_PARTITIONS
-    # crimecast run: one run per city, then France and São Paulo together
+    # crimecast run: the raw load of each city in its own run, France's and São Paulo's in
+    # one, then one build run
     plan = run_plan(select_sources(None))
-    assert [(city, sel.incidents, sel.datasets) for sel, city in plan] == [
-        ("boston", ["boston"], ()),
-        ("houston", ["houston"], ()),
-        (None, [], ("france", "saopaulo")),
+    assert [(p.job, p.partition) for p in plan] == [
+        ("load_city", "boston"),
+        ("load_city", "houston"),
+        ("load_datasets", None),
+        ("build_and_publish", None),
     ]
-    assert [city for _sel, city in run_plan(select_sources(["houston", "france"]))] == [
+    assert [p.label for p in run_plan(select_sources(["houston", "france"]))] == [
         "houston",
-        None,
+        "france",
+        "build",
     ]
+    # the load runs hold the raw assets and crimecast's raw checks only (no dbt); the build
+    # run everything below them, the dbt tests of the raw sources included
+    defs = build_defs(selection=select_sources(None))
+    ops = {
+        j: {n.name for n in defs.resolve_job_def(j).graph.nodes}
+        for j in ("load_city", "load_datasets", "build_and_publish")
+    }
+    assert ops["load_city"] == {
+        "raw_incidents",
+        "raw__incidents_volume",
+        "raw__incidents_freshness",
+    }
+    assert ops["load_datasets"] == {"france_raw", "raw__saopaulo_phone_thefts"}
+    assert {"crimecast_dbt_assets", "ml_forecasts", "published__warehouse"} <= ops[
+        "build_and_publish"
+    ]
+    assert not ops["build_and_publish"] & (ops["load_city"] | ops["load_datasets"])
 
 
 def test_materializing_one_partition_loads_only_that_city(site) -> None:  # noqa: F811
@@ -86,10 +106,11 @@ def test_make_run_fails_only_the_city_with_the_bad_file(site, capsys) -> None:  
     code, out, err = run_cli(capsys)
     assert code == 1
     assert err.strip().splitlines()[-1].startswith(f"FAILED raw_incidents: boston: {boston}: ")
-    # Houston's run went on: loaded, modelled (too short to forecast: skipped with the reason)
+    # Houston loaded, then the build modelled it (too short to forecast: skipped with the
+    # reason) and published
     assert _rows_by_source(site["warehouse"]) == {"houston": 10}
-    assert "Runs that succeeded: houston; failed: boston" in out
-    assert "houston: published__warehouse" in out
+    assert "Runs that succeeded: houston, build; failed: boston" in out
+    assert "build: published__warehouse" in out
     con = duckdb.connect(str(site["warehouse"]), read_only=True)
     try:
         status = con.execute("select source, status from ml.source_status").fetchall()
@@ -101,7 +122,11 @@ def test_make_run_fails_only_the_city_with_the_bad_file(site, capsys) -> None:  
         r.dagster_run.tags.get("dagster/partition"): r.dagster_run.status
         for r in instance.get_run_records()
     }
-    assert runs == {"boston": dg.DagsterRunStatus.FAILURE, "houston": dg.DagsterRunStatus.SUCCESS}
+    assert runs == {
+        "boston": dg.DagsterRunStatus.FAILURE,
+        "houston": dg.DagsterRunStatus.SUCCESS,
+        None: dg.DagsterRunStatus.SUCCESS,  # the build run
+    }
 
 
 def test_the_daily_schedule_sends_one_run_per_city_then_france_and_saopaulo() -> None:
