@@ -4,7 +4,7 @@ headless Chromium; the rendered DOM must show each page's tables, charts and inp
 One site build serves every test of the session (module fixture). Skipped only when npm is not
 installed (CI installs Node.js); Chromium is required (Debian: ``apt-get install -y
 --no-install-recommends chromium``). Screenshots: ``artifacts/screenshots/<view>.png``
-(git-ignored); the README's are copies of two of them (docs/img/).
+(git-ignored); the README's are copies of three of them (docs/img/).
 
 Pages are driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``, no
 extra package): each view waits until its page has settled (no loading skeleton, every input
