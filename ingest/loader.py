@@ -65,8 +65,12 @@ create table if not exists raw.incidents (
     source VARCHAR, incident_id VARCHAR, occurred_at TIMESTAMP, occurred_at_raw VARCHAR,
     area VARCHAR, category_raw VARCHAR, offense_code VARCHAR, offense_description VARCHAR,
     incident_count INTEGER, filter_reason VARCHAR, source_file VARCHAR, source_sha256 VARCHAR,
-    source_row BIGINT, loaded_at TIMESTAMP
+    source_row BIGINT, loaded_at TIMESTAMP, latitude VARCHAR, longitude VARCHAR
 );
+-- the optional coordinates as published (trimmed text; dbt casts and checks them); added to a
+-- warehouse built before them
+alter table raw.incidents add column if not exists latitude VARCHAR;
+alter table raw.incidents add column if not exists longitude VARCHAR;
 create table if not exists raw.source_files (
     source VARCHAR, source_file VARCHAR, source_sha256 VARCHAR, encoding VARCHAR, rows BIGINT,
     loaded_at TIMESTAMP
@@ -80,6 +84,11 @@ alter table raw.sources add column if not exists dedupe VARCHAR;
 alter table raw.sources add column if not exists dedupe_keys VARCHAR;
 alter table raw.sources add column if not exists orphan_reversals VARCHAR;
 alter table raw.sources add column if not exists last_day VARCHAR;
+-- the plausible coordinate ranges (fields.latitude / longitude `range`, else the globe)
+alter table raw.sources add column if not exists latitude_min DOUBLE;
+alter table raw.sources add column if not exists latitude_max DOUBLE;
+alter table raw.sources add column if not exists longitude_min DOUBLE;
+alter table raw.sources add column if not exists longitude_max DOUBLE;
 create table if not exists raw.file_hashes (
     file VARCHAR, size BIGINT, mtime_ns BIGINT, sha256 VARCHAR
 );
@@ -233,8 +242,9 @@ def load_source(
             con.execute("delete from raw.sources where source = ?", [mapping.name])
             con.execute(
                 "insert into raw.sources (source, title, country, timezone, mapping_sha256, "
-                "loaded_at, dedupe, dedupe_keys, orphan_reversals, last_day) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "loaded_at, dedupe, dedupe_keys, orphan_reversals, last_day, latitude_min, "
+                "latitude_max, longitude_min, longitude_max) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     mapping.name,
                     mapping.title,
@@ -246,6 +256,8 @@ def load_source(
                     ",".join(mapping.dedupe_keys) or None,
                     mapping.orphan_reversals,
                     mapping.last_day,
+                    *mapping.coordinate_range("latitude"),
+                    *mapping.coordinate_range("longitude"),
                 ],
             )
 
@@ -858,6 +870,8 @@ def _filter_sql(mapping: SourceMapping) -> str:
         "offense_code": "offense_code",
         "offense_description": "offense_description",
         "count": "count_raw",
+        "latitude": "latitude",
+        "longitude": "longitude",
         "timestamp": "occurred_at_raw",
     }
     whens = []
@@ -911,14 +925,19 @@ def _file_sql(p: _Prepared, mapping: SourceMapping, loaded_at: datetime) -> str:
     occurred, occurred_raw = _timestamp_sql(p, mapping)
     count_raw = field_expr("count") if "count" in mapping.fields else "NULL::VARCHAR"
     return f"""
-insert into raw.incidents
+insert into raw.incidents (
+    source, incident_id, occurred_at, occurred_at_raw, area, category_raw, offense_code,
+    offense_description, incident_count, filter_reason, source_file, source_sha256, source_row,
+    loaded_at, latitude, longitude
+)
 select {_lit(mapping.name)}, incident_id, occurred_at, occurred_at_raw, area, category_raw,
        offense_code, offense_description,
        CASE WHEN count_raw IS NULL THEN 1
             WHEN regexp_full_match(count_raw, {_lit(_COUNT_RE)})
             THEN try_cast(count_raw AS INTEGER) END,
        {_filter_sql(mapping)},
-       {_lit(p.item.label)}, {_lit(p.sha)}, source_row, {_lit(loaded_at.isoformat())}::TIMESTAMP
+       {_lit(p.item.label)}, {_lit(p.sha)}, source_row, {_lit(loaded_at.isoformat())}::TIMESTAMP,
+       latitude, longitude
 from (
     select {field_expr("incident_id")} AS incident_id,
            {occurred} AS occurred_at,
@@ -928,6 +947,8 @@ from (
            {field_expr("offense_code")} AS offense_code,
            {field_expr("offense_description")} AS offense_description,
            {count_raw} AS count_raw,
+           {field_expr("latitude")} AS latitude,
+           {field_expr("longitude")} AS longitude,
            source_row
     from (
         select {cleaned}row_number() over () AS source_row

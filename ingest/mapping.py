@@ -31,10 +31,22 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "offense_code",
     "offense_description",
     "count",
+    "latitude",
+    "longitude",
 )
+#: optional coordinates (WGS 84 decimal degrees): mapped both or neither; dbt sets implausible
+#: values NULL and counts them (int_incidents__checked, incidents_data_quality)
+COORDINATE_FIELDS: tuple[str, ...] = ("latitude", "longitude")
+#: the plausible range of each coordinate when the mapping gives none (`range:`)
+COORDINATE_LIMITS: dict[str, tuple[float, float]] = {
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+}
 #: Names usable in `required` and in row filters: the canonical fields plus `timestamp`
 #: (for a filter: the raw timestamp text, occurred_at_raw).
 FIELD_NAMES: tuple[str, ...] = (*CANONICAL_FIELDS, "timestamp")
+#: fields a `dedupe: {keys}` policy can name (coordinates are not record identity)
+DEDUPE_FIELDS: tuple[str, ...] = tuple(n for n in FIELD_NAMES if n not in COORDINATE_FIELDS)
 CATEGORY_MAP_FIELDS: tuple[str, ...] = ("category", "offense_code", "offense_description")
 FILTER_OPS: tuple[str, ...] = ("matches", "equals", "in", "is_null")
 #: filter tests on the parsed timestamp (occurred_at, local wall-clock): since <= t < before
@@ -63,7 +75,7 @@ ORPHAN_REVERSAL_POLICIES: tuple[str, ...] = ("drop", "net")
 LAST_DAY_POLICIES: tuple[str, ...] = ("partial", "complete", "auto")
 _REQUIRED_TOP = ("name", "title", "country", "timezone", "fields", "timestamp")
 _FILES_KEYS = ("delimiter", "quote", "encodings", "pattern")
-_FIELD_KEYS = ("column", "regex")
+_FIELD_KEYS = ("column", "regex", "range")
 _TS_SINGLE_KEYS = ("column", "formats", "zone")
 _TS_DATE_KEYS = ("date", "date_formats", "hour", "zone")
 _FILTER_KEYS = ("field", *FILTER_OPS, *FILTER_TIME_TESTS, "not")
@@ -97,6 +109,8 @@ class FieldSpec:
     name: str
     columns: tuple[str, ...]
     regex: str | None = None
+    #: coordinates only: the plausible (min, max); values outside are set NULL and counted
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,12 @@ class SourceMapping:
     @property
     def default_input(self) -> str:
         return self.input[0] if len(self.input) == 1 else ",".join(self.input)
+
+    def coordinate_range(self, name: str) -> tuple[float, float]:
+        """The plausible (min, max) of a coordinate field: the mapping's `range`, else the
+        whole globe (COORDINATE_LIMITS)."""
+        spec = self.fields.get(name)
+        return (spec.range if spec and spec.range else None) or COORDINATE_LIMITS[name]
 
     def aliases(self, name: str) -> tuple[str, ...]:
         """Header aliases of a field name (`timestamp` → its column, or date and hour)."""
@@ -435,8 +455,11 @@ class _Validator:
                     f"{', '.join(CANONICAL_FIELDS)}){hint}",
                 )
             regex = None
+            bounds = None
             if isinstance(spec, dict):
                 self._keys(spec, _FIELD_KEYS, key)
+                if spec.get("range") is not None:
+                    bounds = self._range(spec["range"], fname, f"{key}.range")
                 if "column" not in spec:
                     raise self.fail(f"{key}.column", "missing (the header name or aliases)")
                 columns = self._str_list(spec["column"], f"{key}.column")
@@ -449,8 +472,35 @@ class _Validator:
                         raise self.fail(f"{key}.regex", problem)
             else:
                 columns = self._str_list(spec, key)
-            out[fname] = FieldSpec(name=fname, columns=columns, regex=regex)
+            out[fname] = FieldSpec(name=fname, columns=columns, regex=regex, range=bounds)
+        mapped = [n for n in COORDINATE_FIELDS if n in out]
+        if len(mapped) == 1:
+            other = next(n for n in COORDINATE_FIELDS if n not in out)
+            raise self.fail(
+                f"fields.{mapped[0]}",
+                f"{mapped[0]} is mapped without {other}: map both coordinates or neither",
+            )
         return out
+
+    def _range(self, value: Any, fname: str, key: str) -> tuple[float, float]:
+        """[min, max] of a coordinate, inside the limits of latitude / longitude."""
+        if fname not in COORDINATE_FIELDS:
+            raise self.fail(key, f"only latitude and longitude take a range, not {fname!r}")
+        lo_limit, hi_limit = COORDINATE_LIMITS[fname]
+        numbers = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        )
+        if not numbers:
+            raise self.fail(key, f"must be [min, max] in decimal degrees, got {value!r}")
+        lo, hi = float(value[0]), float(value[1])
+        if not lo_limit <= lo < hi <= hi_limit:
+            raise self.fail(
+                key,
+                f"[{lo:g}, {hi:g}]: need min < max within [{lo_limit:g}, {hi_limit:g}]",
+            )
+        return lo, hi
 
     def _formats(self, value: Any, key: str) -> tuple[str, ...]:
         formats = self._str_list(value, key)
@@ -621,15 +671,15 @@ class _Validator:
             raise self.fail("dedupe.keys", "missing (the fields that identify a record)")
         names = self._str_list(value["keys"], "dedupe.keys")
         for i, n in enumerate(names):
-            if n not in FIELD_NAMES:
+            if n not in DEDUPE_FIELDS:
                 raise self.fail(
                     f"dedupe.keys[{i}]",
-                    f"unknown field {n!r} (allowed: {', '.join(FIELD_NAMES)})",
+                    f"unknown field {n!r} (allowed: {', '.join(DEDUPE_FIELDS)})",
                 )
             # category is always there after dbt resolves it; timestamp is its own section
             if n not in ("timestamp", "category") and n not in fields:
                 raise self.fail(f"dedupe.keys[{i}]", f"field {n!r} is not mapped in 'fields'")
-        return "keys", tuple(n for n in FIELD_NAMES if n in names)
+        return "keys", tuple(n for n in DEDUPE_FIELDS if n in names)
 
     def _choice(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
         if value is None:

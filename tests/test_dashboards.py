@@ -4,7 +4,7 @@ headless Chromium; the rendered DOM must show each page's tables, charts and inp
 One site build serves every test of the session (module fixture). Skipped only when npm is not
 installed (CI installs Node.js); Chromium is required (Debian: ``apt-get install -y
 --no-install-recommends chromium``). Screenshots: ``artifacts/screenshots/<view>.png``
-(git-ignored); the README's are copies of two of them (docs/img/).
+(git-ignored); the README's are copies of three of them (docs/img/).
 
 Pages are driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``, no
 extra package): each view waits until its page has settled (no loading skeleton, every input
@@ -85,6 +85,14 @@ PAGES: dict[str, list[str]] = {
         "expected counts",
     ],
     "/explanations": ["Top drivers of the forecasts", "Anomalies", "All series"],
+    "/map": [
+        "Areas on the map",
+        "Expected incidents, next 7 days",
+        "Mean week of the last 4",
+        "no street map underneath",
+        "(Roxbury)",
+        "have plausible coordinates",
+    ],
     "/france": ["Region / département", "Auvergne", "95% band to", "2030"],
     "/saopaulo": ["Showing:", "Place type", "Records behind them", "Monday (segunda-feira)"],
     "/about": ["Recorded crime is not crime", "Feedback loops", "patrol allocation"],
@@ -419,7 +427,7 @@ def test_page_renders_its_content_without_errors(views: dict[str, View], page: s
 
 def test_charts_are_drawn(views: dict[str, View]):
     """ECharts draws once the data is loaded: a canvas (Evidence charts) or an SVG (bands)."""
-    for page in ("/", "/forecasts", "/backtest", "/explanations", "/france", "/saopaulo"):
+    for page in ("/", "/forecasts", "/backtest", "/explanations", "/france", "/saopaulo", "/map"):
         assert "<canvas" in views[page].dom or "<svg" in views[page].dom, f"{page}: no chart"
 
 
@@ -608,3 +616,27 @@ def test_overview_lists_every_source_with_its_data_age(views: dict[str, View], c
         assert "Not produced yet by the pipeline" in view.text
     else:
         assert "Every table the site reads is present." in view.text
+
+
+@pytest.mark.parametrize("source", ["boston", "houston"])
+def test_the_map_draws_every_forecast_area_at_its_position_offline(
+    views: dict[str, View], copy, source: str
+):
+    """One bubble (a Leaflet SVG path) per area with a position and a forecast in the latest
+    run, on tiles that are data: URIs (no tile server: the page works offline)."""
+    expected = copy.execute(
+        "select count(*) from serving.area_locations as l where l.source = ? "
+        "and l.latitude is not null and l.area in (select area from "
+        "serving.forecasts_hierarchy_latest where source = ? and level = 'area')",
+        [source, source],
+    ).fetchone()[0]
+    assert expected > 0, f"the copy has no located forecast area for {source}"
+    view = views[f"/map?source={source}"]
+    assert view.input("source")[0] == source
+    bubbles = re.findall(r"<path[^>]*leaflet-interactive[^>]*>", view.dom)
+    assert len(bubbles) == expected, f"{len(bubbles)} bubbles drawn, {expected} expected"
+    tiles = re.findall(r"<img[^>]*leaflet-tile[^>]*>", view.dom)
+    assert tiles, "no map background drawn"
+    sources = [m.group(1) for t in tiles if (m := re.search(r'src="([^"]*)"', t))]
+    assert sources and all(src.startswith("data:") for src in sources), sources[:3]
+    assert f"source={source}" in view.share_link()

@@ -145,12 +145,57 @@ def test_repository_mappings_are_valid(stem: str) -> None:
             "a UTC offset (%z / %Z) is not allowed in a date format",
         ),
         ({"fields__area": {"regex": "(x)"}}, "fields.area.column: missing"),
+        (
+            {"fields__latitude": ["lat"]},
+            "fields.latitude: latitude is mapped without longitude: map both coordinates",
+        ),
+        ({"fields__longitude": ["lon"]}, "longitude is mapped without latitude"),
+        (
+            {"fields__area": {"column": "beat", "range": [1, 2]}},
+            "fields.area.range: only latitude and longitude take a range",
+        ),
+        (
+            {"fields__latitude": {"column": "y", "range": [42]}, "fields__longitude": ["x"]},
+            "fields.latitude.range: must be [min, max] in decimal degrees",
+        ),
+        (
+            {"fields__latitude": ["y"], "fields__longitude": {"column": "x", "range": [10, -10]}},
+            "fields.longitude.range: [10, -10]: need min < max within [-180, 180]",
+        ),
+        (
+            {"fields__latitude": {"column": "y", "range": [0, 95]}, "fields__longitude": ["x"]},
+            "need min < max within [-90, 90]",
+        ),
+        (
+            {
+                "fields__latitude": ["y"],
+                "fields__longitude": ["x"],
+                "dedupe": {"keys": ["latitude"]},
+            },
+            "dedupe.keys[0]: unknown field 'latitude'",
+        ),
     ],
 )
 def test_validation_errors(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
     message = error_of(tmp_path, variant(**changes))
     assert expected in message
     assert str(tmp_path / "sources" / "city.yml") in message  # names the file
+
+
+def test_coordinate_fields_and_their_ranges(tmp_path: Path) -> None:
+    """Optional: without them the ranges are the globe; with them, the mapping's (or the
+    globe); a filter may test them."""
+    assert load_mapping(write(tmp_path, BASE)).coordinate_range("latitude") == (-90.0, 90.0)
+    data = variant(
+        fields__latitude={"column": ["Lat", "Y"], "range": [42, 42.6]},
+        fields__longitude=["Long"],
+        filters__no_location={"field": "latitude", "is_null": True},
+    )
+    m = load_mapping(write(tmp_path, data))
+    assert m.fields["latitude"].columns == ("Lat", "Y")
+    assert m.coordinate_range("latitude") == (42.0, 42.6)
+    assert m.coordinate_range("longitude") == (-180.0, 180.0)
+    assert m.filters[-1].field == "latitude"
 
 
 def test_name_must_match_file_stem(tmp_path: Path) -> None:

@@ -93,7 +93,8 @@
     a `*_latest` model is present when its base model's origin (meta.origin) exists. -#}
 {% macro serving_availability() -%}
 {%- set names = [
-    'source_files', 'saopaulo_source_files', 'sources', 'data_quality', 'daily_counts',
+    'source_files', 'saopaulo_source_files', 'sources', 'data_quality', 'area_locations',
+    'daily_counts',
     'forecasts', 'forecasts_latest', 'forecasts_hierarchy', 'forecasts_hierarchy_latest',
     'backtest_metrics', 'backtest_metrics_latest', 'backtest_predictions',
     'backtest_predictions_latest', 'interval_coverage', 'interval_coverage_latest',

@@ -6,6 +6,7 @@
       key_<field>       with dedupe = 'keys': whether the field is one of the keys
       orphan_reversals  'drop' or 'net'
       last_day          'partial', 'complete' or 'auto'
+      latitude_min/max, longitude_min/max  the plausible coordinates (default: the globe)
 -#}
 
 {%- macro dedupe_key_fields() -%}
@@ -22,7 +23,11 @@
             as key_{{ key }},
         {%- endfor %}
         coalesce(orphan_reversals, 'drop') as orphan_reversals,
-        coalesce(last_day, 'partial') as last_day
+        coalesce(last_day, 'partial') as last_day,
+        coalesce(latitude_min, -90.0) as latitude_min,
+        coalesce(latitude_max, 90.0) as latitude_max,
+        coalesce(longitude_min, -180.0) as longitude_min,
+        coalesce(longitude_max, 180.0) as longitude_max
     from {{ source('raw', 'sources') }}
 {%- endmacro %}
 

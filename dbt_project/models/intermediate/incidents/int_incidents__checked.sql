@@ -14,6 +14,12 @@
     loader's window starts at the source's first day. A change of the category_map seed, of
     the min year var or of this SQL needs `dbt build --full-refresh` (docs/reliability.md).
 
+    Coordinates (optional, the mapping's latitude / longitude): kept when both are numbers in
+    the source's plausible ranges (raw.sources, the mapping's `range`, else the globe) and not
+    0 / 0 (a common "no location" value), else set NULL; coordinates_status says which
+    ('located', 'implausible': published but not plausible, 'missing': none published) and
+    incidents_data_quality counts them. They never drop a row.
+
     implausible_date: occurred before 1 January of var min_plausible_year (env
     CRIMECAST_MIN_YEAR, default 1990) or more than 14 hours after the row's load time (local
     wall-clock time can be at most UTC+14, loaded_at is UTC): a date in the future.
@@ -136,6 +142,27 @@ categorised as (
 
 ),
 
+located as (
+
+    select
+        categorised.*,
+        -- a source missing from raw.sources takes the globe, like source_policies()
+        coalesce(
+            categorised.latitude
+            between coalesce(policies.latitude_min, -90.0)
+            and coalesce(policies.latitude_max, 90.0)
+            and categorised.longitude
+            between coalesce(policies.longitude_min, -180.0)
+            and coalesce(policies.longitude_max, 180.0)
+            and not (categorised.latitude = 0 and categorised.longitude = 0),
+            false
+        ) as is_located
+    from categorised
+    left join policies
+        on categorised.source = policies.source
+
+),
+
 checked as (
 
     select
@@ -150,7 +177,7 @@ checked as (
             when area is null then 'missing_area'
             when category is null then 'missing_category'
         end as invalid_reason
-    from categorised
+    from located
 
 ),
 
@@ -273,7 +300,14 @@ final as (
         source_file,
         source_sha256,
         source_row,
-        loaded_at
+        loaded_at,
+        case when is_located then latitude end as latitude,
+        case when is_located then longitude end as longitude,
+        case
+            when is_located then 'located'
+            when latitude_raw is null and longitude_raw is null then 'missing'
+            else 'implausible'
+        end as coordinates_status
     from ranked
 
 )

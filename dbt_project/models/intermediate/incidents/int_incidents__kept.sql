@@ -38,7 +38,9 @@ final as (
         incidents.occurred_date,
         incidents.incident_count,
         incidents.source_file,
-        incidents.source_row
+        incidents.source_row,
+        incidents.latitude,
+        incidents.longitude
     from incidents
     left join dropped_orphans
         on

@@ -22,6 +22,9 @@
     clamped_days / clamped_incidents: the series-days of the marts that a source with
     `orphan_reversals: net` clamped at 0, and the incidents that added (the negative net
     turned to 0). last_day_complete: whether daily_counts includes the last day with data.
+    Coordinates (per source, over the rows read, whatever their reason): rows_located (both
+    coordinates kept), rows_coordinates_implausible (published but set NULL: out of the
+    mapping's range, 0 / 0, not a number, or only one of the two); the rest had none.
     This model does not read daily_counts (it is built, and shows what cleaning did, even when
     a test of daily_counts fails). That the marts hold exactly those rows is tested:
     assert_cleaning_counts_add_up (rows_in_marts = the sum of daily_counts.n_records,
@@ -70,6 +73,18 @@ incidents as (
 source_days as (
 
     select * from {{ ref('int_incidents__source_days') }}
+
+),
+
+coordinates as (
+
+    select
+        source,
+        sum(case when coordinates_status = 'located' then 1 else 0 end) as rows_located,
+        sum(case when coordinates_status = 'implausible' then 1 else 0 end)
+            as rows_coordinates_implausible
+    from staged
+    group by source
 
 ),
 
@@ -278,7 +293,10 @@ final as (
         ) as net_incidents_in_marts,
         cast(coalesce(clamped.clamped_days, 0) as bigint) as clamped_days,
         cast(coalesce(clamped.clamped_incidents, 0) as bigint) as clamped_incidents,
-        coalesce(source_days.last_day_complete, false) as last_day_complete
+        coalesce(source_days.last_day_complete, false) as last_day_complete,
+        cast(coalesce(coordinates.rows_located, 0) as bigint) as rows_located,
+        cast(coalesce(coordinates.rows_coordinates_implausible, 0) as bigint)
+            as rows_coordinates_implausible
     from counted
     left join marts_totals
         on counted.source = marts_totals.source
@@ -286,6 +304,8 @@ final as (
         on counted.source = clamped.source
     left join source_days
         on counted.source = source_days.source
+    left join coordinates
+        on counted.source = coordinates.source
 
 )
 

@@ -29,7 +29,13 @@ renamed as (
         source_sha256,
         cast(source_row as bigint) as source_row,
         loaded_at,
-        {{ to_date('cast(occurred_at as timestamp)') }} as occurred_date
+        {{ to_date('cast(occurred_at as timestamp)') }} as occurred_date,
+        -- the optional coordinates: as published, and as numbers (NULL when not a number);
+        -- int_incidents__checked decides which are plausible
+        nullif(trim(latitude), '') as latitude_raw,
+        nullif(trim(longitude), '') as longitude_raw,
+        {{ try_cast("nullif(trim(latitude), '')", 'double') }} as latitude,
+        {{ try_cast("nullif(trim(longitude), '')", 'double') }} as longitude
     from source
 
 )
