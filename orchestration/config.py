@@ -21,6 +21,22 @@ SOURCES_DIR = REPO_ROOT / "sources"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "crimecast.duckdb"
+
+
+def dbt_project_var(name: str):
+    """A var of dbt_project.yml (plain values only: a Jinja expression comes back as text)."""
+    import yaml
+
+    with (DBT_PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as f:
+        project = yaml.safe_load(f)
+    if name not in (project.get("vars") or {}):
+        raise KeyError(f"dbt_project.yml defines no var {name!r}")
+    return project["vars"][name]
+
+
+#: k of the small-cell rule (docs/saopaulo.md): rows built from fewer than k records are not
+#: published. Defined once, as the var of dbt_project.yml that the serving models read.
+MIN_CELL_RECORDS: int = int(dbt_project_var("min_cell_records"))
 #: Sources with their own loaders and assets (not sources/*.yml incident mappings), selected by
 #: name in CRIMECAST_SOURCES like the mappings
 DATASETS = ("france", "saopaulo")

@@ -26,8 +26,8 @@ record-level (``raw.incidents``, ``raw.saopaulo_phone_thefts``, staging,
 with its artifact paths). On the way:
 
 * small cells: a table that declares a ``record_count`` column loses its rows built from fewer
-  than ``MIN_CELL_RECORDS`` (5) records (the rule of docs/saopaulo.md; ml/placetype.py and the
-  serving models already apply it, so this is the guard of the ml.* copies);
+  than ``MIN_CELL_RECORDS`` (5, the var of dbt_project.yml; the rule of docs/saopaulo.md;
+  ml/saopaulo/ and the serving models already apply it, so this is the guard of the ml.* copies);
 * vintages: the ml tables append one vintage per run (``run_id``). The copy keeps the latest
   ``CRIMECAST_PUBLISH_KEEP_RUNS`` (default 5) runs per source of every table with a ``run_id``,
   serving tables included; the warehouse keeps all.
@@ -65,14 +65,11 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.config import REPO_ROOT, settings
+from orchestration.config import MIN_CELL_RECORDS, REPO_ROOT, settings
 
 DEFAULT_TARGET = REPO_ROOT / "dashboards" / "sources" / "crimecast" / "crimecast.duckdb"
 SRC = "pub_src"
 DST = "pub_dst"
-#: k of the small-cell rule: the same as ml/placetype.py's ``PlaceTypeConfig.min_cell_records``
-#: (not imported: ml/ pulls in xgboost, seconds for a CLI that copies tables)
-MIN_CELL_RECORDS = 5
 KEEP_RUNS_ENV = "CRIMECAST_PUBLISH_KEEP_RUNS"
 DEFAULT_KEEP_RUNS = 5
 #: how long a publisher waits for another one publishing into the same folder

@@ -443,7 +443,9 @@ def test_small_calibration_bins_are_merged_with_their_neighbours() -> None:
     assert (merged["count"] >= 5).all()
 
 
-def test_the_publisher_and_the_model_use_the_same_k() -> None:
-    from ml.saopaulo import PlaceTypeConfig
+def test_the_publisher_the_model_and_dbt_use_one_k() -> None:
+    from orchestration.config import dbt_project_var
+    from orchestration.defs.saopaulo.assets import SaoPauloModelConfig
 
-    assert PlaceTypeConfig().min_cell_records == MIN_CELL_RECORDS
+    assert MIN_CELL_RECORDS == dbt_project_var("min_cell_records") == 5
+    assert SaoPauloModelConfig().min_cell_records == MIN_CELL_RECORDS

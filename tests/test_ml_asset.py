@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 
 from ml.features import build_features
-from orchestration.defs.incidents.ml import ANOMALY_CHECK, ML_TABLES, ml_forecasts
+from orchestration.defs.incidents.ml import (
+    ANOMALY_CHECK,
+    ML_TABLES,
+    anomaly_check_result,
+    chance_test,
+    ml_forecasts,
+)
 from orchestration.resources import WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,9 +188,47 @@ def test_anomalies_and_the_warn_check(runs):
     assert (anomalies["actual"] > anomalies["forecast_hi_95"]).sum() + (
         anomalies["actual"] < anomalies["forecast_lo_95"]
     ).sum() == len(anomalies)
+    checks = []
     for res in results:
         evals = res.get_asset_check_evaluations()
         check = next(e for e in evals if e.check_name == ANOMALY_CHECK)
-        assert not check.passed
         assert check.severity == dg.AssetCheckSeverity.WARN
         assert check.asset_key == dg.AssetKey(["ml", "anomalies"])
+        meta = {k: v.value for k, v in check.metadata.items()}
+        # the count beside what chance gives (5 % of the series-days checked), in both places
+        checked = meta["town/series_days_checked"]
+        assert checked > 0 and meta["town/expected_by_chance"] == pytest.approx(0.05 * checked)
+        assert f"{meta['town/anomalies']} of {checked} series-days" in check.description
+        assert f"{meta['town/expected_by_chance']:g} expected by chance" in check.description
+        assert check.passed == (meta["town/p_value"] >= meta["alpha"])
+        checks.append(check)
+    # the second run's window holds the three spike days at four levels each: far above chance
+    assert not checks[-1].passed and "ABOVE chance" in checks[-1].description
+
+
+@pytest.mark.parametrize(
+    ("outside", "checked", "passed"),
+    [
+        (0, 63, True),
+        (3, 63, True),  # 3.15 expected
+        (8, 63, True),  # p = 0.013 > 0.01
+        (13, 63, False),  # p ≈ 1e-5
+        (370, 7400, True),  # the "about what chance gives"
+        (430, 7400, False),
+        (0, 0, True),  # nothing checked: nothing to say
+    ],
+)
+def test_the_anomaly_check_warns_only_above_chance(outside, checked, passed):
+    res = anomaly_check_result({"town": outside}, {"town": checked}, run_id="r")
+    assert res.passed is passed and res.severity == dg.AssetCheckSeverity.WARN
+    assert res.metadata["town/expected_by_chance"].value == pytest.approx(0.05 * checked)
+    assert f"{outside} of {checked} series-days" in res.description
+
+
+def test_the_anomaly_check_splits_its_false_alarm_rate_over_sources():
+    # 9 of 70 (p ≈ 0.008) is above chance for one source at 0.01, not with two at 0.005 each
+    assert chance_test(9, 70, alpha=0.01)["p_value"] == pytest.approx(0.008, abs=5e-4)
+    assert not anomaly_check_result({"a": 9}, {"a": 70}, "r").passed
+    two = anomaly_check_result({"a": 9, "b": 3}, {"a": 70, "b": 63}, "r")
+    assert two.passed and two.metadata["alpha"].value == pytest.approx(0.005)
+    assert anomaly_check_result({}, {}, "r").passed  # no source forecast

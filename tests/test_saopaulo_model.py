@@ -11,6 +11,7 @@ from sklearn.metrics import log_loss as sk_log_loss
 
 from ml import saopaulo as pt
 from ml.saopaulo import protocol
+from orchestration.config import MIN_CELL_RECORDS
 from samples import saopaulo as sample
 
 
@@ -67,7 +68,7 @@ def spied() -> SimpleNamespace:
         mp.setattr(protocol, "refit_xgb", spy_refit)
         mp.setattr(protocol, "cell_probabilities", spy_cells)
         seen.records = sample_records()
-        seen.result = pt.run(seen.records, pt.PlaceTypeConfig())
+        seen.result = pt.run(seen.records, pt.PlaceTypeConfig(min_cell_records=MIN_CELL_RECORDS))
     return seen
 
 
@@ -242,7 +243,7 @@ def _te_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_training_rows_published_encoding_does_not_use_their_own_label():
     df, y = _te_frame(60, 7)
-    cfg = pt.PlaceTypeConfig()
+    cfg = pt.PlaceTypeConfig(min_cell_records=MIN_CELL_RECORDS)
     train, others = np.arange(40), np.arange(40, 60)
     feats = pt.features_for(["neighbourhood", "offence", "period", "brand"])
 
@@ -286,7 +287,7 @@ def test_published_probabilities_score_training_rows_as_fitted(spied: SimpleName
 
 def test_calibration_is_fitted_on_the_calibration_split_not_test(spied: SimpleNamespace):
     y = pt.encode_target(spied.records["place_type"])
-    s = pt.split_indices(y, pt.PlaceTypeConfig())
+    s = pt.split_indices(y, pt.PlaceTypeConfig(min_cell_records=MIN_CELL_RECORDS))
     # Every temperature fit (xgboost, xgboost_no_offence) received the margins of exactly the
     # cal rows, with their labels: the spied margins call that returned those very logits.
     assert len(spied.scaler_fits) == 2

@@ -15,8 +15,9 @@
         origin (present) and how many rows they hold (its list names every serving model but
         itself: tests/test_serving_contract.py checks it).
     min_cell_records()  k of the small-cell rule (docs/saopaulo.md): published rows built from
-        fewer than k records are withheld. ml/placetype.py's PlaceTypeConfig.min_cell_records
-        and serving/publish.py's MIN_CELL_RECORDS (its guard on the ml.* copies) are the same k.
+        fewer than k records are withheld. The var `min_cell_records` of dbt_project.yml, which
+        Python reads too (orchestration.config.MIN_CELL_RECORDS: serving/publish.py's guard on
+        the ml.* copies, the São Paulo model's default in orchestration/defs/saopaulo).
 -#}
 
 {% macro serving_select(relation) -%}
@@ -86,7 +87,7 @@
 {%- endmacro %}
 
 {% macro min_cell_records() -%}
-    {{- return(var('min_cell_records', 5)) -}}
+    {{- return(var('min_cell_records')) -}}
 {%- endmacro %}
 
 {#- serving.availability (models/serving/serving__availability.sql): one row per serving model;

@@ -89,7 +89,7 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
     return float(per_class.mean())
 
 
-def merge_small_bins(table: pd.DataFrame, min_records: int = 5) -> tuple[pd.DataFrame, dict]:
+def merge_small_bins(table: pd.DataFrame, min_records: int) -> tuple[pd.DataFrame, dict]:
     """The published form of a :func:`reliability_table`: per model and class, neighbouring
     bins are merged left to right until each holds ≥ ``min_records`` records (a small last
     group joins the one before; the suppression rule of :func:`cell_probabilities`). A merged

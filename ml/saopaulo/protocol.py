@@ -136,12 +136,11 @@ def split_indices(y: np.ndarray, cfg: PlaceTypeConfig) -> dict[str, np.ndarray]:
 
 def run(
     records: pd.DataFrame,
-    cfg: PlaceTypeConfig | None = None,
+    cfg: PlaceTypeConfig,
     log: Callable[[str], None] = lambda _m: None,
 ) -> PlaceTypeResult:
     """Fit, select, calibrate and evaluate every model; score the cells. ``records`` needs the
     columns neighbourhood, brand, weekday, period, offence, age, sex, place_type."""
-    cfg = cfg or PlaceTypeConfig()
     started = time.perf_counter()
     df = records.reset_index(drop=True)
     y = encode_target(df["place_type"])
@@ -356,7 +355,7 @@ def _cell_keys(df: pd.DataFrame) -> pd.DataFrame:
     return df[CELL_KEYS].astype("string").fillna("(missing)").reset_index(drop=True)
 
 
-def suppression_counts(df: pd.DataFrame, min_records: int = 5) -> dict[str, int]:
+def suppression_counts(df: pd.DataFrame, min_records: int) -> dict[str, int]:
     """What the suppression rule of :func:`cell_probabilities` publishes and hides: cells and
     records in all, in cells with ≥ ``min_records`` records (published) and in smaller cells
     (suppressed). published + suppressed = total, for cells and for records."""
@@ -373,7 +372,7 @@ def suppression_counts(df: pd.DataFrame, min_records: int = 5) -> dict[str, int]
     }
 
 
-def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int = 5) -> pd.DataFrame:
+def cell_probabilities(df: pd.DataFrame, p: np.ndarray, min_records: int) -> pd.DataFrame:
     """Place-type probabilities per (neighbourhood, weekday, period, brand) cell: the mean of
     the records' calibrated probabilities (so the offence mix observed in the cell is averaged
     over). Cells with fewer than ``min_records`` records are suppressed (counted by

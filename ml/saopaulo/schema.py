@@ -87,7 +87,10 @@ class PlaceTypeConfig:
     #: threads oversubscribe and a 2-thread fit was 20× slower than a 1-thread one.
     n_jobs: int = 1
     calibration_bins: int = 10
-    min_cell_records: int = 5
+    #: k of the small-cell rule: cells (and calibration bins) of fewer records are not
+    #: published. No default here: the project's k is one setting (the var of
+    #: dbt_project.yml, orchestration.config.MIN_CELL_RECORDS) that the caller passes.
+    min_cell_records: int = field(kw_only=True)
     #: refit the final model on fit + val (trees scaled by the size ratio) before calibrating
     refit_on_val: bool = True
 

@@ -56,8 +56,9 @@ def serving_dbt_assets(
     args = ["build", "--exclude-resource-type", "unit_test", *dbt_defs.dbt_vars_args(warehouse)]
     invocation = dbt.cli([*dbt_defs.guard_args(dbt), *args], context=context)
     try:
-        yield from invocation.stream()
+        yield from dbt_defs.events_with_metadata(invocation)
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
         stop(invocation.process)
+        dbt_defs.release_adapter(invocation)

@@ -1,7 +1,7 @@
 {#-
     The usable São Paulo phone robbery/theft records: one row per raw row whose
     exclusion_reason is NULL (see int_saopaulo__phone_thefts and saopaulo_data_quality for
-    what was excluded and why). Input of ml/placetype.py.
+    what was excluded and why). Input of ml/saopaulo/.
 -#}
 
 select
