@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
 
-.PHONY: help install manifest run pipeline dashboards serve test lint unit dev bench bench-scale clean
+.PHONY: help install manifest run pipeline dashboards serve test lint unit test-spark spark-extra dev bench bench-scale clean
 
 help:
 	@echo "make run    - install, build the warehouse on the built-in sample, print accuracy"
 	@echo "make test   - install, lint (ruff, sqlfluff) and run the whole test suite"
+	@echo "make test-spark - the dbt project on local Apache Spark against DuckDB (needs Java 17)"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
 	@echo "make dashboards - publish a read-only copy and build the Evidence site (needs npm)"
 	@echo "make serve  - the read-only forecast API on http://127.0.0.1:8000 (docs at /docs)"
@@ -56,7 +57,19 @@ lint: $(STAMP)
 unit: manifest
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
-test: lint unit
+# The sample built with the dbt `spark` target equals the DuckDB build (tests/test_spark.py),
+# alone; installs the [spark] extra first. `make unit` (so `make test`) runs the same test when
+# Java and the extra are there (it shares the suite's sample warehouse), and skips it otherwise.
+test-spark: manifest spark-extra
+	$(BIN)/pytest -q tests/test_spark.py
+
+# the [spark] extra, when Java is there (without Java the Spark test is skipped)
+spark-extra: $(STAMP)
+	@if command -v java >/dev/null 2>&1; then \
+	$(BIN)/python -c 'import pyspark, dbt.adapters.spark' 2>/dev/null || $(BIN)/pip install --quiet -e '.[spark]'; \
+	else echo "java not found: the Spark test (tests/test_spark.py) will skip; install a Java 17 runtime"; fi
+
+test: lint spark-extra unit
 
 dev: manifest
 	$(BIN)/python -m orchestration.dagster_home "$(DAGSTER_HOME)"
@@ -72,4 +85,4 @@ bench-scale: manifest
 	$(BIN)/python bench/scale.py --sizes $(SIZES)
 
 clean:
-	rm -rf warehouse dbt_project/target dbt_project/logs target logs .pytest_cache
+	rm -rf warehouse dbt_project/target dbt_project/target-spark dbt_project/logs target logs .pytest_cache

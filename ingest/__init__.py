@@ -8,4 +8,6 @@
   raw.saopaulo_* (DuckDB `read_csv`, strict, typed).
 - `csv_files`: the checks both of those share (text sniffing, encodings, rejected rows);
   `csv_limits`: the csv module's field limit, set once.
+- `parquet`: raw.* and ml.* of a built warehouse as Parquet, registered as tables of the dbt
+  `spark` target (docs/scale-out.md).
 """

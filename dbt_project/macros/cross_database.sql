@@ -4,7 +4,7 @@
     dbt.generate_series, dbt.safe_cast, dbt.string_literal, dbt.escape_single_quotes;
     integer_spine below is dbt.generate_series, filtered).
     Dispatched: `duckdb__` is what the warehouse runs, `spark__` follows a trial of the models
-    on Spark (issue 16; not run here yet), `default__` is standard SQL.
+    on Spark (issue 16; tests/test_spark.py), `default__` is standard SQL.
 -#}
 
 {#- One row per integer from start_value to end_value inclusive, as a bigint column
@@ -101,4 +101,61 @@
 
 {% macro default__ltrim_chars(expr, characters) -%}
     trim(leading {{ dbt.string_literal(dbt.escape_single_quotes(characters)) }} from {{ expr }})
+{%- endmacro %}
+
+{#- A column type declared in a yml (serving contracts: DuckDB's names) as the engine spells
+    it. Spark has no HUGEINT (its sums of bigints are bigints) and wants a length for VARCHAR
+    (STRING is its unbounded text). -#}
+{% macro engine_type(data_type) -%}
+    {{ return(adapter.dispatch('engine_type', 'crimecast')(data_type)) }}
+{%- endmacro %}
+
+{% macro default__engine_type(data_type) -%}
+    {{ return(data_type) }}
+{%- endmacro %}
+
+{% macro spark__engine_type(data_type) -%}
+    {%- set spelled = {'varchar': 'string', 'text': 'string', 'hugeint': 'bigint'} -%}
+    {{ return(spelled.get(data_type | trim | lower, data_type)) }}
+{%- endmacro %}
+
+{#- dbt's cast on Spark, with the declared type spelled for Spark: dbt's contract check casts
+    NULL to each column's yml type (get_empty_schema_sql). -#}
+{% macro spark__cast(field, type) -%}
+    cast({{ field }} as {{ engine_type(type) }})
+{%- endmacro %}
+
+{#- dbt-spark's seed rows in session mode are bound by plain string formatting: a quote in a
+    value ("New Year's Day") breaks the statement and NULL becomes the text 'None'. Here every
+    value is a literal written by dbt's escaping (backslashes doubled: Spark literals read
+    them), NULL as null. -#}
+{% macro spark__load_csv_rows(model, agate_table) -%}
+    {%- set column_override = model['config'].get('column_types', {}) -%}
+    {%- set statements = [] -%}
+    {%- for chunk in agate_table.rows | batch(get_batch_size()) -%}
+        {%- set sql -%}
+            insert into {{ this.render() }} values
+            {% for row in chunk -%}
+            (
+                {%- for col_name in agate_table.column_names -%}
+                    {%- set type = column_override.get(col_name,
+                        adapter.convert_type(agate_table, loop.index0)) -%}
+                    {%- set value = row[loop.index0] -%}
+                    {%- if value is none -%}
+                        cast(null as {{ type }})
+                    {%- else -%}
+                        cast({{ dbt.string_literal(dbt.escape_single_quotes(
+                            value | string | replace('\\', '\\\\'))) }} as {{ type }})
+                    {%- endif -%}
+                    {{- "," if not loop.last -}}
+                {%- endfor -%}
+            ){{ "," if not loop.last }}
+            {%- endfor %}
+        {%- endset -%}
+        {%- do adapter.add_query(sql, abridge_sql_log=True) -%}
+        {%- if loop.index0 == 0 -%}
+            {%- do statements.append(sql) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(statements[0]) }}
 {%- endmacro %}

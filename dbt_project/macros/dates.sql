@@ -2,7 +2,7 @@
     Date SQL on dbt-core's cross-database macros (dbt.dateadd, dbt.datediff, and through
     integer_spine dbt.generate_series, which dbt-duckdb runs as DuckDB's generate_series).
     A `spark__` variant exists only where dbt-core's macro gives a wrong or no result there
-    (issue 16; not run here yet); DuckDB runs the defaults. Other engine-specific SQL:
+    (issue 16; tests/test_spark.py); DuckDB runs the defaults. Other engine-specific SQL:
     macros/cross_database.sql.
 -#}
 

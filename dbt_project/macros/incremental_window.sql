@@ -14,8 +14,8 @@
     build. A source missing from the window has no changed row: its models only add the days
     after their last day. Without raw.load_log every day of every source is rebuilt: slower,
     never wrong. The models rebuild whole days (source, day) with the adapter's own strategy
-    (rebuild_window_config): delete+insert on DuckDB, insert_overwrite of (source, day)
-    partitions on Spark.
+    (rebuild_window_config): delete+insert on DuckDB; on Spark they are tables rebuilt whole
+    (spark__rebuild_window_config says why).
 -#}
 
 {#- The window as {source: 'YYYY-MM-DD'}, or none: rebuild everything (a full refresh, or no
@@ -112,12 +112,14 @@
         {#- unique_key as one column: dbt's delete compares `(source) in (select source from
             the new rows)`, so the predicate's bare columns are the table's -#}
         {{ return({
+            'materialized': 'incremental',
             'incremental_strategy': 'delete+insert',
             'unique_key': keys[0],
             'incremental_predicates': [window_delete_predicate(keys[0], keys[1])],
         }) }}
     {%- endif -%}
-    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': keys}) }}
+    {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert',
+        'unique_key': keys}) }}
 {%- endmacro %}
 
 {#- The table's rows in the window, as SQL evaluated when the delete runs: from the var if
@@ -141,10 +143,51 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Spark: a table, rebuilt whole. Without Delta or Iceberg (neither installs here: no jar
+    from Maven) Spark tables are plain Parquet, with no DELETE or MERGE; insert_overwrite of
+    (source, day) partitions cannot remove a partition that has no new row (the window's rows
+    of int_incidents__checked without a day, a day that leaves a source's range), writes one
+    folder per source and day (thousands of small files), and the models read {{ this }}
+    while it is overwritten. docs/scale-out.md, "Incremental models". -#}
 {% macro spark__rebuild_window_config(keys, delete_window) -%}
-    {#- dynamic partition overwrite: the (source, day) partitions of the new rows replace the
-        table's (dbt-spark sets partitionOverwriteMode=dynamic for this strategy) -#}
-    {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': keys}) }}
+    {{ return({'materialized': 'table'}) }}
+{%- endmacro %}
+
+{#- The body of an incremental model's `rebuild` CTE: per source of the CTE `days` (source,
+    first_day), from_day, the first day rebuilt. Incremental: the source's first day when the
+    table (CTE `built`: source, first_day, last_day) has no row of it, its first day moved,
+    the source is in the CTE `changes` (its series changed) or there is no window; else the
+    earlier of the window's day and the day after the table's last day. Otherwise (first or
+    full build, or a table on Spark): the source's first day. -#}
+{% macro rebuild_from_days(days, changes) -%}
+    {%- if is_incremental() %}
+    select
+        {{ days }}.source,
+        case
+            when
+                built.source is null
+                or built.first_day != {{ days }}.first_day
+                or {{ changes }}.source is not null
+                {%- if rebuild_window() is none %}
+                or true
+                {%- endif %}
+                then {{ days }}.first_day
+            else least(
+                coalesce({{ window_day(days ~ '.source') }}, {{ add_days('built.last_day', 1) }}),
+                {{ add_days('built.last_day', 1) }}
+            )
+        end as from_day
+    from {{ days }}
+    left join built
+        on {{ days }}.source = built.source
+    left join {{ changes }}
+        on {{ days }}.source = {{ changes }}.source
+    {%- else %}
+    select
+        source,
+        first_day as from_day
+    from {{ days }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- For the tests of an incremental model in a `dbt build`: the first day they check, one day

@@ -42,9 +42,9 @@
     {%- for col in columns %}
         {% set name = serving_column(col, ns.have) if ns.found is not none else none -%}
         {%- if name is not none -%}
-            {{ crimecast.try_cast(adapter.quote(name), col.data_type) }}
+            {{ crimecast.try_cast(adapter.quote(name), engine_type(col.data_type)) }}
         {%- else -%}
-            cast(null as {{ col.data_type }})
+            cast(null as {{ engine_type(col.data_type) }})
         {%- endif %} as {{ adapter.quote(col.name) }}{{ "," if not loop.last }}
     {%- endfor %}
     {%- if ns.found is not none or not execute %}
@@ -123,17 +123,20 @@
         'name': name,
         'present': 'true' if found is not none else 'false',
         'origin': "'" ~ origin ~ "'" if found is not none else 'null',
-        'description': description | replace("'", "''"),
+        'description': description,
     }) %}
 {%- endfor %}
 
+{#- the description written by dbt's escaping: Spark reads '' inside a literal as two
+    adjacent literals (the quote lost), DuckDB as a quote -#}
 {% for row in rows -%}
 select
-    cast('{{ row.name }}' as varchar) as name,
+    cast('{{ row.name }}' as {{ engine_type('varchar') }}) as name,
     {{ row.present }} as present,
-    cast({{ row.origin }} as varchar) as origin,
+    cast({{ row.origin }} as {{ engine_type('varchar') }}) as origin,
     (select count(*) from {{ ref('serving__' ~ row.name) }}) as row_count,
-    cast('{{ row.description }}' as varchar) as description
+    cast({{ dbt.string_literal(dbt.escape_single_quotes(row.description)) }}
+        as {{ engine_type('varchar') }}) as description
 {% if not loop.last %}union all
 {% endif %}
 {%- endfor %}

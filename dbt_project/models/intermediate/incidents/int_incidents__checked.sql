@@ -8,7 +8,7 @@
     each changed source's window day on (var rebuild_from, written by the loader in
     raw.load_log: the earliest day of the rows it inserted or deleted), and the source's rows
     without a timestamp, replace the same rows of the table (delete+insert on DuckDB,
-    insert_overwrite of (source, occurred_date) partitions on Spark). Duplicates are ranked
+    a table rebuilt whole on Spark). Duplicates are ranked
     within (source, occurred_at) groups (built-in rule, `dedupe: {keys}` with timestamp), so a
     whole day holds every partner of a changed row; for `dedupe: {keys}` without timestamp the
     loader's window starts at the source's first day. A change of the category_map seed, of
@@ -26,7 +26,6 @@
 -#}
 
 {{ config(
-    materialized='incremental',
     on_schema_change='fail',
     **rebuild_window_config(['source', 'occurred_date'], delete_window=true)
 ) }}

@@ -9,7 +9,7 @@
 
     Incremental by rebuild window (macros/incremental_window.sql): per source, every day from
     `from_day` on is rebuilt and replaces the same (source, day) of the table (delete+insert
-    on DuckDB, insert_overwrite of (source, date) partitions on Spark). from_day is the
+    on DuckDB; on Spark a table rebuilt whole). from_day is the
     source's first day when the table has no row of it, its first day moved or its set of
     series changed (so every day of it is replaced); otherwise the earlier of the window's
     day (var rebuild_from, from the loader) and the day after the table's last day, whose
@@ -20,7 +20,6 @@
 -#}
 
 {{ config(
-    materialized='incremental',
     on_schema_change='fail',
     **rebuild_window_config(['source', 'date'])
 ) }}
@@ -91,44 +90,14 @@ series_changes as (
 
 ),
 
-rebuild as (
-
-    select
-        source_days.source,
-        case
-            when
-                built.source is null
-                or built.first_day != source_days.first_day
-                or series_changes.source is not null
-                {%- if rebuild_window() is none %}
-                or true
-                {%- endif %}
-                then source_days.first_day
-            else least(
-                coalesce({{ window_day('source_days.source') }}, {{ add_days('built.last_day', 1) }}),
-                {{ add_days('built.last_day', 1) }}
-            )
-        end as from_day
-    from source_days
-    left join built
-        on source_days.source = built.source
-    left join series_changes
-        on source_days.source = series_changes.source
-
-),
-
-{%- else %}
-
-rebuild as (
-
-    select
-        source,
-        first_day as from_day
-    from source_days
-
-),
-
 {%- endif %}
+
+-- per source, the first day rebuilt (macros/incremental_window.sql)
+rebuild as (
+
+    {{ rebuild_from_days('source_days', 'series_changes') }}
+
+),
 
 -- only the days being rebuilt are aggregated
 daily as (

@@ -7,7 +7,7 @@
 
     Incremental by rebuild window (macros/incremental_window.sql): per source, rows from
     `from_day` on are rebuilt and replace the same (source, day) of the table (delete+insert
-    on DuckDB, insert_overwrite of (source, date) partitions on Spark). from_day is the
+    on DuckDB; on Spark a table rebuilt whole). from_day is the
     source's first day in daily_counts when the table has no row of it, its first day moved
     or its series or area/category codes changed; otherwise the earlier of the window's day
     (var rebuild_from) and the day after the table's last day. The windows read daily_counts
@@ -16,7 +16,6 @@
 -#}
 
 {{ config(
-    materialized='incremental',
     on_schema_change='fail',
     **rebuild_window_config(['source', 'date'])
 ) }}
@@ -93,44 +92,14 @@ code_changes as (
 
 ),
 
-rebuild as (
-
-    select
-        count_days.source,
-        case
-            when
-                built.source is null
-                or built.first_day != count_days.first_day
-                or code_changes.source is not null
-                {%- if rebuild_window() is none %}
-                or true
-                {%- endif %}
-                then count_days.first_day
-            else least(
-                coalesce({{ window_day('count_days.source') }}, {{ add_days('built.last_day', 1) }}),
-                {{ add_days('built.last_day', 1) }}
-            )
-        end as from_day
-    from count_days
-    left join built
-        on count_days.source = built.source
-    left join code_changes
-        on count_days.source = code_changes.source
-
-),
-
-{%- else %}
-
-rebuild as (
-
-    select
-        source,
-        first_day as from_day
-    from count_days
-
-),
-
 {%- endif %}
+
+-- per source, the first day rebuilt (macros/incremental_window.sql)
+rebuild as (
+
+    {{ rebuild_from_days('count_days', 'code_changes') }}
+
+),
 
 -- the rows to rebuild and the 364 days before them (the longest lag)
 counts as (
