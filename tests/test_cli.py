@@ -1,5 +1,5 @@
-"""`crimecast run` (what `make run` calls): the load runs and the build run on the sample, the stage timings
-table and the accuracy summary beside the baselines, on a temporary warehouse."""
+"""`crimecast run` (what `make run` calls): the load runs and the build run on the sample, the
+stage timings table and the accuracy summary beside the baselines, on a temporary warehouse."""
 
 from __future__ import annotations
 
