@@ -8,7 +8,6 @@ output never runs the pipeline itself.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,8 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real public extracts beside the project (never copied into it): ../shared/data
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-#: beside the sample warehouse: the metadata its build's assets reported (``_build_sample``)
-MATERIALIZATIONS = "materializations.json"
 
 
 @pytest.fixture
@@ -79,17 +76,6 @@ def _build_sample(warehouse: Path) -> None:
         mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")
         result = materialize_by_city(ALL_ASSETS, build_resources(warehouse))
     assert result.success
-    # what the last run (every asset but the raw partitions) reported per asset, for the tests
-    # of the metadata (the run's in-memory instance is gone after this function)
-    reported = {}
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        schema = meta.get("dagster/column_schema")
-        reported[event.asset_key.to_user_string()] = {
-            "row_count": meta["dagster/row_count"].value if "dagster/row_count" in meta else None,
-            "columns": [[c.name, c.type] for c in schema.value.columns] if schema else None,
-        }
-    (warehouse.parent / MATERIALIZATIONS).write_text(json.dumps(reported, indent=1))
 
 
 @pytest.fixture(scope="session")

@@ -79,41 +79,18 @@ def crimecast_dbt_assets(
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
         stop(invocation.process)
-        release_adapter(invocation)
     if not context.is_subset:  # a subset leaves models behind: the window stays for them
         with warehouse.connect() as con:
             mark_built(con, window)
 
 
 def events_with_metadata(invocation):
-    """The Dagster events of a dbt invocation with the row count (tables and seeds; a view is
-    not counted: that would run its query) and the column names and types of every model built.
+    """The Dagster events of a dbt invocation, one by one as dbt reports them.
 
-    dagster-dbt queries the warehouse read-only through the dbt adapter in this process; with
-    DuckDB it does so only after dbt has exited, so the queries never meet dbt's write lock
-    (the events then arrive when dbt ends, not one by one). Column lineage is off: it parses
-    every model's SQL with sqlglot on each run for a graph dbt docs already draws."""
-    return invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
-
-
-def release_adapter(invocation) -> None:
-    """Close the read-only DuckDB connection that :func:`events_with_metadata` opened in this
-    process: dbt-duckdb keeps it open for the next query, and DuckDB refuses a read-write
-    connection to the same file in the same process while it is (the next asset of an
-    in-process run, e.g. `dg.materialize`, would fail). dbt-duckdb's own
-    ``close_all_connections`` only drops its reference, hence the explicit close."""
-    adapter = getattr(invocation, "adapter", None)
-    if adapter is None:
-        return
-    adapter.cleanup_connections()
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # another adapter: nothing held beyond dbt's own connections
-        return
-    env = DuckDBConnectionManager._ENV
-    if env is not None:
-        env.close()
-    DuckDBConnectionManager.close_all_connections()
+    Not ``.fetch_row_counts()`` / ``.fetch_column_metadata()``: with them a `crimecast run`
+    stopped by SIGTERM during dbt did not end (tests/test_hostile_runs.py, "sigterm", timed out
+    after 120 s), and with DuckDB they hold every event until dbt exits (docs/decisions.md)."""
+    return invocation.stream()
 
 
 def dbt_vars(warehouse: WarehouseResource, **extra: Any) -> dict[str, Any]:

@@ -61,4 +61,3 @@ def serving_dbt_assets(
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
         stop(invocation.process)
-        dbt_defs.release_adapter(invocation)
