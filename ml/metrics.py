@@ -152,3 +152,23 @@ def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]
     tail = (1 - level) / 2 * 100
     lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def outside_band_test(outside: int, checked: int, level: float, alpha: float) -> dict:
+    """``outside`` of ``checked`` observations fell outside their ``level`` interval: the count
+    expected by chance when the intervals are calibrated (``checked × (1 − level)``), the
+    largest count chance gives with probability ``1 − alpha`` and the one-sided binomial
+    p-value P(X ≥ outside); ``above_chance`` when that p-value is below ``alpha``.
+
+    The binomial treats the observations as independent; series-days of one forecast
+    hierarchy are not quite (a city-wide day shows at every level), so the test is approximate."""
+    p = 1.0 - level
+    p_value = float(stats.binom.sf(outside - 1, checked, p)) if checked else 1.0
+    return {
+        "outside": int(outside),
+        "checked": int(checked),
+        "expected": round(checked * p, 2),
+        "chance_upper": int(stats.binom.ppf(1.0 - alpha, checked, p)) if checked else 0,
+        "p_value": p_value,
+        "above_chance": checked > 0 and p_value < alpha,
+    }

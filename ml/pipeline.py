@@ -49,6 +49,12 @@ INTERVALS = interval_columns()
 TOP_DRIVERS = 5
 
 
+#: anomalies are the latest window's out-of-sample one-step rows outside this band (step 6)
+ANOMALY_LEVEL = 0.95
+#: days of that latest window
+ANOMALY_WINDOW_DAYS = 7
+
+
 @dataclass
 class RunConfig:
     """What one run does. ``profile`` picks the model list (:data:`ml.zoo.PROFILES`)."""
@@ -60,7 +66,7 @@ class RunConfig:
     models: list[str] | None = None
     plan: BacktestPlan = field(default_factory=BacktestPlan)
     artifacts_dir: Path | None = None
-    anomaly_window_days: int = 7
+    anomaly_window_days: int = ANOMALY_WINDOW_DAYS
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
 
     def model_names(self) -> list[str]:
@@ -294,7 +300,8 @@ def run_source(
     ]
     champions_table = champions.assign(run_id=run_id)[["run_id", *champions.columns]]
 
-    # 6. anomalies: the latest out-of-sample one-step champion rows outside the 95 % band ----
+    # 6. anomalies: the latest out-of-sample one-step champion rows outside the ANOMALY_LEVEL
+    # (95 %) band ----
     test1 = pd.concat(
         [
             _keys(champ[(champ["split"] == "test") & (champ["horizon"] == 1)]).assign(
@@ -304,12 +311,11 @@ def run_source(
         ],
         ignore_index=True,
     )
-    out_lo = test1["actual"] < test1["forecast_lo_95"]
-    out_hi = test1["actual"] > test1["forecast_hi_95"]
+    lo_col, hi_col = interval_columns([ANOMALY_LEVEL])
+    out_lo = test1["actual"] < test1[lo_col]
+    out_hi = test1["actual"] > test1[hi_col]
     anomalous = test1[(out_lo | out_hi).to_numpy()].copy()
-    anomalous["direction"] = np.where(
-        anomalous["actual"] > anomalous["forecast_hi_95"], "above", "below"
-    )
+    anomalous["direction"] = np.where(anomalous["actual"] > anomalous[hi_col], "above", "below")
     bottom = (anomalous["level"] == "area_category").to_numpy()
     phis = np.zeros(len(anomalous))
     if bottom.any():

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from ml.features import build_features
+from ml.metrics import outside_band_test
 from orchestration.defs.incidents.ml import (
     ANOMALY_CHECK,
     ML_TABLES,
     anomaly_check_result,
-    chance_test,
     ml_forecasts,
 )
 from orchestration.resources import WarehouseResource
@@ -227,7 +227,9 @@ def test_the_anomaly_check_warns_only_above_chance(outside, checked, passed):
 
 def test_the_anomaly_check_splits_its_false_alarm_rate_over_sources():
     # 9 of 70 (p ≈ 0.008) is above chance for one source at 0.01, not with two at 0.005 each
-    assert chance_test(9, 70, alpha=0.01)["p_value"] == pytest.approx(0.008, abs=5e-4)
+    assert outside_band_test(9, 70, level=0.95, alpha=0.01)["p_value"] == pytest.approx(
+        0.008, abs=5e-4
+    )
     assert not anomaly_check_result({"a": 9}, {"a": 70}, "r").passed
     two = anomaly_check_result({"a": 9, "b": 3}, {"a": 70, "b": 63}, "r")
     assert two.passed and two.metadata["alpha"].value == pytest.approx(0.005)

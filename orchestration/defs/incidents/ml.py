@@ -21,12 +21,12 @@ import pandas as pd
 import pyarrow as pa
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
-from scipy.stats import binom
 
 from ml.backtest import profile_plan
 from ml.features import holidays_from_seed
 from ml.history import MAX_HORIZON, assess
-from ml.pipeline import RunConfig, run_source
+from ml.metrics import outside_band_test
+from ml.pipeline import ANOMALY_LEVEL, ANOMALY_WINDOW_DAYS, RunConfig, run_source
 from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
 from orchestration.defs.dbt import crimecast_dbt_assets
 from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS
@@ -62,9 +62,6 @@ ML_TABLES = {
     "the data), the days of history it has and needs (ml/history.py).",
 }
 ANOMALY_CHECK = "anomalies_within_chance"
-#: the band an anomaly falls outside (ml/pipeline.py, step 6) and the chance of that per
-#: series-day when the band is calibrated
-ANOMALY_BAND = 0.95
 #: false-alarm rate of the anomaly check per run (split over the sources: Bonferroni)
 ANOMALY_ALPHA = 0.01
 
@@ -355,36 +352,24 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
     )
 
 
-def chance_test(outside: int, checked: int, alpha: float, band: float = ANOMALY_BAND) -> dict:
-    """``outside`` of ``checked`` series-days fell outside a ``band`` interval: the count
-    expected by chance when the band is calibrated (``checked × (1 − band)``), the largest
-    count chance gives with probability ``1 − alpha`` and the one-sided binomial p-value
-    P(X ≥ outside); ``above_chance`` when that p-value is below ``alpha``.
-
-    The binomial treats the series-days as independent; they are not quite (the levels of the
-    hierarchy share days, a city-wide day shows at every level), so the test is approximate."""
-    p = 1.0 - band
-    p_value = float(binom.sf(outside - 1, checked, p)) if checked else 1.0
-    return {
-        "outside": int(outside),
-        "checked": int(checked),
-        "expected": round(checked * p, 2),
-        "chance_upper": int(binom.ppf(1.0 - alpha, checked, p)) if checked else 0,
-        "p_value": p_value,
-        "above_chance": checked > 0 and p_value < alpha,
-    }
-
-
 def anomaly_check_result(
     outside: dict[str, int], checked: dict[str, int], run_id: str
 ) -> dg.AssetCheckResult:
     """The anomaly check of a run from the count of series-days outside the 95 % band and of
     those checked in the latest window, per source: WARN only for a source whose count is
-    significantly above chance (:func:`chance_test`, ``ANOMALY_ALPHA`` split over the
-    sources, so that a run of several calibrated sources warns at most that often)."""
+    significantly above chance (:func:`ml.metrics.outside_band_test`, ``ANOMALY_ALPHA`` split
+    over the sources, so that a run of several calibrated sources warns at most that often)."""
     alpha = ANOMALY_ALPHA / max(len(checked), 1)
-    tests = {src: chance_test(outside[src], checked[src], alpha) for src in sorted(checked)}
-    metadata: dict = {"run_id": run_id, "window_days": 7, "band": ANOMALY_BAND, "alpha": alpha}
+    tests = {
+        src: outside_band_test(outside[src], checked[src], ANOMALY_LEVEL, alpha)
+        for src in sorted(checked)
+    }
+    metadata: dict = {
+        "run_id": run_id,
+        "window_days": ANOMALY_WINDOW_DAYS,
+        "band": ANOMALY_LEVEL,
+        "alpha": alpha,
+    }
     lines = []
     for src, t in tests.items():
         metadata[f"{src}/anomalies"] = t["outside"]
