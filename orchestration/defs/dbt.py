@@ -74,7 +74,7 @@ def crimecast_dbt_assets(
     args += dbt_vars_args(warehouse)
     invocation = dbt.cli([*guard_args(dbt), *args], context=context)
     try:
-        yield from events_with_metadata(invocation)
+        yield from invocation.stream()
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
@@ -82,15 +82,6 @@ def crimecast_dbt_assets(
     if not context.is_subset:  # a subset leaves models behind: the window stays for them
         with warehouse.connect() as con:
             mark_built(con, window)
-
-
-def events_with_metadata(invocation):
-    """The Dagster events of a dbt invocation, one by one as dbt reports them.
-
-    Not ``.fetch_row_counts()`` / ``.fetch_column_metadata()``: with them a `crimecast run`
-    stopped by SIGTERM during dbt did not end (tests/test_hostile_runs.py, "sigterm", timed out
-    after 120 s), and with DuckDB they hold every event until dbt exits (docs/decisions.md)."""
-    return invocation.stream()
 
 
 def dbt_vars(warehouse: WarehouseResource, **extra: Any) -> dict[str, Any]:

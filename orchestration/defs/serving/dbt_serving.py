@@ -56,7 +56,7 @@ def serving_dbt_assets(
     args = ["build", "--exclude-resource-type", "unit_test", *dbt_defs.dbt_vars_args(warehouse)]
     invocation = dbt.cli([*dbt_defs.guard_args(dbt), *args], context=context)
     try:
-        yield from dbt_defs.events_with_metadata(invocation)
+        yield from invocation.stream()
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
