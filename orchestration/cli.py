@@ -219,9 +219,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
     # rows stay), and dbt starts once. Resources from the settings of this call (the
     # module-level `defs` keeps those of import), jobs of the sources CRIMECAST_SOURCES names.
     defs = build_defs(selection=selection)
-    ops = ml_run_config(ml)
-    if selection.incidents is not None:  # forecast the selected cities only
-        ops["ml_forecasts"]["config"]["sources"] = list(selection.incidents)
+    ops = ml_run_config(ml, sources=selection.incidents)  # None: every city
     results = []
     skipped_build = False
     for planned in run_plan(selection):

@@ -116,9 +116,10 @@ class MLConfig(dg.Config):
         )
 
 
-def ml_run_config(s: MLSettings) -> dict:
+def ml_run_config(s: MLSettings, sources: list[str] | None = None) -> dict:
     """The `ops` run config of `ml_forecasts` for settings ``s`` (what `crimecast run` passes,
-    so that the run uses the environment of the call, not that of the import)."""
+    so that the run uses the environment of the call, not that of the import), forecasting
+    ``sources`` only when given."""
     config = {
         "cutoff": str(s.cutoff or ""),
         "cutoffs": {k: str(v) for k, v in s.cutoffs.items()},
@@ -126,6 +127,8 @@ def ml_run_config(s: MLSettings) -> dict:
         "profile": s.profile,
         "train_days": s.train_days,
     }
+    if sources is not None:
+        config["sources"] = list(sources)
     return {"ml_forecasts": {"config": config}}
 
 
