@@ -35,7 +35,6 @@ from orchestration.defs.incidents.raw import (
     RAW_SOURCES,
     SourceSelection,
     env_selection,
-    incident_source_names,
     raw_incidents,
 )
 from orchestration.defs.incidents.sensors import CITY_JOB, new_incident_files
@@ -122,7 +121,7 @@ def run_plan(selection: SourceSelection) -> list[PlannedRun]:
     Paulo's raw loads in one run, then one run that builds every dbt model, forecasts and
     publishes from whatever each source's raw tables hold (a city whose load failed keeps its
     previous rows: its load rolled back). So dbt starts and the serving models build once."""
-    cities = incident_source_names() if selection.incidents is None else selection.incidents
+    cities = selection.cities()
     runs = [PlannedRun(LOAD_CITY_JOB, city, city) for city in cities]
     if selection.datasets:
         runs.append(PlannedRun(LOAD_DATASETS_JOB, ",".join(selection.datasets)))
@@ -204,7 +203,7 @@ def branch_runs(selection: SourceSelection) -> list[tuple[SourceSelection, str |
     forecasts → published copy), then France and São Paulo together. A schedule cannot wait
     for one run before it starts the next, so each run is a whole branch (unlike
     :func:`run_plan`, which loads every source before one build)."""
-    cities = incident_source_names() if selection.incidents is None else selection.incidents
+    cities = selection.cities()
     runs: list[tuple[SourceSelection, str | None]] = [
         (SourceSelection([city], ()), city) for city in cities
     ]

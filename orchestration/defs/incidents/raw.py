@@ -50,6 +50,10 @@ class SourceSelection:
             return name in self.datasets
         return self.incidents is None or name in self.incidents
 
+    def cities(self) -> list[str]:
+        """The incident sources selected, by name (every mapping when ``incidents`` is None)."""
+        return incident_source_names() if self.incidents is None else list(self.incidents)
+
     def describe(self) -> str:
         incidents = "every incident mapping" if self.incidents is None else self.incidents
         return f"incidents: {incidents}; own loaders: {list(self.datasets)}"
