@@ -38,6 +38,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from conftest import copy_warehouse
 
 from orchestration.config import REPO_ROOT
 
@@ -304,28 +305,17 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Sample warehouse by the in-process pipeline, then the site asset itself (publish + npm)."""
-    from orchestration.definitions import ALL_ASSETS, build_resources, materialize_by_city
+def site(sample_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's sample warehouse (what `make run` builds), then the site asset
+    itself on it (publish + npm), as `make run` does after the pipeline."""
+    from orchestration.definitions import build_resources
     from orchestration.defs.serving.site import BUILD_DIR, dashboards_site
 
-    warehouse = tmp_path_factory.mktemp("dashboards") / "crimecast.duckdb"
+    warehouse = copy_warehouse(sample_warehouse, tmp_path_factory.mktemp("dashboards") / "w")
     with pytest.MonkeyPatch.context() as mp:
+        for var in [v for v in os.environ if v.startswith("CRIMECAST_")]:
+            mp.delenv(var)
         mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
-        for var in (
-            "CRIMECAST_SOURCES",
-            "CRIMECAST_CUTOFF",
-            "CRIMECAST_INPUT_BOSTON",
-            "CRIMECAST_PUBLISHED",
-        ):
-            mp.delenv(var, raising=False)
-        # a smaller, faster sample: 5 areas x 5 categories per source, two France models
-        mp.setenv("CRIMECAST_SERIES_PRESET", "top5x5")
-        mp.setenv("CRIMECAST_FRANCE_MODELS", "last_value,drift")
-        mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")  # when the site asset is among ALL_ASSETS
-        pipeline = [a for a in ALL_ASSETS if a is not dashboards_site]
-        assert materialize_by_city(pipeline, build_resources(warehouse)).success
-        mp.delenv("CRIMECAST_SKIP_DASHBOARDS")
         result = dg.materialize([dashboards_site], resources=build_resources(warehouse))
     assert result.success
     (event,) = result.get_asset_materialization_events()
