@@ -9,8 +9,9 @@
    means the latest run's rows are equal excluding run_id, timestamps and artifact paths;
 4. a bad raw file stops the run at raw/incidents and the published copy is unchanged.
 
-Each test starts from the module's first run (its fingerprint is taken by the fixture) and
-depends on no other test.
+The module fixture does the first run and, with a reader on the published copy, the second (what
+tests 1 and 3 check, the fingerprints taken by the fixture); the other tests start from there and
+no test depends on another.
 
 Each run materializes raw/incidents → dbt (incident models) → ml_forecasts → published/warehouse
 with the blocking raw checks (France / São Paulo are left out to keep the test short).
@@ -77,7 +78,9 @@ VOLATILE = {"run_id", "started_at", "artifact_path", "created_at", "published_at
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A small Houston sample and an environment for pipeline runs; run 1 done."""
+    """A small Houston sample and an environment for pipeline runs; run 1 done, then run 2
+    (the same graph again) with a :class:`Reader` on the published copy; the fingerprints of
+    the warehouse after each run."""
     from samples.incidents import write_sample
 
     root = tmp_path_factory.mktemp("reliability")
@@ -109,6 +112,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert state["published"].exists()
     state["after_run_1"] = _fingerprint(state["warehouse"])
+    # run 2, the same graph again, with a reader on the published copy throughout: what both
+    # the reader test and the rerun test look at (one run instead of one per test)
+    reader = Reader(state["published"])
+    reader.start()
+    try:
+        state["run_2"] = _run(state)
+    finally:
+        reader.stop.set()
+        reader.join(timeout=30)
+    state["reader_during_run_2"] = reader
+    state["after_run_2"] = _fingerprint(state["warehouse"])
     return state
 
 
@@ -198,13 +212,7 @@ class Reader(threading.Thread):
 
 
 def test_reader_never_errors_during_a_full_run(site: dict) -> None:
-    reader = Reader(site["published"])
-    reader.start()
-    try:
-        proc = _run(site)
-    finally:
-        reader.stop.set()
-        reader.join(timeout=30)
+    proc, reader = site["run_2"], site["reader_during_run_2"]
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert reader.errors == []
     assert reader.queries > 20
@@ -245,12 +253,15 @@ def test_sigkill_mid_run_leaves_the_published_copy_and_the_next_run_succeeds(sit
     again = _run(site)
     assert again.returncode == 0, again.stdout[-4000:]
     assert _sha(site["published"]) != before  # replaced by the successful run
+    # and the kill left nothing behind that the next run would build on
+    after = _fingerprint(site["warehouse"])
+    assert {k for k in after if after[k] != site["after_run_1"].get(k)} == set()
 
 
 def test_rerunning_the_graph_gives_identical_tables(site: dict) -> None:
-    proc = _run(site)
+    proc = site["run_2"]
     assert proc.returncode == 0, proc.stdout[-4000:]
-    first, again = site["after_run_1"], _fingerprint(site["warehouse"])
+    first, again = site["after_run_1"], site["after_run_2"]
     assert set(first) == set(again)
     assert {k for k in first if first[k] != again[k]} == set()
 
