@@ -3,7 +3,7 @@ extracts in ../shared/data (or CRIMECAST_DATA). Prints the tables and writes
 bench/results.json and bench/results.md.
 
 Every number is out of sample on a named split, beside naive baselines and the Poisson
-noise floor. Warehouses are kept under bench/work/ so anyone can recompute with SQL.
+Poisson reference. Warehouses are kept under bench/work/ so anyone can recompute with SQL.
 """
 
 from __future__ import annotations

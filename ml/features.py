@@ -241,7 +241,7 @@ def horizon_features(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     origin ``ds - horizon`` (:func:`window_features`); the calendar and static columns are the
     target day's and stay as they are. Adds ``horizon`` and ``origin`` (``ds - horizon`` days)
     and ``noise_lambda`` (the target day's own one-step ``roll_mean_28``: the λ of the Poisson
-    noise floor, identical for every horizon). For ``horizon=1`` the feature columns are the
+    Poisson reference, identical for every horizon). For ``horizon=1`` the feature columns are the
     input's own (the mart's, when given the mart) where it has them, computed from ``y`` on the
     rows it has none for (the future days of :func:`extend_future`).
     """

@@ -9,8 +9,8 @@ plan whose longest horizon is H (the operational horizon when it is longer), the
 are, counted from the first day of the source's data:
 
 * ``FIRST_FIT_DAYS`` (28) before the first validation cutoff: the longest rolling window of the
-  features (``roll_*_28``; the baselines and the noise floor read it) and four weeks of targets
-  for the first fit;
+  features (``roll_*_28``; the baselines and the Poisson reference read it) and four weeks of
+  targets for the first fit;
 * ``H − 1 + n_cutoffs × window`` for the validation cutoffs (139 with the default plan), which
   ends at the test cutoff;
 * a test window of at least H days (so that every horizon is scored); by default the last

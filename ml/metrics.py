@@ -1,4 +1,4 @@
-"""Point-forecast metrics and the Poisson noise floor."""
+"""Point-forecast metrics and the Poisson reference (model-based, not a floor)."""
 
 from __future__ import annotations
 
@@ -81,11 +81,11 @@ def score(predictions: pd.DataFrame, by: list[str] | None = None) -> pd.DataFram
     ``predictions`` needs ``model``, ``horizon``, ``prediction``, ``actual`` and, for the noise
     floor, ``noise_lambda`` (the backtest adds it: the row's ``roll_mean_28``). Groups default to
     ``cutoff, model, horizon`` (``cutoff`` only when present). Rows whose prediction or actual is
-    missing are not scored; ``n`` counts the scored rows and the noise floor is averaged over
+    missing are not scored; ``n`` counts the scored rows and the Poisson reference is averaged over
     those same rows (ignoring rows without a λ).
 
     Returns columns ``by + [mae, rmse, n, noise_floor_mae]``. Vectorised: the per-row expected
-    absolute error of the noise floor is computed once, then averaged per group.
+    absolute error of the Poisson reference is computed once, then averaged per group.
     """
     if by is None:
         by = (["cutoff"] if "cutoff" in predictions.columns else []) + ["model", "horizon"]

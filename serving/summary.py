@@ -117,7 +117,10 @@ def print_summary(warehouse: Path) -> None:
             note = status.get(source, (None,) * 5)[3]
             if note:
                 print(f"  note: {note}")
-            print(f"  noise floor (Poisson, λ = trailing 28-day mean): MAE {floor:.3f}")
+            print(
+                "  Poisson reference (median of Poisson(trailing 28-day mean); a model, "
+                f"not a floor): MAE {floor:.3f}"
+            )
             print(f"  {'model':<24}{'h':>3}{'MAE':>8}{'RMSE':>8}{'n':>9}")
         print(f"  {model:<24}{horizon:>3}{mae:>8.3f}{rmse:>8.3f}{n:>9}")
     if france:

@@ -28,7 +28,8 @@ def test_run_prints_stage_timings_and_the_out_of_sample_summary(
     timings = out[out.index("Stage timings (s):") :]
     for step in ("raw_incidents", "crimecast_dbt_assets", "ml_forecasts", "published__warehouse"):
         assert step in timings
-    assert "GENERATED SAMPLE" in out and "mean_28" in out and "noise floor" in out
+    assert "GENERATED SAMPLE" in out and "mean_28" in out and "Poisson reference" in out
+    assert "noise floor" not in out  # a model-based reference, not a floor (issue 14)
 
     published = warehouse.parent / "published" / "crimecast.duckdb"
     con = duckdb.connect(str(published), read_only=True)

@@ -76,7 +76,8 @@ PAGES: dict[str, list[str]] = {
         "the 80 % band caught",
     ],
     "/backtest": [
-        "Noise floor MAE",
+        "Poisson reference MAE",
+        "a model-based reference, not a floor",
         "vs best baseline",
         "Inside 80% band",
         "Inside 95% band",

@@ -42,7 +42,7 @@ ML_TABLES = {
     "(bottom-up expected counts: the levels add up exactly), with intervals.",
     "backtest_predictions": "Out-of-sample predictions with actuals and intervals per series, "
     "model, split (cv / test), cutoff, horizon and day; model 'champion' = the chosen model.",
-    "backtest_metrics": "MAE / RMSE / n / noise floor / interval coverage per source, split, "
+    "backtest_metrics": "MAE / RMSE / n / Poisson reference / interval coverage per source, split, "
     "cutoff, model and horizon.",
     "backtest_series_metrics": "MAE per series, split, cutoff, model and horizon.",
     "leaderboard": "Pooled ranking per source, split, horizon (cv = model choice, test = "
