@@ -95,6 +95,7 @@
 {% macro serving_availability() -%}
 {%- set names = [
     'source_files', 'saopaulo_source_files', 'sources', 'data_quality', 'area_locations',
+    'area_map',
     'daily_counts',
     'forecasts', 'forecasts_latest', 'forecasts_hierarchy', 'forecasts_hierarchy_latest',
     'backtest_metrics', 'backtest_metrics_latest', 'backtest_predictions',
