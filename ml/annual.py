@@ -552,15 +552,20 @@ def backtest(
     models: Iterable[str] | None = None,
     intervals: bool = False,
 ) -> BacktestResult:
-    """Choose hyper-parameters on validation folds, then score every model on the test years.
-    ``intervals``: also the out-of-sample coverage of the 80 / 95 % bands of the selected
-    model and last_value (:func:`interval_coverage`, calibrated on years ≤ train_end) in
-    their pooled rows (columns coverage_80, coverage_95, max_hi95_ratio)."""
+    """Choose hyper-parameters on validation folds, then score every model on the test years
+    (last_value too, as the reference, even when ``models`` leaves it out). ``intervals``: also
+    the out-of-sample coverage of the 80 / 95 % bands of the selected model and last_value
+    (:func:`interval_coverage`, calibrated on years ≤ train_end) in their pooled rows
+    (columns coverage_80, coverage_95, max_hi95_ratio)."""
     feats = features.loc[features["geo_level"] == geo_level]
     hist = history(feats)
     pairs = make_pairs(feats, split.horizons, max_target=split.train_end + split.max_horizon)
     chosen = select_by_validation(pairs, hist, split, models)
     selected = min(chosen, key=lambda k: chosen[k][1])
+    if "last_value" not in chosen:
+        # the naive reference is always scored (never selected when not asked for), so the
+        # tables can say how the chosen model compares with it on validation and test years
+        chosen = {**select_by_validation(pairs, hist, split, ["last_value"]), **chosen}
     preds, rows, params = [], [], {}
     dataset = f"{LEVEL_DATASET[geo_level]}_{split.name}"
     for name, (factory, val_mae) in chosen.items():
