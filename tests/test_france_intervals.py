@@ -138,3 +138,28 @@ def test_calibration_reads_only_years_up_to_max_target():
     assert annual.residual_quantiles(drift, clean, [1, 2, 3]) != annual.residual_quantiles(
         drift, poisoned, [1, 2, 3]
     )
+
+
+def test_backtest_coverage_is_calibrated_before_the_test_years(monkeypatch):
+    """backtest(intervals=True) on a split: change the test year's actuals and every
+    calibration it makes is identical (it would move if the test year reached one); the
+    coverage, scored on the test year, moves."""
+    calls: list[dict] = []
+    original = annual.residual_quantiles
+
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(annual, "residual_quantiles", recording)
+    split = annual.SPLITS[0]  # train ≤ 2023, test 2024
+    rates = _growing(20, seed=5)
+    clean = annual.backtest(_mart(rates), split, "region", ["drift"], intervals=True)
+    first, calls[:] = list(calls), []
+    for v in rates.values():
+        v[-1] *= 1.5  # 2024, the test year
+    poisoned = annual.backtest(_mart(rates), split, "region", ["drift"], intervals=True)
+    assert first and calls == first
+    cover = [r.metrics.set_index("model").loc["drift", "coverage_80"] for r in (clean, poisoned)]
+    assert cover[0] != cover[1]
