@@ -10,6 +10,8 @@ the selected model and last_value also coverage_80 / coverage_95 (of the interva
 on years ≤ the train end, on the test years), max_hi95_ratio (largest 95 % high over the
 origin's rate, both + 1) and per_indicator ({indicator: {mae, level, rel_mae}}: the test MAE
 of that indicator, its mean actual rate and their ratio in %, since indicators differ in scale).
+Datasets ``france_reg_forecast`` / ``france_dep_forecast``: the forecast to 2030 and how far
+its 95 % highs reach (:func:`forecast_bands`).
 Data folder: ``CRIMECAST_FRANCE_DATA``, else ``$CRIMECAST_DATA/france``, else
 ../shared/data/france beside the repo. Scratch warehouse: bench/work/france/crimecast.duckdb.
 """
@@ -80,6 +82,7 @@ def run(results: list) -> list[dict]:
         features = annual.load_features(con)
         run_id = time.strftime("bench-france-%Y%m%dT%H%M%S")
         preds, metrics, _ = annual.run_backtests(features, run_id, intervals=True)
+        bands = [forecast_bands(features, level) for level in annual.LEVEL_DATASET]
     finally:
         con.close()
     seconds = round(time.perf_counter() - t0, 1)
@@ -122,9 +125,41 @@ def run(results: list) -> list[dict]:
             ),
             flush=True,
         )
+    for row in bands:
+        results.append(row)
+        print(
+            f"   {row['dataset']:<16} {row['model']:<24} {row['split']}: 95 % high / last value "
+            f"max {row['max_hi95_ratio']:.1f} ({row['max_series']}), median "
+            f"{row['median_hi95_ratio']:.2f}",
+            flush=True,
+        )
     for line in indicator_table([r for r in results if r["dataset"].startswith("france")]):
         print("   " + line)
     return results
+
+
+def forecast_bands(features, level: str, to_year: int = 2030) -> dict:
+    """The operational forecast of ``level`` to ``to_year`` (every model; chosen on the last
+    validation years, :func:`ml.annual.forecast`): how far its last 95 % highs reach, as
+    (hi_95 + 1) / (last observed rate + 1) over the series, and the widest series."""
+    from ml import annual
+
+    t0 = time.perf_counter()
+    fc, _, _ = annual.forecast(features, level, to_year, models=None)
+    end = fc.loc[fc["year"] == to_year]
+    ratio = (end["forecast_hi_95"] + 1) / (end["last"] + 1)
+    widest = end.loc[ratio.idxmax()]
+    return {
+        "dataset": f"{annual.LEVEL_DATASET[level]}_forecast",
+        "split": f"from {int(fc['as_of_year'].max())} to {to_year}, no actuals",
+        "model": str(fc["model"].iloc[0]),
+        "n": int(len(end)),
+        "max_hi95_ratio": round(float(ratio.max()), 2),
+        "median_hi95_ratio": round(float(ratio.median()), 2),
+        "max_series": f"{widest['series_id']}: last {widest['last']:.1f}, "
+        f"{to_year} {widest['forecast']:.1f} [95 % high {widest['forecast_hi_95']:.1f}]",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def per_indicator(preds) -> dict[tuple[str, str], dict[str, dict[str, float]]]:

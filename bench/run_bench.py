@@ -305,9 +305,9 @@ def readme_summary(results: list[dict]) -> str:
         # test years is picked with the test actuals (bench/results.json has every model)
         for d in dict.fromkeys(r["dataset"] for r in france):
             rows = [r for r in france if r["dataset"] == d]
-            lv = next(r for r in rows if r["model"] == "last_value")
+            lv = next((r for r in rows if r["model"] == "last_value"), None)
             sel = next((r for r in rows if r.get("selected")), None)
-            if sel is None:
+            if sel is None or lv is None:
                 continue
             worse = (
                 " (worse than last value on validation)"
@@ -322,6 +322,14 @@ def readme_summary(results: list[dict]) -> str:
                 f"{_f(sel.get('coverage_80'), 2)} / {_f(sel.get('coverage_95'), 2)} |"
             )
         out.append("")
+        for r in france:
+            if "median_hi95_ratio" in r:
+                out.append(
+                    f"Forecast {r['dataset']} ({r['model']}, {r['split']}): the 95 % high of the "
+                    f"last year is at most {r['max_hi95_ratio']:.1f} times the last observed "
+                    f"rate (median {r['median_hi95_ratio']:.2f}; widest: {r['max_series']})."
+                )
+                out.append("")
         from bench.france import indicator_table
 
         out += indicator_table(france)
