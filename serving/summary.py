@@ -130,7 +130,7 @@ def print_summary(warehouse: Path) -> None:
             # the chosen model is the headline; last_value is always scored as the reference
             # but selectable only when the run's model list has it, so the choice can be
             # worse than last_value on the validation years: say so
-            flag = "  chosen on validation" if selected and model != "last_value" else ""
+            flag = "  chosen on validation" if selected else ""
             if flag and worse:
                 flag += " — WORSE than last_value on validation"
             print(f"  {dataset:<18}{model:<22}{mae:>8.2f}{100 * (mae / last - 1):>+14.1f}%{flag}")
