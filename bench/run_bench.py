@@ -1,6 +1,7 @@
 """Real-data benchmark: the same loaders, dbt models and ml/ code a user runs, on the public
 extracts in ../shared/data (or CRIMECAST_DATA). Prints the tables and writes
-bench/results.json and bench/results.md.
+bench/results.json and bench/results.md. ``--france``: only the France part (its rows are
+replaced, the others kept).
 
 Every number is out of sample on a named split, beside naive baselines and the Poisson
 Poisson reference. Warehouses are kept under bench/work/ so anyone can recompute with SQL.
@@ -178,11 +179,15 @@ def markdown(results: list[dict]) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         rows = [r for r in results if r["dataset"] == dataset]
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        keys = [k for k in keys if k not in ("dataset", "seconds", "comparison", "champions")]
+        skip = ("dataset", "seconds", "comparison", "champions", "per_indicator")
+        keys = [k for k in keys if k not in skip]
         lines += [f"**{dataset}**", "", "| " + " | ".join(keys) + " |"]
         lines.append("|" + "---|" * len(keys))
         lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
         lines.append("")
+    from bench.france import indicator_table
+
+    lines += indicator_table([r for r in results if r["dataset"].startswith("france")])
     return "\n".join(lines)
 
 
@@ -204,8 +209,10 @@ def readme_summary(results: list[dict]) -> str:
         rows = [r for r in every if _is_main(r)]
         hs = sorted({r["horizon"] for r in rows})
         by = {(r["model"], r["horizon"]): r for r in rows}
+        # ties in MAE keep the order of results.json (a set's order changes from run to run)
         order = sorted(
-            {r["model"] for r in rows}, key=lambda m: by.get((m, hs[0]), {}).get("mae", 9e9)
+            dict.fromkeys(r["model"] for r in rows),
+            key=lambda m: by.get((m, hs[0]), {}).get("mae", 9e9),
         )
         facts = next((r["comparison"] for r in rows if "comparison" in r), {})
         out += [
@@ -290,16 +297,17 @@ def readme_summary(results: list[dict]) -> str:
             "test years never seen in training)",
             "",
             "| dataset | split | last value MAE (MAPE %) | model chosen on validation | its test "
-            "MAE (MAPE %) | vs last value | validation MAE: chosen / last value |",
-            "|---|---|---:|---|---:|---:|---:|",
+            "MAE (MAPE %) | vs last value | validation MAE: chosen / last value | test coverage "
+            "80 / 95 % (chosen) |",
+            "|---|---|---:|---|---:|---:|---:|---:|",
         ]
         # only the model chosen on the validation years is a headline: the best model on the
         # test years is picked with the test actuals (bench/results.json has every model)
         for d in dict.fromkeys(r["dataset"] for r in france):
             rows = [r for r in france if r["dataset"] == d]
-            lv = next(r for r in rows if r["model"] == "last_value")
+            lv = next((r for r in rows if r["model"] == "last_value"), None)
             sel = next((r for r in rows if r.get("selected")), None)
-            if sel is None:
+            if sel is None or lv is None:
                 continue
             worse = (
                 " (worse than last value on validation)"
@@ -310,9 +318,21 @@ def readme_summary(results: list[dict]) -> str:
                 f"| {d} | {lv['split']} | {lv['mae']:.2f} ({lv['mape']:.1f}) | {sel['model']} | "
                 f"{sel['mae']:.2f} ({sel['mape']:.1f}) | "
                 f"{100 * (sel['mae'] / lv['mae'] - 1):+.1f} % | "
-                f"{_f(sel.get('validation_mae'), 2)} / {_f(lv.get('validation_mae'), 2)}{worse} |"
+                f"{_f(sel.get('validation_mae'), 2)} / {_f(lv.get('validation_mae'), 2)}{worse} | "
+                f"{_f(sel.get('coverage_80'), 2)} / {_f(sel.get('coverage_95'), 2)} |"
             )
         out.append("")
+        for r in france:
+            if "median_hi95_ratio" in r:
+                out.append(
+                    f"Forecast {r['dataset']} ({r['model']}, {r['split']}): the 95 % high of the "
+                    f"last year is at most {r['max_hi95_ratio']:.1f} times the last observed "
+                    f"rate (median {r['median_hi95_ratio']:.2f}; widest: {r['max_series']})."
+                )
+                out.append("")
+        from bench.france import indicator_table
+
+        out += indicator_table(france)
     sp = [r for r in results if r["dataset"] == "saopaulo"]
     if sp:
         out += [
@@ -376,7 +396,35 @@ def update_readme(summary: str, marker: str = "bench") -> bool:
     return True
 
 
+def write_results(results: list[dict]) -> None:
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (BENCH / "results.md").write_text(markdown(results))
+    print(f"\nwrote {BENCH / 'results.json'} and {BENCH / 'results.md'}")
+    if update_readme(readme_summary(results)):
+        print(f"updated the benchmark tables of {README}")
+
+
+def main_france_only() -> int:
+    """``--france``: rerun only the France part (about two minutes) and replace its rows in
+    bench/results.json (the other datasets' rows are kept as they are), then rewrite
+    results.md and the README tables."""
+    from bench import france
+
+    if not france.data_dir().is_dir():
+        print(f"no French data at {france.data_dir()}: set CRIMECAST_FRANCE_DATA")
+        return 2
+    path = BENCH / "results.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    before = [r for r in old if not r["dataset"].startswith(("france", "saopaulo"))]
+    after = [r for r in old if r["dataset"] == "saopaulo"]
+    print("\n== france", flush=True)
+    write_results(france.run(before) + after)
+    return 0
+
+
 def main() -> int:
+    if "--france" in sys.argv[1:]:
+        return main_france_only()
     if not DATA.is_dir():
         print(f"no real data at {DATA}: set CRIMECAST_DATA to the folder of the extracts")
         return 2
@@ -415,11 +463,7 @@ def main() -> int:
             print(f"\n== {module}", flush=True)
             mod = __import__(f"bench.{module}", fromlist=["run"])
             results = mod.run(results)
-    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (BENCH / "results.md").write_text(markdown(results))
-    print(f"\nwrote {BENCH / 'results.json'} and {BENCH / 'results.md'}")
-    if update_readme(readme_summary(results)):
-        print(f"updated the benchmark tables of {README}")
+    write_results(results)
     return 0
 
 

@@ -25,8 +25,10 @@ Splits (``SPLITS``): train ≤ 2023 → test 2024 (h = 1) and train ≤ 2021 →
 (h = 1..3). Hyper-parameters (and the ``selected`` model) are chosen on validation years
 strictly before the test years; the test years are scored once.
 
-Intervals: empirical quantiles of the log-ratio residuals per horizon from rolling-origin
-backtests of the forecasting model (conformal-style), 80 % and 95 %.
+Intervals: empirical quantiles of the log-scale residuals ``ln(y + 1) − ln(ŷ + 1)`` per
+horizon from rolling-origin backtests of the forecasting model (conformal-style), 80 % and
+95 %, made to hold the point, to widen with the horizon and to grow at most like sqrt(h) from
+the one-step band (:func:`monotone_capped_quantiles`), then back-transformed.
 """
 
 from __future__ import annotations
@@ -544,14 +546,26 @@ class BacktestResult:
 
 
 def backtest(
-    features: pd.DataFrame, split: Split, geo_level: str, models: Iterable[str] | None = None
+    features: pd.DataFrame,
+    split: Split,
+    geo_level: str,
+    models: Iterable[str] | None = None,
+    intervals: bool = False,
 ) -> BacktestResult:
-    """Choose hyper-parameters on validation folds, then score every model on the test years."""
+    """Choose hyper-parameters on validation folds, then score every model on the test years
+    (last_value too, as the reference, even when ``models`` leaves it out). ``intervals``: also
+    the out-of-sample coverage of the 80 / 95 % bands of the selected model and last_value
+    (:func:`interval_coverage`, calibrated on years ≤ train_end) in their pooled rows
+    (columns coverage_80, coverage_95, max_hi95_ratio)."""
     feats = features.loc[features["geo_level"] == geo_level]
     hist = history(feats)
     pairs = make_pairs(feats, split.horizons, max_target=split.train_end + split.max_horizon)
     chosen = select_by_validation(pairs, hist, split, models)
     selected = min(chosen, key=lambda k: chosen[k][1])
+    if "last_value" not in chosen:
+        # the naive reference is always scored (never selected when not asked for), so the
+        # tables can say how the chosen model compares with it on validation and test years
+        chosen = {**select_by_validation(pairs, hist, split, ["last_value"]), **chosen}
     preds, rows, params = [], [], {}
     dataset = f"{LEVEL_DATASET[geo_level]}_{split.name}"
     for name, (factory, val_mae) in chosen.items():
@@ -559,6 +573,11 @@ def backtest(
         test["split"] = split.name
         preds.append(test)
         params[name] = factory().get_params()
+        cover = (
+            interval_coverage(features, geo_level, split, factory, test)
+            if intervals and name in (selected, "last_value")
+            else {}
+        )
         for horizon in [None, *split.horizons] if split.max_horizon > 1 else [None]:
             part = test if horizon is None else test.loc[test["horizon"] == horizon]
             rows.append(
@@ -574,6 +593,7 @@ def backtest(
                     "validation_mae": val_mae,
                     "selected": name == selected,
                     "params": json.dumps(params[name]),
+                    **(cover if horizon is None else {}),
                 }
             )
     return BacktestResult(pd.concat(preds, ignore_index=True), pd.DataFrame(rows), selected, params)
@@ -582,16 +602,27 @@ def backtest(
 # --------------------------------------------------------------------------- forecasts
 
 
+QUANTILES = {"lo_95": 0.025, "lo_80": 0.10, "hi_80": 0.90, "hi_95": 0.975}
+
+
 def residual_quantiles(
-    factory, features: pd.DataFrame, horizons: list[int], min_n: int = 30
+    factory,
+    features: pd.DataFrame,
+    horizons: list[int],
+    min_n: int = 30,
+    max_target: int | None = None,
 ) -> dict[int, dict[str, float]]:
-    """Empirical log-ratio residual quantiles per horizon from rolling-origin backtests (every
-    origin whose targets are observed, each fitted on the targets up to its origin). A
-    horizon with fewer than ``min_n`` residuals reuses the largest one that has enough,
-    widened by sqrt(h / h0) (random-walk growth of the error)."""
-    hist = history(features)
+    """Interval offsets per horizon on the log scale, ``ln(y + EPS) − ln(ŷ + EPS)`` (EPS = 1:
+    log1p), from rolling-origin backtests (every origin whose targets are observed and
+    ≤ ``max_target``, default the last observed year; each fold fitted on the targets up to
+    its origin). Rows after ``max_target`` are dropped before anything is fitted, so a
+    backtest calibrates on years before its test years only. The empirical quantiles go through
+    :func:`monotone_capped_quantiles` (the band holds the point, widens with the horizon and
+    grows at most like sqrt(h) from the one-step band)."""
+    feats = features if max_target is None else features.loc[features["year"] <= max_target]
+    hist = history(feats)
     last_year = int(hist["year"].max())
-    pairs = make_pairs(features, horizons, max_target=last_year)
+    pairs = make_pairs(feats, horizons, max_target=last_year)
     res: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
     for o in sorted(pairs["origin"].unique()):
         hs = [h for h in horizons if o + h <= last_year]
@@ -601,21 +632,87 @@ def residual_quantiles(
         r = np.log(fold["y"] + EPS) - np.log(fold["prediction"] + EPS)
         for h in hs:
             res[h].append(r[fold["horizon"] == h].to_numpy())
-    qs = {"lo_95": 0.025, "lo_80": 0.10, "hi_80": 0.90, "hi_95": 0.975}
-    out: dict[int, dict[str, float]] = {}
-    base = None
+    empirical: dict[int, dict[str, float]] = {}
     for h in horizons:
         values = np.concatenate(res[h]) if res[h] else np.array([])
         if len(values) >= min_n:
-            out[h] = {k: float(np.quantile(values, q)) for k, q in qs.items()}
-            out[h]["n"] = len(values)
-            base = h
-        elif base is not None:
-            scale = math.sqrt(h / base)
-            out[h] = {k: v * scale for k, v in out[base].items() if k != "n"}
-            out[h]["n"] = 0
+            empirical[h] = {k: float(np.quantile(values, q)) for k, q in QUANTILES.items()}
         else:
-            out[h] = {k: math.nan for k in qs} | {"n": 0}
+            empirical[h] = {k: math.nan for k in QUANTILES}
+        empirical[h]["n"] = len(values)
+    return monotone_capped_quantiles(empirical)
+
+
+def monotone_capped_quantiles(
+    empirical: dict[int, dict[str, float]],
+) -> dict[int, dict[str, float]]:
+    """Per-horizon log offsets → the ones the forecasts use, by three documented rules:
+
+    1. the band holds the point: ``lo ≤ 0 ≤ hi``;
+    2. a horizon's offset is at most sqrt(h / h₁) times that of the shortest horizon h₁ with
+       enough residuals (random-walk growth). Without it, the few origins that reach the
+       longest horizons all straddle one break (drug fines, "Usage de stupéfiants (AFD)",
+       from 0 before September 2020: a log residual of ≈ 5) and set the 97.5 % quantile
+       alone (real regional file: a 2030 95 % high 597 times the last value);
+       a horizon without enough residuals gets exactly that bound;
+    3. offsets never shrink with the horizon (cumulative maximum of |offset|).
+
+    Each horizon keeps ``n`` (its residual count) and ``capped`` (rule 2 bound it)."""
+    hs = sorted(empirical)
+    base = next((h for h in hs if not math.isnan(empirical[h]["hi_95"])), None)
+    out: dict[int, dict[str, float]] = {}
+    running = dict.fromkeys(QUANTILES, 0.0)
+    for h in hs:
+        row: dict[str, float] = {"n": empirical[h].get("n", 0), "capped": False}
+        for k in QUANTILES:
+            if base is None:
+                row[k] = math.nan
+                continue
+            sign = -1.0 if k.startswith("lo") else 1.0
+            bound = max(sign * empirical[base][k], 0.0) * math.sqrt(h / base)
+            value = sign * empirical[h][k]
+            value = bound if math.isnan(value) else max(value, 0.0)
+            if value > bound + 1e-12:
+                row["capped"] = True
+            running[k] = max(running[k], min(value, bound))
+            row[k] = sign * running[k]
+        out[h] = row
+    return out
+
+
+def apply_intervals(
+    frame: pd.DataFrame, quantiles: dict[int, dict[str, float]], point: str
+) -> pd.DataFrame:
+    """Add ``{point}_lo_80 … {point}_hi_95``: the point moved by the horizon's log offsets and
+    back-transformed, ``(point + EPS)·exp(q) − EPS``, floored at 0."""
+    out = frame.copy()
+    for key in QUANTILES:
+        q = out["horizon"].map(lambda h, key=key: quantiles[h][key]).to_numpy("float64")
+        base = out[point].to_numpy("float64") + EPS
+        out[f"{point}_{key}"] = np.clip(base * np.exp(q) - EPS, 0.0, None)
+    return out
+
+
+def interval_coverage(
+    features: pd.DataFrame,
+    geo_level: str,
+    split: Split,
+    factory,
+    test: pd.DataFrame,
+) -> dict[str, float]:
+    """Out-of-sample coverage of the 80 / 95 % bands on ``split``'s test years: offsets
+    calibrated by :func:`residual_quantiles` on targets ≤ ``split.train_end`` only, applied to
+    ``test`` (the model's test predictions: y, prediction, horizon, last). Also the largest
+    ratio of a 95 % high to the origin's rate, ``(hi_95 + 1) / (last + 1)``."""
+    feats = features.loc[features["geo_level"] == geo_level]
+    q = residual_quantiles(factory, feats, split.horizons, max_target=split.train_end)
+    band = apply_intervals(test, q, "prediction")
+    y = band["y"].to_numpy("float64")
+    out = {}
+    for level in ("80", "95"):
+        lo, hi = band[f"prediction_lo_{level}"], band[f"prediction_hi_{level}"]
+        out[f"coverage_{level}"] = float(np.mean((y >= lo) & (y <= hi)))
+    out["max_hi95_ratio"] = float(((band["prediction_hi_95"] + 1) / (band["last"] + 1)).max())
     return out
 
 
@@ -644,11 +741,7 @@ def forecast(
     future = make_pairs(feats, horizons, origins=[last_year], keep_unobserved=True)
     model = factory()
     future["forecast"] = _fit_predict(model, train, future, hist)
-    for key in ("lo_80", "hi_80", "lo_95", "hi_95"):
-        q = future["horizon"].map(lambda h, key=key: quantiles[h][key])
-        future[f"forecast_{key}"] = np.clip(
-            (future["forecast"] + EPS) * np.exp(q.to_numpy("float64")) - EPS, 0.0, None
-        )
+    future = apply_intervals(future, quantiles, "forecast")
     future["model"] = model.name
     future["as_of_year"] = last_year
     future["year"] = future["ds"]
@@ -707,14 +800,16 @@ def run_backtests(
     run_id: str,
     levels: Iterable[str] | None = None,
     models: Iterable[str] | None = None,
+    intervals: bool = False,
 ):
-    """Every split on every level present: (predictions, metrics, selected per dataset)."""
+    """Every split on every level present: (predictions, metrics, selected per dataset);
+    ``intervals``: see :func:`backtest`."""
     levels = list(levels or sorted(features["geo_level"].unique()))
     models = list(models) if models is not None else None
     preds, mets, selected = [], [], {}
     for level in levels:
         for split in SPLITS:
-            res = backtest(features, split, level, models)
+            res = backtest(features, split, level, models, intervals)
             dataset = f"{LEVEL_DATASET[level]}_{split.name}"
             p = res.predictions.assign(run_id=run_id, dataset=dataset)
             p = p.rename(columns={"origin": "origin_year", "ds": "year_t", "y": "actual"})

@@ -29,7 +29,9 @@ FRANCE_SQL = """
 with pooled as (
     select m.* from serving.france_backtest_metrics_latest as m where m.horizon is null
 )
-select p.dataset, p.model, p.mae, b.mae as last_value_mae
+select
+    p.dataset, p.model, p.mae, b.mae as last_value_mae, p.selected,
+    p.validation_mae > b.validation_mae as worse_on_validation
 from pooled as p join pooled as b on p.dataset = b.dataset and b.model = 'last_value'
 where p.model = 'last_value' or p.selected
 order by p.dataset, p.model
@@ -127,8 +129,14 @@ def print_summary(warehouse: Path) -> None:
         kind = "GENERATED SAMPLE" if inputs.get("france", True) else "input as configured"
         print(f"\nfrance — annual rate per 100k, pooled over test years — {kind}")
         print(f"  {'dataset':<18}{'model':<22}{'MAE':>8}{'vs last_value':>15}")
-        for dataset, model, mae, last in france:
-            print(f"  {dataset:<18}{model:<22}{mae:>8.2f}{100 * (mae / last - 1):>+14.1f}%")
+        for dataset, model, mae, last, selected, worse in france:
+            # the chosen model is the headline; last_value is always scored as the reference
+            # but selectable only when the run's model list has it, so the choice can be
+            # worse than last_value on the validation years: say so
+            flag = "  chosen on validation" if selected else ""
+            if flag and worse:
+                flag += " — WORSE than last_value on validation"
+            print(f"  {dataset:<18}{model:<22}{mae:>8.2f}{100 * (mae / last - 1):>+14.1f}%{flag}")
     if saopaulo:
         kind = "GENERATED SAMPLE" if inputs.get("saopaulo", True) else "input as configured"
         print(f"\nsaopaulo — place type of a phone theft, held-out 25 %, log loss — {kind}")
