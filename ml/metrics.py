@@ -147,6 +147,31 @@ def day_block_bootstrap_mae(
     return out
 
 
+def mae_intervals(
+    predictions: pd.DataFrame, by: list[str], level: float = 0.95, n_boot: int = 2000
+) -> pd.DataFrame:
+    """The ``level`` day-block bootstrap interval (:func:`day_block_bootstrap_mae`) of the MAE
+    of each group of ``predictions`` (``by`` columns; ``ds`` the target day, ``prediction``,
+    ``actual``; the rows :func:`score` scores). Returns ``by + [mae_lo, mae_hi]``; a group
+    with no scored row gets NaN."""
+    a = predictions["actual"].to_numpy(dtype="float64")
+    p = predictions["prediction"].to_numpy(dtype="float64")
+    ok = np.isfinite(a) & np.isfinite(p)
+    work = predictions.loc[:, [*by, "ds"]].copy()
+    work["_abs"] = np.where(ok, np.abs(a - p), np.nan)
+    rows = []
+    for key, g in work.groupby(by, sort=True, dropna=False):
+        g = g[g["_abs"].notna()]
+        lo = hi = float("nan")
+        if len(g):
+            reps = day_block_bootstrap_mae(
+                g["ds"].to_numpy(), {"m": g["_abs"].to_numpy()}, n_boot=n_boot
+            )
+            lo, hi = interval(reps["m"], level)
+        rows.append((*(key if isinstance(key, tuple) else (key,)), lo, hi))
+    return pd.DataFrame(rows, columns=[*by, "mae_lo", "mae_hi"])
+
+
 def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap replicates."""
     tail = (1 - level) / 2 * 100

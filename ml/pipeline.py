@@ -41,7 +41,7 @@ from ml.intervals import (
     interval_columns,
     lookup,
 )
-from ml.metrics import score
+from ml.metrics import mae_intervals, score
 from ml.runs import model_run_record, train_window
 from ml.zoo import ensemble_members, make_model, model_factory, profile_models
 
@@ -93,7 +93,7 @@ def _d(values) -> np.ndarray:
 
 
 def _score_with_coverage(preds: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    m = score(preds, by=by)
+    m = score(preds, by=by).merge(mae_intervals(preds, by), on=by, how="left")
     cov = coverage(preds, by=by)
     if not cov.empty:
         wide = cov.pivot_table(index=by, columns="nominal", values="coverage").reset_index()
@@ -219,6 +219,8 @@ def run_source(
             "model",
             "horizon",
             "mae",
+            "mae_lo",
+            "mae_hi",
             "rmse",
             "n",
             "noise_floor_mae",
@@ -265,6 +267,8 @@ def run_source(
             "horizon",
             "rank",
             "mae",
+            "mae_lo",
+            "mae_hi",
             "rmse",
             "n",
             "noise_floor_mae",

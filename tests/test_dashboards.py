@@ -78,6 +78,8 @@ PAGES: dict[str, list[str]] = {
     "/backtest": [
         "Poisson reference MAE",
         "a model-based reference, not a floor",
+        "MAE 95% low",
+        "day-block bootstrap interval",
         "vs best baseline",
         "Inside 80% band",
         "Inside 95% band",

@@ -117,6 +117,11 @@ def test_every_table_is_written_with_intervals(runs):
     assert {0.8, 0.95} <= set(cov["nominal"]) and cov["coverage"].between(0, 1).all()
     board = _q(warehouse, "select * from ml.leaderboard where split = 'test'")
     assert {"champion", "mean_28", "xgboost"} <= set(board["model"])
+    # every score carries its day-block bootstrap interval (issue 14)
+    for scores in (board, _q(warehouse, "select * from ml.backtest_metrics")):
+        assert scores[["mae_lo", "mae_hi"]].notna().all().all()
+        assert ((scores["mae_lo"] <= scores["mae"]) & (scores["mae"] <= scores["mae_hi"])).all()
+        assert (scores["mae_lo"] < scores["mae_hi"]).any()
     assert {1, 7, 28} <= set(board["horizon"])
     runs_ = _q(warehouse, "select * from ml.model_runs")
     assert runs_["artifact_path"].map(lambda p: Path(p).exists()).all()

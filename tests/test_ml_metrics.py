@@ -112,3 +112,36 @@ def test_day_block_bootstrap_resamples_days_not_rows():
     lo, hi = interval(day_block_bootstrap_mae(days, {"m": err}, block=1, n_boot=2000)["m"])
     # the point MAE is 5·8/56 ≈ 0.71; resampling rows would give about ±0.09
     assert hi - lo > 0.4
+
+
+def test_mae_intervals_per_group_are_the_day_block_bootstrap_of_its_scored_rows():
+    from ml.metrics import day_block_bootstrap_mae, interval, mae_intervals
+
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2020-01-01", periods=42)
+    rows = []
+    for model, shift in (("a", 0.0), ("b", 3.0)):
+        for h in (1, 7):
+            actual = rng.poisson(4.0, (len(days), 5)).astype(float)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "model": model,
+                        "horizon": h,
+                        "ds": np.repeat(days, 5),
+                        "actual": actual.ravel(),
+                        "prediction": np.full(actual.size, 4.0 + shift),
+                    }
+                )
+            )
+    preds = pd.concat(rows, ignore_index=True)
+    preds.loc[::9, "prediction"] = np.nan  # not scored: left out of the interval too
+    got = mae_intervals(preds, ["model", "horizon"]).set_index(["model", "horizon"])
+    scored = score(preds, by=["model", "horizon"]).set_index(["model", "horizon"])
+    assert (got["mae_lo"] < scored["mae"]).all() and (scored["mae"] < got["mae_hi"]).all()
+    g = preds[(preds["model"] == "b") & (preds["horizon"] == 7) & preds["prediction"].notna()]
+    reps = day_block_bootstrap_mae(g["ds"].to_numpy(), {"m": (g["actual"] - g["prediction"]).abs()})
+    np.testing.assert_allclose(got.loc[("b", 7)].to_numpy(), interval(reps["m"]))
+    # a group without a scored row has no interval
+    empty = preds.assign(prediction=np.where(preds["model"] == "a", np.nan, preds["prediction"]))
+    assert mae_intervals(empty, ["model"]).set_index("model").loc["a"].isna().all()
