@@ -145,3 +145,39 @@ def test_the_xgbregressor_fit_equals_a_plain_xgb_train_of_the_same_parameters(da
     raw = booster.predict(dtest, pred_contribs=True)
     np.testing.assert_array_equal(contrib.to_numpy(), raw[:, :-1])
     np.testing.assert_array_equal(base, raw[:, -1])
+
+
+def test_model_runs_record_each_model_class_and_parameters():
+    """``ml.model_runs.params`` of a pipeline run: the class name and scikit-learn parameters
+    of the model that was fitted (its features in their own column), the ensemble's members."""
+    from datetime import date
+
+    from ml.backtest import BacktestPlan
+    from ml.pipeline import RunConfig, run_source
+
+    names = ["mean_28", "poisson_glm", "xgboost"]
+    config = RunConfig(
+        run_id="params",
+        test_cutoff=date(2023, 8, 1),
+        horizon=7,
+        profile="lean",
+        models=names,
+        plan=BacktestPlan(horizons=(1, 7), n_cutoffs=1, window=7),
+    )
+    frames, summary = run_source("src", synthetic(), [], config, log=lambda _m: None)
+    runs = frames["model_runs"]
+    assert set(runs["model"]) == {*names, "ensemble"}
+    for row in runs.itertuples():
+        params = json.loads(row.params)
+        if row.model == "ensemble":
+            members = summary["ensemble_members"][row.horizon]
+            assert params == {
+                "type": "Ensemble",
+                "members": members,
+                "combine": "mean of expected counts",
+            }
+            continue
+        expected = describe(make_model(row.model, "lean"))
+        features = list(expected.pop("features", make_model(row.model).features))
+        assert params == expected, row.model
+        assert json.loads(row.features) == features
