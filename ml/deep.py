@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
-from ml.features import FEATURE_COLUMNS
 from ml.metrics import poisson_median
+from ml.models import DEFAULT_FEATURES, describe
 
 
-class LSTMCountModel:
+class LSTMCountModel(RegressorMixin, BaseEstimator):
+    """LSTM count model (module docstring); a scikit-learn estimator whose fitted network is
+    ``net_``."""
+
     name = "lstm"
 
     def __init__(
@@ -39,7 +43,7 @@ class LSTMCountModel:
         max_train_rows: int = 40_000,
         seed: int = 0,
         point: str = "poisson_median",
-        features: list[str] | None = None,
+        features: tuple[str, ...] = DEFAULT_FEATURES,
     ) -> None:
         self.seq_len = seq_len
         self.hidden = hidden
@@ -49,27 +53,7 @@ class LSTMCountModel:
         self.max_train_rows = max_train_rows
         self.seed = seed
         self.point = point
-        self._features = list(features) if features is not None else list(FEATURE_COLUMNS)
-        self.net_ = None
-        self.history_: pd.DataFrame | None = None
-
-    @property
-    def features(self) -> list[str]:
-        return list(self._features)
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "type": type(self).__name__,
-            "seq_len": self.seq_len,
-            "hidden": self.hidden,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "max_train_rows": self.max_train_rows,
-            "seed": self.seed,
-            "point": self.point,
-            "features": self.features,
-        }
+        self.features = features
 
     def observe(self, history: pd.DataFrame) -> LSTMCountModel:
         h = history[["series_id", "ds", "y"]].copy()
@@ -80,7 +64,7 @@ class LSTMCountModel:
 
     # --- tensors ---------------------------------------------------------------------------
     def _sequences(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        if self.history_ is None:
+        if getattr(self, "history_", None) is None:
             raise RuntimeError("call observe(history) first")
         values = self.history_.to_numpy(dtype="float64")
         ci = self.history_.columns.get_indexer(X["series_id"])
@@ -101,7 +85,7 @@ class LSTMCountModel:
         return seq.astype("float32"), scale.astype("float32")
 
     def _static(self, X: pd.DataFrame, scale: np.ndarray) -> np.ndarray:
-        data = X[self._features].to_numpy(dtype="float64")
+        data = X[list(self.features)].to_numpy(dtype="float64")
         z = (data - self.mean_) / self.std_
         z = np.nan_to_num(z, nan=0.0)
         return np.column_stack([z, np.log(scale)]).astype("float32")
@@ -138,7 +122,7 @@ class LSTMCountModel:
             keep = np.argsort(pd.to_datetime(X["ds"]).to_numpy(), kind="stable")
             keep = keep[-self.max_train_rows :]
             X, y = X.iloc[keep], y[keep]
-        data = X[self._features].to_numpy(dtype="float64")
+        data = X[list(self.features)].to_numpy(dtype="float64")
         with warnings.catch_warnings():  # all-NaN columns (lag_364 on < 1 year) → 0, 1
             warnings.simplefilter("ignore", RuntimeWarning)
             self.mean_ = np.nanmean(data, axis=0)
@@ -172,8 +156,7 @@ class LSTMCountModel:
     def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
         import torch
 
-        if self.net_ is None:
-            raise RuntimeError("model is not fitted")
+        check_is_fitted(self, "net_")
         seq, scale = self._sequences(X)
         static = self._static(X, scale)
         with torch.no_grad():
@@ -191,7 +174,7 @@ class LSTMCountModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(
             {
-                "params": self.get_params(),
+                "params": describe(self),
                 "state": self.net_.state_dict(),
                 "mean": self.mean_,
                 "std": self.std_,

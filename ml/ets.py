@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from ml.metrics import poisson_median
+from ml.models import describe
 
 PERIOD = 7
 
@@ -82,9 +84,10 @@ def filter_states(y: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np
     return lv, ss
 
 
-class HoltWintersModel:
+class HoltWintersModel(RegressorMixin, BaseEstimator):
     """Local Holt-Winters per series (see the module docstring). Horizon-agnostic: one fit per
-    cutoff serves every horizon (``horizon_agnostic = True``)."""
+    cutoff serves every horizon (``horizon_agnostic = True``). A scikit-learn estimator: the
+    per-series parameters are fitted state (``params_``), the observed counts ``history_``."""
 
     name = "holt_winters"
     horizon_agnostic = True
@@ -99,19 +102,6 @@ class HoltWintersModel:
         self.max_train_days = max_train_days
         self.initialization = initialization
         self.point = point
-        self.params_: dict[str, dict[str, Any]] = {}
-        self.history_: pd.DataFrame | None = None
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "type": type(self).__name__,
-            "max_train_days": self.max_train_days,
-            "initialization": self.initialization,
-            "point": self.point,
-            "seasonal_periods": PERIOD,
-            "trend": None,
-            "seasonal": "add",
-        }
 
     def observe(self, history: pd.DataFrame) -> HoltWintersModel:
         """The observed counts (``series_id, ds, y``) the forecasts may condition on."""
@@ -129,18 +119,18 @@ class HoltWintersModel:
             }
         )
         frame = frame[np.isfinite(frame["y"])].sort_values(["series_id", "ds"])
-        self.params_ = {}
+        self.params_: dict[str, dict[str, Any]] = {}
         for sid, g in frame.groupby("series_id", sort=True):
             g = g.tail(self.max_train_days)
             p = fit_series(g["y"].to_numpy(), self.initialization)
             p["start"] = str(g["ds"].iloc[0].date())
             self.params_[sid] = p
-        if self.history_ is None:
+        if getattr(self, "history_", None) is None:
             self.observe(frame)
         return self
 
     def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
-        if not self.params_ or self.history_ is None:
+        if not getattr(self, "params_", None) or getattr(self, "history_", None) is None:
             raise RuntimeError("model is not fitted / has no observed history")
         ds = pd.to_datetime(X["ds"])
         origin = pd.to_datetime(X["origin"]) if "origin" in X else ds - pd.Timedelta(days=1)
@@ -176,7 +166,9 @@ class HoltWintersModel:
     def save(self, path: str | Path) -> Path:
         path = Path(path).with_suffix(".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**self.get_params(), "series": self.params_}, indent=1))
+        # the fixed form of the model beside its parameters, so the artifact is self-describing
+        spec = {**describe(self), "seasonal_periods": PERIOD, "trend": None, "seasonal": "add"}
+        path.write_text(json.dumps({**spec, "series": self.params_}, indent=1))
         return path
 
     @classmethod

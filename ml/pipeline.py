@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.base import BaseEstimator
 
 from ml.backtest import BacktestPlan, rolling_backtest
 from ml.champion import (
@@ -42,6 +43,7 @@ from ml.intervals import (
     lookup,
 )
 from ml.metrics import mae_intervals, score
+from ml.models import describe
 from ml.runs import model_run_record, train_window
 from ml.zoo import ensemble_members, make_model, model_factory, profile_models
 
@@ -629,22 +631,22 @@ def _importance(fitted, run_id, source) -> pd.DataFrame:
     )
 
 
-class _EnsembleSpec:
-    """Artifact of the ensemble: its members (their own artifacts sit beside it)."""
+class Ensemble(BaseEstimator):
+    """Artifact of the ensemble: its members (their own artifacts sit beside it). A
+    scikit-learn estimator for its parameters only: the average itself is computed from the
+    members' backtest and forecast rows (:func:`ml.champion.add_ensemble`)."""
 
     name = ENSEMBLE
+    features = FEATURE_COLUMNS
 
-    def __init__(self, members):
-        self.members = list(members)
-        self.features = list(FEATURE_COLUMNS)
-
-    def get_params(self):
-        return {"type": "Ensemble", "members": self.members, "combine": "mean of expected counts"}
+    def __init__(self, members: Sequence[str] = (), combine: str = "mean of expected counts"):
+        self.members = members
+        self.combine = combine
 
     def save(self, path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.get_params(), indent=2))
+        path.write_text(json.dumps(describe(self), indent=2))
         return path
 
 
@@ -657,10 +659,10 @@ def _model_runs(config, source, frame, cutoff, fitted, op_models, board, champio
     cvb = board[board["split"] == "cv"].set_index(["model", "horizon"])
     recs = []
     items = [(k, m, "backtest_test") for k, m in fitted.items()]
-    items += [((ENSEMBLE, h), _EnsembleSpec(m), "backtest_test") for h, m in members.items()]
+    items += [((ENSEMBLE, h), Ensemble(list(m)), "backtest_test") for h, m in members.items()]
     items += [(k, m, "operational") for k, m in op_models.items()]
     op_ens = {int(h) for h in champions.loc[champions["model"] == ENSEMBLE, "horizon"]}
-    items += [((ENSEMBLE, h), _EnsembleSpec(members[h]), "operational") for h in sorted(op_ens)]
+    items += [((ENSEMBLE, h), Ensemble(list(members[h])), "operational") for h in sorted(op_ens)]
     for (name, h), model, role in items:
         metrics: dict[str, Any] = {}
         if (name, h) in test.index:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ml.backtest import fit_mask
+from ml.models import describe
 
 
 def train_window(
@@ -71,7 +72,8 @@ def model_run_record(
     (XGBoost ``save_model`` JSON, a small JSON description for the baselines, Holt-Winters and
     the ensemble; a model's ``save`` may change the suffix: ``.pkl`` for scikit-learn,
     ``.pt`` for the LSTM); ``artifact_path`` is the absolute path actually written (None when
-    no directory is given). ``params``, ``features`` and
+    no directory is given). ``params`` is :func:`ml.models.describe` (class name and
+    scikit-learn parameters, ``features`` left to their own column); ``params``, ``features`` and
     ``metrics`` are JSON strings. ``cutoff`` is None for the operational model trained on all
     history.
     """
@@ -81,7 +83,7 @@ def model_run_record(
         stem = _safe(artifact_name or label)
         target = Path(artifact_dir) / _safe(run_id) / _safe(source) / f"{stem}.json"
         artifact_path = str(model.save(target).resolve())
-    params = model.get_params() if hasattr(model, "get_params") else {}
+    params = describe(model) if hasattr(model, "get_params") else {}
     features = list(getattr(model, "features", []))
     return {
         "run_id": run_id,

@@ -96,7 +96,7 @@ def test_xgboost_mean_output_is_calibrated_on_average():
     frame = synthetic_frame()
     model = XGBCountModel().fit(frame, frame["y"])
     assert model.predict_mean(frame).mean() == pytest.approx(frame["y"].mean(), rel=0.03)
-    assert model.features == FEATURE_COLUMNS
+    assert list(model.features) == FEATURE_COLUMNS
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -113,7 +113,7 @@ def test_model_run_record_as_the_pipeline_writes_it(frame, tmp_path):
     params = json.loads(rec["params"])
     assert params["objective"] == "count:poisson" and params["n_estimators"] == 10
     assert "features" not in params  # they have their own column
-    assert json.loads(rec["features"]) == model.features and model.features[0] == "lag_1"
+    assert json.loads(rec["features"]) == list(model.features) and model.features[0] == "lag_1"
     assert json.loads(rec["metrics"]) == {
         "coverage_80": None,  # NaN is not JSON
         "cv_cutoffs": ["2024-02-01", "2024-02-15"],
@@ -137,7 +137,7 @@ def test_operational_record_without_artifact_or_metrics(frame):
     assert rec["model"] == "mean_28"  # the model's own name when none is given
     assert rec["cutoff"] is None and rec["artifact_path"] is None
     assert rec["metrics"] == "null"
-    assert json.loads(rec["params"]) == {"type": "Mean28", "column": "roll_mean_28"}
+    assert json.loads(rec["params"]) == {"type": "Mean28"}  # no parameters: the column is below
     assert json.loads(rec["features"]) == ["roll_mean_28"]
     assert isinstance(rec["started_at"], datetime) and rec["started_at"].tzinfo is None
 

@@ -202,7 +202,7 @@ def test_explanations_add_up_to_the_log_rate(name, frame):
     model.fit(frame, frame["y"].to_numpy())
     rows = frame.tail(50)
     contrib, base = model.explain(rows)
-    assert list(contrib.columns) == model.features
+    assert list(contrib.columns) == list(model.features)
     np.testing.assert_allclose(
         contrib.sum(axis=1).to_numpy() + base, np.log(model.predict_mean(rows)), atol=1e-4
     )
