@@ -73,13 +73,14 @@ def run(results: list) -> list[dict]:
     import duckdb
 
     from ml import annual
+    from ml.tables import DuckDBTables
 
     t0 = time.perf_counter()
     warehouse = REPO / "bench" / "work" / "france" / "crimecast.duckdb"
     build_warehouse(warehouse, data_dir())
     con = duckdb.connect(str(warehouse))
     try:
-        features = annual.load_features(con)
+        features = annual.load_features(DuckDBTables(con))
         run_id = time.strftime("bench-france-%Y%m%dT%H%M%S")
         preds, metrics, _ = annual.run_backtests(features, run_id, intervals=True)
         bands = [forecast_bands(features, level) for level in annual.LEVEL_DATASET]

@@ -37,6 +37,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from ml.metrics import mae, rmse
+from ml.tables import Tables
 
 FEATURES_TABLE = "marts.france_annual_features"
 EPS = 1.0  # per 100k: keeps log ratios finite for rates of 0 (e.g. drug fines before 2020)
@@ -89,9 +91,10 @@ MODEL_FEATURES = [
 # --------------------------------------------------------------------------- data
 
 
-def load_features(con, table: str = FEATURES_TABLE) -> pd.DataFrame:
-    """The feature mart as a DataFrame (one row per series and target year)."""
-    return con.execute(f"select * from {table} order by geo_level, series_id, year").df()
+def load_features(tables: Tables, table: str = FEATURES_TABLE) -> pd.DataFrame:
+    """The feature mart as a DataFrame (one row per series and target year), read through
+    ``tables`` (:class:`ml.tables.Tables`)."""
+    return tables.read(f"select * from {table} order by geo_level, series_id, year")
 
 
 def history(features: pd.DataFrame) -> pd.DataFrame:
@@ -788,11 +791,15 @@ PREDICTION_COLUMNS = [
 
 @dataclass
 class AnnualRun:
+    """One run's frames; ``created_at``: its start (UTC), written with every row (vintages by
+    ``run_id``, as the daily tables)."""
+
     run_id: str
     predictions: pd.DataFrame
     metrics: pd.DataFrame
     forecasts: pd.DataFrame
     selected: dict[str, str]
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
 
 
 def run_backtests(
@@ -826,9 +833,12 @@ def run_annual(
     run_id: str,
     to_year: int = 2030,
     models: Iterable[str] | None = None,
+    started_at: datetime | None = None,
 ) -> AnnualRun:
     """Backtests on both splits and levels, then the operational forecast per level (model
-    chosen on the last validation years, see :func:`forecast`)."""
+    chosen on the last validation years, see :func:`forecast`). ``started_at``: the run's
+    start, UTC (default: now)."""
+    started_at = started_at or datetime.now(UTC).replace(tzinfo=None)
     models = list(models) if models is not None else None
     preds, mets, selected = run_backtests(features, run_id, models=models)
     fcs = []
@@ -836,7 +846,7 @@ def run_annual(
         fc, _, _ = forecast(features, level, to_year, models)
         selected[f"{LEVEL_DATASET[level]}_forecast"] = str(fc["model"].iloc[0])
         fcs.append(fc.assign(run_id=run_id)[FORECAST_COLUMNS])
-    return AnnualRun(run_id, preds, mets, pd.concat(fcs, ignore_index=True), selected)
+    return AnnualRun(run_id, preds, mets, pd.concat(fcs, ignore_index=True), selected, started_at)
 
 
 METRIC_COLUMNS = [
@@ -859,23 +869,22 @@ METRIC_COLUMNS = [
 ]
 
 
-def write_tables(con, run: AnnualRun) -> dict[str, int]:
-    """Replace ml.france_forecasts / france_backtest_predictions / france_backtest_metrics
-    (one transaction)."""
-    tables = {
-        "france_forecasts": run.forecasts[FORECAST_COLUMNS],
-        "france_backtest_predictions": run.predictions[PREDICTION_COLUMNS],
-        "france_backtest_metrics": run.metrics[METRIC_COLUMNS],
-    }
-    con.execute("begin transaction")
-    try:
-        con.execute("create schema if not exists ml")
-        for name, frame in tables.items():
-            con.register("_annual_df", frame)
-            con.execute(f"create or replace table ml.{name} as select * from _annual_df")
-            con.unregister("_annual_df")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return {name: len(frame) for name, frame in tables.items()}
+#: written with every row of the three tables (a warehouse from before gets the column added)
+VINTAGE_COLUMNS = ["created_at"]
+
+
+def write_tables(tables: Tables, run: AnnualRun) -> dict[str, int]:
+    """APPEND the run to ml.france_forecasts / france_backtest_predictions /
+    france_backtest_metrics through ``tables`` (:class:`ml.tables.Tables`, one transaction):
+    every run kept, readers take the latest through the serving ``*_latest`` models."""
+    created = pd.Timestamp(run.created_at).as_unit("us")
+    return tables.append(
+        {
+            name: frame[columns].assign(created_at=created)
+            for name, frame, columns in (
+                ("france_forecasts", run.forecasts, FORECAST_COLUMNS),
+                ("france_backtest_predictions", run.predictions, PREDICTION_COLUMNS),
+                ("france_backtest_metrics", run.metrics, METRIC_COLUMNS),
+            )
+        }
+    )

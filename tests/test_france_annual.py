@@ -3,6 +3,8 @@ and Python), the département–région check, metrics, forecasts and intervals.
 
 from __future__ import annotations
 
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -13,6 +15,8 @@ from conftest import run_dbt
 
 from ingest.france import load_france
 from ml import annual
+from ml.tables import DuckDBTables
+from serving.publish import publish_copy
 
 REPO = Path(__file__).resolve().parents[1]
 SELECT = "france_regions france_departements +path:models/marts/france"
@@ -125,7 +129,7 @@ def test_departement_region_check_flags_disagreements(warehouse):
 def features(warehouse):
     db, _ = warehouse
     con = duckdb.connect(str(db), read_only=True)
-    feats = annual.load_features(con)
+    feats = annual.load_features(DuckDBTables(con))
     con.close()
     return feats
 
@@ -220,8 +224,71 @@ def test_backtests_forecasts_and_intervals(features, warehouse):
     ratio = (y2030["forecast_hi_95"] + 1) / (last.loc[y2030.index] + 1)
     assert ratio.max() < 10
     con = duckdb.connect(str(db))
-    counts = annual.write_tables(con, run)
+    counts = annual.write_tables(DuckDBTables(con), run)
     cols = [r[0] for r in con.execute("describe ml.france_forecasts").fetchall()]
     con.close()
-    assert cols == annual.FORECAST_COLUMNS
+    assert cols == annual.FORECAST_COLUMNS + annual.VINTAGE_COLUMNS
     assert counts["france_forecasts"] == len(fc)
+
+
+FRANCE_SERVING = (
+    "serving__france_forecasts serving__france_forecasts_latest "
+    "serving__france_backtest_metrics serving__france_backtest_metrics_latest"
+)
+
+
+def test_two_runs_append_two_vintages_and_readers_see_the_latest(
+    features, warehouse, tmp_path, monkeypatch
+):
+    """Two France runs on the sample: ml.france_* keep both (run_id, created_at), the serving
+    ``*_latest`` models hold the latest only, the published copy keeps
+    CRIMECAST_PUBLISH_KEEP_RUNS runs."""
+    db, _ = warehouse
+    live = tmp_path / "crimecast.duckdb"  # the catalog name of the project's manifest
+    shutil.copy(db, live)
+    con = duckdb.connect(str(live))
+    con.execute("drop schema if exists ml cascade")  # what another test of the module wrote
+    con.close()
+    con = duckdb.connect(str(live))
+    runs = [
+        annual.run_annual(
+            features,
+            f"france-2026010{i}T000000-abcdef",
+            models=["last_value"],
+            started_at=datetime(2026, 1, i),
+        )  # fmt: skip
+        for i in (1, 2)
+    ]
+    for run in runs:
+        annual.write_tables(DuckDBTables(con), run)
+    vintages = con.execute(
+        "select run_id, created_at, count(*) from ml.france_forecasts group by all order by 1"
+    ).fetchall()
+    n = len(runs[0].forecasts)
+    assert vintages == [(r.run_id, r.created_at, n) for r in runs]
+    for name in ("france_backtest_predictions", "france_backtest_metrics"):
+        got = con.execute(f"select count(distinct run_id), count(*) from ml.{name}").fetchone()
+        assert got[0] == 2 and got[1] % 2 == 0
+    con.close()
+    proc = run_dbt(live, "build", "--quiet", "--select", FRANCE_SERVING, target=tmp_path / "t")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    con = duckdb.connect(str(live), read_only=True)
+    for name in ("france_forecasts", "france_backtest_metrics"):
+        every = con.execute(f"select count(distinct run_id) from serving.{name}").fetchone()
+        latest = con.execute(
+            f"select distinct run_id, count(*) over () from serving.{name}_latest"
+        ).fetchall()
+        assert every == (2,)
+        assert [r[0] for r in latest] == [runs[1].run_id]
+    assert latest[0][1] == len(runs[1].metrics)
+    con.close()
+    for keep, expected in (("1", [runs[1].run_id]), ("5", [r.run_id for r in runs])):
+        monkeypatch.setenv("CRIMECAST_PUBLISH_KEEP_RUNS", keep)
+        copy = publish_copy(live, tmp_path / f"pub{keep}" / "crimecast.duckdb")
+        pub = duckdb.connect(str(copy), read_only=True)
+        for name in ("france_forecasts", "france_backtest_predictions", "france_backtest_metrics"):
+            got = pub.execute(f"select distinct run_id from ml.{name} order by 1").fetchall()
+            assert [r[0] for r in got] == expected, (keep, name)
+        latest = pub.execute("select distinct run_id from serving.france_forecasts_latest")
+        assert latest.fetchall() == [(runs[1].run_id,)]
+        pub.close()

@@ -4,6 +4,7 @@ vintages (the documented query), anomalies and the WARN asset check."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -183,6 +184,34 @@ def test_the_documented_vintage_query(runs):
     assert set(first["horizon"]) == {9} and set(second["horizon"]) == {8}
     assert first["run_id"].nunique() == 1 and second["run_id"].nunique() == 1
     assert first["run_id"][0] < second["run_id"][0]  # two vintages, both kept
+
+
+def test_a_write_that_fails_leaves_every_ml_table_as_it_was(runs, tmp_path):
+    """The run's frames go to ml.* in one transaction (ml/tables.py): when the last table's
+    append fails (an older ml.source_status whose column cannot take the new rows), no table
+    keeps a row of the run."""
+    warehouse, _ = runs
+    copy = tmp_path / "crimecast.duckdb"
+    shutil.copy(warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute("create or replace table ml.source_status (run_id varchar, history_days date)")
+    finally:
+        con.close()
+    before = {n: _q(copy, f"select count(*) as n from ml.{n}")["n"][0] for n in ML_TABLES}
+    config = {"cutoff": "", "cutoffs": {}, "horizon": 28, "profile": "lean"}
+    res = dg.materialize(
+        [ml_forecasts],
+        resources={"warehouse": WarehouseResource(database=str(copy))},
+        run_config={"ops": {"ml_forecasts": {"config": config}}},
+        raise_on_error=False,
+    )
+    assert not res.success
+    (failure,) = res.get_step_failure_events()
+    cause = failure.step_failure_data.error.cause
+    assert "history_days" in cause.message  # the append failed, not the modelling
+    after = {n: _q(copy, f"select count(*) as n from ml.{n}")["n"][0] for n in ML_TABLES}
+    assert after == before and before["forecasts"] > 0
 
 
 def test_anomalies_and_the_warn_check(runs):

@@ -9,7 +9,9 @@ Assets
   ``[ml, france_backtest_metrics]`` (group "ml"): ml/annual.py on
   ``marts.france_annual_features``. ``FranceModelConfig.models`` (default: the run defaults'
   ``CRIMECAST_FRANCE_MODELS``, else ``ml.annual.LEAN_MODELS``) restricts the models tried;
-  ``all`` runs the whole zoo, as the benchmark (bench/france.py) does.
+  ``all`` runs the whole zoo, as the benchmark (bench/france.py) does. Each run APPENDS its
+  rows (vintages by ``run_id``, with ``created_at`` and the forecasts' ``as_of_year``) through
+  ``ml.tables``, as the daily tables; readers take the latest run (serving ``*_latest``).
 """
 
 import uuid
@@ -19,6 +21,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from ingest.france import input_specs, load_france
+from ml.tables import DuckDBTables
 from orchestration.defs.raw_files import UNCHANGED, left_out, load_failure
 from orchestration.resources import RunDefaults, WarehouseResource
 
@@ -144,14 +147,17 @@ def france_ml(
 ):
     from ml import annual
 
-    run_id = datetime.now(UTC).strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    started = datetime.now(UTC)
+    run_id = started.strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     with warehouse.connect(read_only=True) as con:
-        features = annual.load_features(con)
+        features = annual.load_features(DuckDBTables(con))
     models = annual.model_list(config.models or run_defaults.france_models)
     context.log.info(f"France models: {models or 'all'}")
-    run = annual.run_annual(features, run_id, models=models)
+    run = annual.run_annual(
+        features, run_id, models=models, started_at=started.replace(tzinfo=None)
+    )
     with warehouse.connect() as con:
-        counts = annual.write_tables(con, run)
+        counts = annual.write_tables(DuckDBTables(con), run)
     pooled = run.metrics.loc[run.metrics["horizon"].isna()]
     mae_table = {
         dataset: {m: round(float(v), 2) for m, v in zip(g["model"], g["mae"], strict=True)}

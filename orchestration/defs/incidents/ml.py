@@ -4,8 +4,8 @@ coherent hierarchy, explanations, anomalies and run records (docs/forecasting.md
 All modelling lives in `ml/` (`ml.pipeline.run_source`; the minimum-history rules in
 `ml.history`); this module only reads the marts, decides per source (before fitting) whether
 its data holds the backtest plan, calls `run_source` for those that do, appends the frames to
-ml.* (every run kept: vintages by run_id), records every source's status in ml.source_status
-and reports metadata and the anomaly check.
+ml.* (every run kept: vintages by run_id; reads and writes through ``ml.tables``), records
+every source's status in ml.source_status and reports metadata and the anomaly check.
 
 Run settings: `MLConfig` (the Dagster launchpad), whose defaults are the environment at load
 time (`orchestration.config.ml_settings`: CRIMECAST_CUTOFF, CRIMECAST_HORIZON,
@@ -16,7 +16,6 @@ environment (`ml_run_config`).
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pyarrow as pa
 from dagster_dbt import get_asset_key_for_model
@@ -27,6 +26,7 @@ from ml.features import holidays_from_seed
 from ml.history import MAX_HORIZON, assess
 from ml.metrics import outside_band_test
 from ml.pipeline import ANOMALY_LEVEL, ANOMALY_WINDOW_DAYS, RunConfig, run_source
+from ml.tables import DuckDBTables
 from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
 from orchestration.defs.dbt import crimecast_dbt_assets
 from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS
@@ -61,6 +61,11 @@ ML_TABLES = {
     "(with the one-line reason: too little history after cleaning, a cutoff that does not fit "
     "the data), the days of history it has and needs (ml/history.py).",
 }
+#: the daily ML's input (``ml.tables.Tables.read``, params: source, first day): only the
+#: history the profile's fits and features read
+DAILY_INPUT = (
+    "select * from marts.daily_features where source = ? and date >= ? order by series_id, date"
+)
 ANOMALY_CHECK = "anomalies_within_chance"
 #: false-alarm rate of the anomaly check per run (split over the sources: Bonferroni)
 ANOMALY_ALPHA = 0.01
@@ -163,41 +168,6 @@ def new_run_id(dagster_run_id: str) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{dagster_run_id[:8]}"
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> None:
-    """Append every frame to ml.<name> in one transaction (tables created on first use; columns
-    added by a newer version are added to an older table)."""
-    con.execute("create schema if not exists ml")
-    con.execute("begin transaction")
-    try:
-        for name, frame in frames.items():
-            con.register("frame_to_write", frame)
-            con.execute(
-                f"create table if not exists ml.{name} as select * from frame_to_write limit 0"
-            )
-            have = {
-                r[0]
-                for r in con.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'ml' and table_name = ?",
-                    [name],
-                ).fetchall()
-            }
-            types = dict(
-                con.execute(
-                    "select column_name, column_type from (describe frame_to_write)"
-                ).fetchall()
-            )
-            for col in frame.columns:
-                if col not in have:
-                    con.execute(f'alter table ml.{name} add column "{col}" {types[col]}')
-            con.execute(f"insert into ml.{name} by name select * from frame_to_write")
-            con.unregister("frame_to_write")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -233,15 +203,14 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
     full_plan = plan.covering(ms.horizon)
     artifacts = artifacts_dir(warehouse.path)
     with warehouse.connect(read_only=True) as con:
-        spans = {
-            r[0]: (r[1], r[2])
-            for r in con.execute(
-                "select source, min(date), max(date) from marts.daily_features "
-                "where incident_count is not null group by source"
-            ).fetchall()
-        }
-        seed = con.execute("select country, date from seeds.holidays").df()
-        countries = dict(con.execute("select source, country from raw.sources").fetchall())
+        tables = DuckDBTables(con)
+        span_rows = tables.read(
+            "select source, min(date) as first_day, max(date) as last_day "
+            "from marts.daily_features where incident_count is not null group by source"
+        )
+        seed = tables.read("select country, date from seeds.holidays")
+        countries = dict(tables.read("select source, country from raw.sources").itertuples(False))
+    spans = {r.source: (r.first_day.date(), r.last_day.date()) for r in span_rows.itertuples()}
     sources = sorted(set(spans) | set(countries))
     wanted = run_sources(context, config)
     ignored = sorted(set(ms.cutoffs) - set(sources))
@@ -285,11 +254,9 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         # only the history the profile's fits and features read (all of it without train_days)
         start = run.effective_plan().history_start(st.test_cutoff)
         with warehouse.connect(read_only=True) as con:
-            part = con.execute(
-                "select * from marts.daily_features where source = ? and date >= ? "
-                "order by series_id, date",
-                [source, start.date() if start is not None else date.min],
-            ).df()
+            part = DuckDBTables(con).read(
+                DAILY_INPUT, [source, start.date() if start is not None else date.min]
+            )
         context.log.info(
             f"{source}: {len(part):,} mart rows read"
             + (f" (from {start.date()}: train_days={plan.train_days})" if start else "")
@@ -306,7 +273,7 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         if parts  # a table no source wrote this run (every source skipped) gets no rows
     }
     with warehouse.connect() as con:
-        write_tables(con, combined)
+        DuckDBTables(con).append(combined)
 
     status_meta = _status_metadata(statuses, ignored)
     for name in ML_TABLES:
