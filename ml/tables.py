@@ -7,9 +7,9 @@ the warehouse: ``read`` a table or a query into a pandas frame, ``append`` frame
 and the publisher's keep-runs rule), and a column that a newer version of the code writes is
 added to an older table, so an existing warehouse keeps working.
 
-``DuckDBTables`` is the implementation over a DuckDB connection (the single-file default). An
-engine that reads Parquet or a Spark session implements the same two methods (issue 16,
-docs/scale-out.md).
+``DuckDBTables`` is the implementation over a DuckDB connection (the single-file default);
+``SparkTables`` the one over a Spark session (the dbt ``spark`` target's catalog, tables stored as
+Parquet: docs/scale-out.md), with Arrow between Spark and pandas.
 """
 
 from __future__ import annotations
@@ -98,3 +98,60 @@ class DuckDBTables:
                 con.execute("rollback")
             raise
         return {name: len(frames[name]) for name in names}
+
+
+class SparkTables:
+    """``Tables`` over a Spark session (pyspark, the optional ``[spark]`` extra): the tables of
+    its catalog, e.g. those the dbt ``spark`` target built. Queries take ``?`` parameters
+    (Spark 3.5+ positional parameters); frames travel through Arrow.
+
+    Not transactional: Parquet tables have no multi-table commit, so ``append`` converts and
+    checks every frame before it writes any (a bad frame writes nothing), but a failure while
+    writing can leave the tables written before it (a table format with commits, Delta or
+    Iceberg, would be needed for all-or-none; docs/scale-out.md)."""
+
+    def __init__(self, spark) -> None:
+        self.spark = spark
+        self.spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+
+    def read(self, sql_or_table: str, params: Sequence | None = None) -> pd.DataFrame:
+        text = sql_or_table.strip()
+        sql = f"select * from {text}" if _TABLE_NAME.fullmatch(text) else text
+        args = list(params) if params is not None else None
+        return self.spark.sql(sql, args=args).toPandas()
+
+    def append(self, frames: Mapping[str, pd.DataFrame], schema: str = "ml") -> dict[str, int]:
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import NullType
+
+        schema = _ident(schema)
+        catalog = self.spark.catalog
+        staged = {}
+        for name in (_ident(n) for n in frames):
+            frame = self.spark.createDataFrame(frames[name])
+            # a column with no value in this frame has no type: text until a table says more
+            for field in frame.schema.fields:
+                if isinstance(field.dataType, NullType):
+                    frame = frame.withColumn(field.name, F.col(field.name).cast("string"))
+            full = f"{schema}.{name}"
+            if catalog.tableExists(full):
+                have = {f.name: f.dataType for f in self.spark.table(full).schema.fields}
+                new = [f for f in frame.schema.fields if f.name not in have]
+                # an older writer's column the frame lacks: NULL of the table's type
+                for col, kind in have.items():
+                    if col not in frame.columns:
+                        frame = frame.withColumn(col, F.lit(None).cast(kind))
+                staged[name] = (full, frame, new)
+            else:
+                staged[name] = (full, frame, None)
+        self.spark.sql(f"create database if not exists {schema}")
+        for full, frame, new in staged.values():
+            if new is None:
+                frame.write.format("parquet").saveAsTable(full)
+                continue
+            if new:
+                columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
+                self.spark.sql(f"alter table {full} add columns ({columns})")
+            order = [f.name for f in self.spark.table(full).schema.fields]
+            frame.select(*order).write.insertInto(full)
+        return {name: len(frames[name]) for name in staged}

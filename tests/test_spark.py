@@ -7,6 +7,7 @@ Needs Java and the [spark] extra (`make test-spark` installs the extra; CI insta
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import time
@@ -102,6 +103,8 @@ def _normalised(frame: pd.DataFrame) -> pd.DataFrame:
             col = col.dt.tz_convert("UTC").dt.tz_localize(None)
         if pd.api.types.is_datetime64_any_dtype(col):
             out[name] = col.astype("datetime64[us]")
+        elif col.map(lambda v: isinstance(v, datetime.date)).any():  # Spark's dates
+            out[name] = pd.to_datetime(col).astype("datetime64[us]")
         elif pd.api.types.is_bool_dtype(col):
             out[name] = col.astype("boolean")
         elif pd.api.types.is_numeric_dtype(col) or col.map(_is_decimal).any():
@@ -109,6 +112,30 @@ def _normalised(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[name] = col.map(lambda v: None if v is None or v is pd.NaT else v)
     return out.sort_values(list(out.columns), na_position="last").reset_index(drop=True)
+
+
+def _differences(label: str, expected: pd.DataFrame, got: pd.DataFrame) -> list[str]:
+    """Column by column, what differs between two frames of the same rows (any order): exact,
+    but 1 ULP on the transcendental columns."""
+    problems = []
+    e, g = _normalised(expected), _normalised(got)
+    for name in e.columns:
+        a, b = e[name], g[name]
+        if a.dtype == "float64" and b.dtype == "float64":
+            x, y = a.to_numpy(), b.to_numpy()
+            both_nan = np.isnan(x) & np.isnan(y)
+            ulps = 1 if name in ULP_COLUMNS else 0
+            tol = ulps * np.spacing(np.maximum(np.abs(x), np.abs(y)))
+            bad = ~both_nan & ~(np.abs(x - y) <= tol)
+        else:
+            bad = ~((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            problems.append(
+                f"{label}.{name}: {int(bad.sum())} rows differ, e.g. "
+                f"DuckDB {a.iloc[i]!r} Spark {b.iloc[i]!r}"
+            )
+    return problems
 
 
 def _is_decimal(value) -> bool:
@@ -143,23 +170,57 @@ def test_marts_and_latest_serving_equal_duckdb(spark_build: dict, sample_warehou
             if len(expected) != len(got):
                 problems.append(f"{node.name}: {len(got)} rows on Spark, {len(expected)} DuckDB")
                 continue
-            e, g = _normalised(expected), _normalised(got)
-            for name in e.columns:
-                a, b = e[name], g[name]
-                if a.dtype == "float64" and b.dtype == "float64":
-                    x, y = a.to_numpy(), b.to_numpy()
-                    both_nan = np.isnan(x) & np.isnan(y)
-                    ulps = 1 if name in ULP_COLUMNS else 0
-                    tol = ulps * np.spacing(np.maximum(np.abs(x), np.abs(y)))
-                    bad = ~both_nan & ~(np.abs(x - y) <= tol)
-                else:
-                    bad = ~((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy()
-                if bad.any():
-                    i = int(np.argmax(bad))
-                    problems.append(
-                        f"{node.name}.{name}: {int(bad.sum())} rows differ, e.g. "
-                        f"DuckDB {a.iloc[i]!r} Spark {b.iloc[i]!r}"
-                    )
+            problems += _differences(node.name, expected, got)
     finally:
         con.close()
     assert not problems, "\n".join(problems)
+
+
+def test_the_ml_reads_and_appends_its_tables_through_spark(spark_build: dict, sample_warehouse):
+    """ml.tables.SparkTables on the Spark build: the daily ML's input (the ml_forecasts query)
+    equals what DuckDBTables reads from the DuckDB sample; ML frames appended run after run read
+    back with every vintage, a later run's new column added (NULL before it), an older run's
+    missing column NULL, and a real ML table (ml.source_status) round-trips."""
+    from pyspark.sql import SparkSession
+
+    from ml.tables import DuckDBTables, SparkTables
+    from orchestration.defs.incidents.ml import DAILY_INPUT
+
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    tables = SparkTables(spark)
+    con = duckdb.connect(str(sample_warehouse), read_only=True)
+    try:
+        duck = DuckDBTables(con)
+        first = duck.read(
+            "select min(date) as d from marts.daily_features where source = 'houston'"
+        )
+        args = ["houston", (first["d"][0] + pd.Timedelta(days=300)).date()]
+        expected = duck.read(DAILY_INPUT, args)
+        status = duck.read("ml.source_status")
+    finally:
+        con.close()
+    got = tables.read(DAILY_INPUT, args)
+    assert len(got) == len(expected) > 0 and list(got.columns) == list(expected.columns)
+    assert not _differences("daily input", expected, got)
+
+    schema = "ml_tables_test"
+    day = datetime.date(2024, 1, 1)
+    runs = [
+        pd.DataFrame({"run_id": ["r1", "r1"], "source": ["a", "b"], "mae": [1.0, 2.0]}),
+        pd.DataFrame({"run_id": ["r2"], "source": ["a"], "mae": [3.0], "as_of": [day]}),
+        pd.DataFrame({"run_id": ["r3"], "source": ["b"]}),
+    ]
+    for run in runs:
+        assert tables.append({"scores": run}, schema=schema) == {"scores": len(run)}
+    back = tables.read(f"select * from {schema}.scores order by run_id, source")
+    assert list(back.columns) == ["run_id", "source", "mae", "as_of"]
+    assert list(back["run_id"]) == ["r1", "r1", "r2", "r3"]
+    assert back["mae"].tolist()[:3] == [1.0, 2.0, 3.0] and pd.isna(back["mae"][3])
+    assert back["as_of"].tolist()[2] == day and back["as_of"].drop(index=2).isna().all()
+
+    tables.append({"source_status": status}, schema=schema)
+    tables.append({"source_status": status}, schema=schema)
+    again = tables.read(f"{schema}.source_status")
+    assert len(again) == 2 * len(status) > 0
+    doubled = pd.concat([status, status], ignore_index=True)
+    assert not _differences("source_status", doubled, again[list(status.columns)])
