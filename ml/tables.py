@@ -26,6 +26,12 @@ import pandas as pd
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
+def read_sql(sql_or_table: str) -> str:
+    """The query ``Tables.read`` runs: a bare ``schema.table`` means the whole table."""
+    text = sql_or_table.strip()
+    return f"select * from {text}" if _TABLE_NAME.fullmatch(text) else text
+
+
 def _ident(name: str) -> str:
     if not _TABLE_NAME.fullmatch(name) or "." in name:
         raise ValueError(f"{name!r} is not a plain table or schema name (letters, digits, _)")
@@ -53,9 +59,8 @@ class DuckDBTables:
         self.con = con
 
     def read(self, sql_or_table: str, params: Sequence | None = None) -> pd.DataFrame:
-        text = sql_or_table.strip()
-        sql = f"select * from {text}" if _TABLE_NAME.fullmatch(text) else text
-        return self.con.execute(sql, list(params) if params is not None else None).df()
+        args = list(params) if params is not None else None
+        return self.con.execute(read_sql(sql_or_table), args).df()
 
     def append(self, frames: Mapping[str, pd.DataFrame], schema: str = "ml") -> dict[str, int]:
         con, schema = self.con, _ident(schema)
@@ -115,10 +120,8 @@ class SparkTables:
         self.spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
 
     def read(self, sql_or_table: str, params: Sequence | None = None) -> pd.DataFrame:
-        text = sql_or_table.strip()
-        sql = f"select * from {text}" if _TABLE_NAME.fullmatch(text) else text
         args = list(params) if params is not None else None
-        return self.spark.sql(sql, args=args).toPandas()
+        return self.spark.sql(read_sql(sql_or_table), args=args).toPandas()
 
     def append(self, frames: Mapping[str, pd.DataFrame], schema: str = "ml") -> dict[str, int]:
         from pyspark.sql import functions as F

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ml import annual
-from ml.tables import DuckDBTables, Tables
+from ml.tables import DuckDBTables, Tables, read_sql
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -89,6 +89,20 @@ def test_read_a_table_or_a_query_with_parameters():
     assert len(tables.read("marts.forecasts")) == 2
     one = tables.read("select * from marts.forecasts where series_id = ?", ["boston|A|y"])
     assert one["forecast"].tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("given", "runs"),
+    [
+        ("ml.forecasts", "select * from ml.forecasts"),
+        ("  forecasts\n", "select * from forecasts"),
+        ("select 1 as x", "select 1 as x"),
+        ("ml.forecasts where 1=1", "ml.forecasts where 1=1"),
+    ],
+)
+def test_a_bare_table_name_reads_the_whole_table_anything_else_is_a_query(given, runs):
+    # one rule for every engine's read (DuckDBTables and SparkTables both call read_sql)
+    assert read_sql(given) == runs
 
 
 @pytest.mark.parametrize("name", ["forecasts; drop table x", "ml.forecasts", "1st"])
