@@ -2,8 +2,10 @@
 
 The Spark target of the dbt project (profiles.yml `spark`, docs/scale-out.md) reads the same
 source tables as DuckDB: raw.* (the loaders) and ml.* (the ML step; the serving models read
-them). :func:`export_parquet` writes each of them to ``<folder>/<schema>/<table>.parquet``
-(DuckDB's COPY, types Spark reads: see :data:`_SPARK_TYPES`); :func:`register_spark_tables`
+them). :func:`export_parquet` writes each of them to ``<folder>/<schema>/<table>/data.parquet``
+(DuckDB's COPY, types Spark reads: see :data:`_SPARK_TYPES`), a folder per table so that the
+ML on Spark (``ml.tables.SparkTables``) can append its runs' files beside it;
+:func:`register_spark_tables`
 registers them in the Spark metastore of that target (`CREATE TABLE … USING parquet
 LOCATION`, dbt macro `register_parquet_tables`) through a dbt run-operation, so the target's
 own session settings are used.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -44,7 +47,8 @@ _SPARK_TYPES = {
 
 def export_parquet(warehouse: Path, folder: Path) -> list[str]:
     """Every table of :data:`SOURCE_SCHEMAS` in ``warehouse`` (opened read-only) as
-    ``folder/<schema>/<table>.parquet`` (replaced); returns their names ``schema.table``."""
+    ``folder/<schema>/<table>/data.parquet`` (the table's folder replaced); returns their
+    names ``schema.table``."""
     if not Path(warehouse).is_file():
         raise FileNotFoundError(f"no DuckDB warehouse at {warehouse}: build it first (make run)")
     names: list[str] = []
@@ -65,9 +69,9 @@ def export_parquet(warehouse: Path, folder: Path) -> list[str]:
                 [schema, table],
             ).fetchall()
             select = ", ".join(_spark_column(name, kind) for name, kind in columns)
-            out = Path(folder) / schema / f"{table}.parquet"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.unlink(missing_ok=True)
+            out = table_folder(folder, f"{schema}.{table}") / "data.parquet"
+            shutil.rmtree(out.parent, ignore_errors=True)
+            out.parent.mkdir(parents=True)
             con.execute(
                 f'copy (select {select} from "{schema}"."{table}") to '
                 f"'{_sql_path(out)}' (format parquet)"
@@ -76,6 +80,12 @@ def export_parquet(warehouse: Path, folder: Path) -> list[str]:
     finally:
         con.close()
     return names
+
+
+def table_folder(folder: Path, name: str) -> Path:
+    """Where :func:`export_parquet` writes table ``schema.table`` (its Spark LOCATION)."""
+    schema, table = name.split(".", 1)
+    return Path(folder) / schema / table
 
 
 def _spark_column(name: str, kind: str) -> str:
@@ -91,7 +101,7 @@ def _sql_path(path: Path) -> str:
 def register_spark_tables(
     folder: Path, names: list[str], *, project_dir: Path, target: str = "spark"
 ) -> None:
-    """Register ``folder/<schema>/<table>.parquet`` of each ``schema.table`` of ``names`` as a
+    """Register ``folder/<schema>/<table>/`` of each ``schema.table`` of ``names`` as a
     Spark table of the dbt target ``target`` (its metastore, its session settings), replacing
     a table of that name. Raises RuntimeError when dbt fails."""
     from dbt.cli.main import dbtRunner
@@ -99,7 +109,7 @@ def register_spark_tables(
     tables = []
     for full_name in names:
         schema, name = full_name.split(".", 1)
-        path = (Path(folder) / schema / f"{name}.parquet").resolve()
+        path = table_folder(folder, full_name).resolve()
         tables.append({"schema": schema, "name": name, "path": str(path)})
     result = dbtRunner().invoke(
         ["run-operation", "register_parquet_tables", "--target", target]

@@ -120,8 +120,21 @@ class SparkTables:
         self.spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
 
     def read(self, sql_or_table: str, params: Sequence | None = None) -> pd.DataFrame:
+        from pyspark.sql import types as T
+
         args = list(params) if params is not None else None
-        return self.spark.sql(read_sql(sql_or_table), args=args).toPandas()
+        result = self.spark.sql(read_sql(sql_or_table), args=args)
+        frame = result.toPandas()
+        # the pandas types DuckDBTables gives (DuckDB's .df()), so the ML sees one frame:
+        # dates and timestamps as datetime64[us] (Spark: datetime.date objects, ns), decimals
+        # as float64 (Spark: Decimal objects)
+        for field in result.schema.fields:
+            kind = field.dataType
+            if isinstance(kind, T.DateType | T.TimestampType | T.TimestampNTZType):
+                frame[field.name] = pd.to_datetime(frame[field.name]).astype("datetime64[us]")
+            elif isinstance(kind, T.DecimalType):
+                frame[field.name] = frame[field.name].astype("float64")
+        return frame
 
     def append(self, frames: Mapping[str, pd.DataFrame], schema: str = "ml") -> dict[str, int]:
         from pyspark.sql import functions as F
@@ -132,13 +145,17 @@ class SparkTables:
         staged = {}
         for name in (_ident(n) for n in frames):
             frame = self.spark.createDataFrame(frames[name])
-            # a column with no value in this frame has no type: text until a table says more
+            full = f"{schema}.{name}"
+            exists = catalog.tableExists(full)
+            have = (
+                {f.name: f.dataType for f in self.spark.table(full).schema.fields} if exists else {}
+            )
+            # a column with no value in this frame has no type: the table's, else text
             for field in frame.schema.fields:
                 if isinstance(field.dataType, NullType):
-                    frame = frame.withColumn(field.name, F.col(field.name).cast("string"))
-            full = f"{schema}.{name}"
-            if catalog.tableExists(full):
-                have = {f.name: f.dataType for f in self.spark.table(full).schema.fields}
+                    kind = have.get(field.name, "string")
+                    frame = frame.withColumn(field.name, F.col(field.name).cast(kind))
+            if exists:
                 new = [f for f in frame.schema.fields if f.name not in have]
                 # an older writer's column the frame lacks: NULL of the table's type
                 for col, kind in have.items():

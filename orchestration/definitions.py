@@ -42,7 +42,7 @@ from orchestration.defs.saopaulo.assets import RAW_SAOPAULO, saopaulo_assets
 from orchestration.defs.serving.dbt_serving import serving_dbt_assets
 from orchestration.defs.serving.publish import PUBLISHED, RAW_CHECKS, publish_assets
 from orchestration.defs.serving.site import dashboards_site, serving_assets, skip_requested
-from orchestration.resources import RunDefaults, WarehouseResource
+from orchestration.resources import MLTablesResource, RunDefaults, WarehouseResource
 
 ALL_ASSETS = [
     raw_incidents,
@@ -319,16 +319,19 @@ def _env_or(name: str, default: str) -> str | dg.EnvVar:
 
 def build_resources(warehouse: str | Path | None = None) -> dict:
     """The resources: the warehouse (``warehouse``, else CRIMECAST_WAREHOUSE, else
-    warehouse/crimecast.duckdb), dbt, and the run defaults of the environment now."""
+    warehouse/crimecast.duckdb), the ML's tables on it (or on Spark: CRIMECAST_ML_ENGINE), dbt,
+    and the run defaults of the environment now."""
+    warehouse_resource = WarehouseResource(
+        database=(
+            str(warehouse) if warehouse else _env_or("CRIMECAST_WAREHOUSE", str(DEFAULT_WAREHOUSE))
+        ),
+        lock_timeout_s=lock_timeout_s(),
+        published=_env_or("CRIMECAST_PUBLISHED", ""),
+    )
     return {
-        "warehouse": WarehouseResource(
-            database=(
-                str(warehouse)
-                if warehouse
-                else _env_or("CRIMECAST_WAREHOUSE", str(DEFAULT_WAREHOUSE))
-            ),
-            lock_timeout_s=lock_timeout_s(),
-            published=_env_or("CRIMECAST_PUBLISHED", ""),
+        "warehouse": warehouse_resource,
+        "ml_tables": MLTablesResource(
+            warehouse=warehouse_resource, engine=_env_or("CRIMECAST_ML_ENGINE", "duckdb")
         ),
         "run_defaults": run_defaults(),
         "dbt": DbtCliResource(

@@ -1,5 +1,7 @@
 """Dagster resources: the DuckDB warehouse (dagster-duckdb's ``DuckDBResource`` with a lock
-timeout) and the run defaults read from the environment when the definitions are built."""
+timeout), the engine the ML assets read and write their tables on (``MLTablesResource``:
+DuckDB, or Spark for the scale-out of docs/scale-out.md) and the run defaults read from the
+environment when the definitions are built."""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from orchestration.config import Settings, artifacts_dir, resolve_path
+from ml.tables import DuckDBTables, SparkTables, Tables
+from orchestration.config import DBT_PROJECT_DIR, Settings, artifacts_dir, resolve_path
+
+#: the engines ``MLTablesResource`` knows (CRIMECAST_ML_ENGINE)
+ML_ENGINES = ("duckdb", "spark")
 
 #: DuckDB's message when another process holds the file: `… Conflicting lock is held in
 #: <program> (PID <n>) …`
@@ -116,6 +122,60 @@ class WarehouseResource(DuckDBResource):
 
     #: crimecast's name for get_connection
     connect = get_connection
+
+
+def dbt_spark_session(target: str = "spark", profiles_dir: Path = DBT_PROJECT_DIR):
+    """The Spark session of the dbt profile's ``target`` (dbt-spark's ``session`` method): the
+    active one if this process has one (dbt ran in it), else one built as dbt-spark builds it,
+    from the profile's ``server_side_parameters`` rendered with dbt's own renderer. One home
+    for the Spark settings (master, metastore, warehouse folder): profiles.yml."""
+    import os
+
+    from dbt.config.profile import read_profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    set_invocation_context(os.environ)  # what dbt's env_var() reads
+    profiles = read_profile(str(profiles_dir))
+    (profile,) = profiles.values()
+    output = ProfileRenderer({}).render_data(profile["outputs"][target])
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in output.get("server_side_parameters", {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class MLTablesResource(dg.ConfigurableResource):
+    """Where the ML assets read their inputs (marts, seeds, raw.sources) and append ml.*:
+    ``duckdb`` (default), the warehouse file; ``spark``, the catalog of the dbt ``spark``
+    target's session (the marts ``dbt build --target spark`` built; docs/scale-out.md). The
+    models run in this process either way, on the pandas frames the engine returns."""
+
+    engine: str = Field(
+        default="duckdb",
+        description="duckdb (the warehouse file) or spark (the dbt spark target's catalog). "
+        "CRIMECAST_ML_ENGINE.",
+    )
+    warehouse: WarehouseResource
+
+    @contextmanager
+    def open(self, write: bool = False) -> Iterator[Tables]:
+        """The tables for one unit of work (DuckDB: a connection, read-only unless
+        ``write``, closed after it)."""
+        if self.engine not in ML_ENGINES:
+            raise dg.Failure(
+                f"ml_tables: engine {self.engine!r} is not one of {', '.join(ML_ENGINES)} "
+                "(CRIMECAST_ML_ENGINE)"
+            )
+        if self.engine == "spark":
+            yield SparkTables(dbt_spark_session())
+            return
+        with self.warehouse.connect(read_only=not write) as con:
+            yield DuckDBTables(con)
 
 
 class RunDefaults(dg.ConfigurableResource):

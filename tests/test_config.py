@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from test_ml_asset import _mart, _warehouse
+from test_ml_asset import _mart, _warehouse, ml_resources
 
 from orchestration.resources import WarehouseResource
 
@@ -62,7 +62,7 @@ def test_ml_asset_reads_the_resource_warehouse_not_the_environment(tmp_path, mon
     config = {"cutoff": "", "cutoffs": {}, "horizon": 28, "profile": "lean"}
     result = dg.materialize(
         [ml_forecasts],
-        resources={"warehouse": WarehouseResource(database=str(mine))},
+        resources=ml_resources(mine),
         run_config={"ops": {"ml_forecasts": {"config": config}}},
     )
     assert result.success
@@ -85,6 +85,20 @@ class _Stop(Exception):
 
 
 _CALLS: list[list[str]] = []
+
+
+def test_an_unknown_ml_engine_fails_with_the_setting_named(tmp_path) -> None:
+    from orchestration.resources import MLTablesResource
+
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    tables = MLTablesResource(engine="sparkle", warehouse=warehouse)
+    match = r"engine 'sparkle' is not one of duckdb, spark \(CRIMECAST_ML_ENGINE\)"
+    with pytest.raises(dg.Failure, match=match), tables.open():
+        pass
+    # the default engine is DuckDB, on the resource's file
+    with MLTablesResource(warehouse=warehouse).open(write=True) as duck:
+        assert duck.read("select 1 as x")["x"].tolist() == [1]
+    assert (tmp_path / "w.duckdb").exists()
 
 
 def test_dbt_asset_passes_the_resource_warehouse_to_dbt(tmp_path, monkeypatch) -> None:

@@ -21,7 +21,13 @@ from orchestration.defs.incidents.ml import (
     anomaly_check_result,
     ml_forecasts,
 )
-from orchestration.resources import WarehouseResource
+from orchestration.resources import MLTablesResource, WarehouseResource
+
+
+def ml_resources(warehouse: Path) -> dict:
+    """The ML asset's resources on ``warehouse`` (its tables on DuckDB, as by default)."""
+    return {"ml_tables": MLTablesResource(warehouse=WarehouseResource(database=str(warehouse)))}
+
 
 REPO = Path(__file__).resolve().parents[1]
 INTERVALS = ["forecast_lo_80", "forecast_hi_80", "forecast_lo_95", "forecast_hi_95"]
@@ -74,7 +80,7 @@ def runs(tmp_path_factory):
             _warehouse(warehouse, full[full["date"] <= last])
             res = dg.materialize(
                 [ml_forecasts],
-                resources={"warehouse": WarehouseResource(database=str(warehouse))},
+                resources=ml_resources(warehouse),
                 # explicit settings: the MLConfig defaults are the environment at import
                 run_config={
                     "ops": {
@@ -202,7 +208,7 @@ def test_a_write_that_fails_leaves_every_ml_table_as_it_was(runs, tmp_path):
     config = {"cutoff": "", "cutoffs": {}, "horizon": 28, "profile": "lean"}
     res = dg.materialize(
         [ml_forecasts],
-        resources={"warehouse": WarehouseResource(database=str(copy))},
+        resources=ml_resources(copy),
         run_config={"ops": {"ml_forecasts": {"config": config}}},
         raise_on_error=False,
     )

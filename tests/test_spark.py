@@ -216,7 +216,10 @@ def test_the_ml_reads_and_appends_its_tables_through_spark(spark_build: dict, sa
     assert list(back.columns) == ["run_id", "source", "mae", "as_of"]
     assert list(back["run_id"]) == ["r1", "r1", "r2", "r3"]
     assert back["mae"].tolist()[:3] == [1.0, 2.0, 3.0] and pd.isna(back["mae"][3])
-    assert back["as_of"].tolist()[2] == day and back["as_of"].drop(index=2).isna().all()
+    # dates read back as DuckDBTables gives them (datetime64)
+    assert (
+        back["as_of"].tolist()[2] == pd.Timestamp(day) and back["as_of"].drop(index=2).isna().all()
+    )
 
     tables.append({"source_status": status}, schema=schema)
     tables.append({"source_status": status}, schema=schema)
@@ -224,3 +227,51 @@ def test_the_ml_reads_and_appends_its_tables_through_spark(spark_build: dict, sa
     assert len(again) == 2 * len(status) > 0
     doubled = pd.concat([status, status], ignore_index=True)
     assert not _differences("source_status", doubled, again[list(status.columns)])
+
+
+def test_the_ml_asset_on_spark_forecasts_what_it_forecasts_on_duckdb(
+    spark_build: dict, sample_warehouse: Path, tmp_path: Path
+):
+    """The daily ML asset with its tables on Spark (``MLTablesResource(engine="spark")``: it
+    reads the Spark build's marts, seeds and raw.sources and appends ml.* there): Houston's
+    forecasts and test leaderboard equal the sample build's on DuckDB, row for row."""
+    import dagster as dg
+
+    from ml.tables import SparkTables
+    from orchestration.config import ml_settings
+    from orchestration.defs.incidents.ml import ml_forecasts, ml_run_config
+    from orchestration.resources import MLTablesResource, WarehouseResource, dbt_spark_session
+
+    # the sample build's settings (no CRIMECAST_* but the warehouse), Houston only; the DuckDB
+    # file named here is never opened (artifacts are written beside it)
+    config = ml_run_config(ml_settings({}), ["houston"])
+    unused = WarehouseResource(database=str(tmp_path / "not_opened.duckdb"))
+    result = dg.materialize(
+        [ml_forecasts],
+        resources={"ml_tables": MLTablesResource(engine="spark", warehouse=unused)},
+        run_config={"ops": config},
+    )
+    assert result.success
+    assert not (tmp_path / "not_opened.duckdb").exists()
+    (mat, *_rest) = result.asset_materializations_for_node("ml_forecasts")
+    run_id = mat.metadata["run_id"].value
+
+    spark = SparkTables(dbt_spark_session())
+    latest = "(select max(run_id) from ml.{t} where source = 'houston')"
+    queries = {
+        "forecasts": "select * from ml.forecasts where source = 'houston' and run_id = {run}",
+        "leaderboard": "select * from ml.leaderboard where source = 'houston' "
+        "and split = 'test' and run_id = {run}",
+    }
+    con = duckdb.connect(str(sample_warehouse), read_only=True)
+    try:
+        for table, sql in queries.items():
+            expected = con.execute(sql.format(run=latest.format(t=table))).df()
+            got = spark.read(sql.format(run="?"), [run_id])
+            assert len(got) == len(expected) > 0, table
+            # the run's own stamps differ; every forecast, band, model and score must not
+            stamps = [c for c in ("run_id", "created_at") if c in expected.columns]
+            assert list(got.columns) == list(expected.columns), table
+            assert not _differences(table, expected.drop(columns=stamps), got.drop(columns=stamps))
+    finally:
+        con.close()

@@ -21,9 +21,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from ingest.france import input_specs, load_france
-from ml.tables import DuckDBTables
 from orchestration.defs.raw_files import UNCHANGED, left_out, load_failure
-from orchestration.resources import RunDefaults, WarehouseResource
+from orchestration.resources import MLTablesResource, RunDefaults, WarehouseResource
 
 RAW_FRANCE_REGIONAL = dg.AssetKey(["raw", "france_regional"])
 RAW_FRANCE_DEPARTMENTAL = dg.AssetKey(["raw", "france_departmental"])
@@ -142,22 +141,22 @@ class FranceModelConfig(dg.Config):
 def france_ml(
     context: AssetExecutionContext,
     config: FranceModelConfig,
-    warehouse: WarehouseResource,
+    ml_tables: MLTablesResource,
     run_defaults: RunDefaults,
 ):
     from ml import annual
 
     started = datetime.now(UTC)
     run_id = started.strftime("france-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-    with warehouse.connect(read_only=True) as con:
-        features = annual.load_features(DuckDBTables(con))
+    with ml_tables.open() as tables:
+        features = annual.load_features(tables)
     models = annual.model_list(config.models or run_defaults.france_models)
     context.log.info(f"France models: {models or 'all'}")
     run = annual.run_annual(
         features, run_id, models=models, started_at=started.replace(tzinfo=None)
     )
-    with warehouse.connect() as con:
-        counts = annual.write_tables(DuckDBTables(con), run)
+    with ml_tables.open(write=True) as tables:
+        counts = annual.write_tables(tables, run)
     pooled = run.metrics.loc[run.metrics["horizon"].isna()]
     mae_table = {
         dataset: {m: round(float(v), 2) for m, v in zip(g["model"], g["mae"], strict=True)}

@@ -26,11 +26,10 @@ from ml.features import holidays_from_seed
 from ml.history import MAX_HORIZON, assess
 from ml.metrics import outside_band_test
 from ml.pipeline import ANOMALY_LEVEL, ANOMALY_WINDOW_DAYS, RunConfig, run_source
-from ml.tables import DuckDBTables
 from orchestration.config import MLSettings, SettingsError, artifacts_dir, check_ml, ml_settings
 from orchestration.defs.dbt import crimecast_dbt_assets
 from orchestration.defs.incidents.raw import INCIDENT_PARTITIONS
-from orchestration.resources import WarehouseResource
+from orchestration.resources import MLTablesResource
 
 DAILY_FEATURES = get_asset_key_for_model([crimecast_dbt_assets], "daily_features")
 HOLIDAYS = get_asset_key_for_model([crimecast_dbt_assets], "holidays")
@@ -193,7 +192,7 @@ def new_run_id(dagster_run_id: str) -> str:
     ],
     pool="warehouse_writer",
 )
-def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse: WarehouseResource):
+def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, ml_tables: MLTablesResource):
     try:
         ms = config.settings()
     except SettingsError as exc:
@@ -201,9 +200,8 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
     run_id = new_run_id(context.run_id)
     profile, plan = ms.profile, profile_plan(ms.profile, ms.train_days)
     full_plan = plan.covering(ms.horizon)
-    artifacts = artifacts_dir(warehouse.path)
-    with warehouse.connect(read_only=True) as con:
-        tables = DuckDBTables(con)
+    artifacts = artifacts_dir(ml_tables.warehouse.path)
+    with ml_tables.open() as tables:
         span_rows = tables.read(
             "select source, min(date) as first_day, max(date) as last_day "
             "from marts.daily_features where incident_count is not null group by source"
@@ -253,8 +251,8 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         )
         # only the history the profile's fits and features read (all of it without train_days)
         start = run.effective_plan().history_start(st.test_cutoff)
-        with warehouse.connect(read_only=True) as con:
-            part = DuckDBTables(con).read(
+        with ml_tables.open() as tables:
+            part = tables.read(
                 DAILY_INPUT, [source, start.date() if start is not None else date.min]
             )
         context.log.info(
@@ -272,8 +270,8 @@ def ml_forecasts(context: dg.AssetExecutionContext, config: MLConfig, warehouse:
         for name, parts in frames.items()
         if parts  # a table no source wrote this run (every source skipped) gets no rows
     }
-    with warehouse.connect() as con:
-        DuckDBTables(con).append(combined)
+    with ml_tables.open(write=True) as tables:
+        tables.append(combined)
 
     status_meta = _status_metadata(statuses, ignored)
     for name in ML_TABLES:
