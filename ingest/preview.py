@@ -1,23 +1,38 @@
 """Validate a mapping and preview what it would load, without writing anything.
 
-The input is loaded with the real loader into a temporary in-memory DuckDB (sample files and
-downloads go to a temporary folder). The rows then go through the cleaning rules of dbt's
-staging model (`_STAGING_SQL`, the same rules as int_incidents__checked.sql: mapping filters,
-timestamps, plausible dates, areas, categories through dbt_project/seeds/category_map.csv,
-duplicates), and the report says what dbt would do: rows read, removed per reason and kept,
-duplicates, days whose net count would be negative, and the date range, areas and every
-category of the rows kept.
+The input is loaded with the real loader into a scratch DuckDB file in a temporary folder
+(sample files and downloads go there too), then dbt's own cleaning models run on it
+(int_incidents__checked, int_incidents__orphan_reversals, int_incidents__source_days,
+incidents_data_quality, with the category seed): the report says what dbt does with these rows,
+because dbt did it: rows read, removed per reason and kept, duplicates, days whose net count
+would be negative, the last day's completeness, and the date range, areas, coordinates and
+every category of the rows kept. One home for the cleaning rules: the dbt models.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
 
 from ingest.loader import load_source
-from ingest.mapping import SourceMapping, load_mapping, seeds_dir_for
+from ingest.mapping import SourceMapping, load_mapping
+
+#: the dbt project of this checkout (its seeds hold the category map)
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+#: the scratch warehouse's file name: the dbt profile's catalog is the file's stem, as for
+#: the real warehouse (warehouse/crimecast.duckdb)
+_SCRATCH_NAME = "crimecast.duckdb"
+
+
+class PreviewError(Exception):
+    """dbt's cleaning models failed on the previewed input (the message says where)."""
+
 
 _TOP = 12
 _EXAMPLES = 5
@@ -32,164 +47,40 @@ STANDARD_REASONS = (
     "orphan_reversal",
 )
 
-# The cleaning of dbt on one source's raw rows, policies inlined from the mapping: the
-# categories and drop reasons of int_incidents__checked.sql, its duplicate rule (`dedupe`),
-# the orphan reversals of int_incidents__orphan_reversals.sql (`orphan_reversals`). Keep them
-# in step:
-# tests/test_hostile_loader.py::test_preview_counts_equal_dbt compares the two.
-_STAGING_SQL = """
-create temp table staged as
-with
-category_map as (
-    select trim(source) as source, trim(match_on) as match_on,
-           trim(raw_value) as raw_value, trim(category) as category
-    from {category_map}
-),
-renamed as (
-    select trim(source) as source,
-           nullif(trim(incident_id), '') as incident_id,
-           occurred_at,
-           nullif(trim(occurred_at_raw), '') as occurred_at_raw,
-           nullif(trim(area), '') as area,
-           nullif(trim(category_raw), '') as category_raw,
-           nullif(upper(trim(offense_code)), '') as offense_code,
-           nullif(trim(offense_description), '') as offense_description,
-           incident_count,
-           nullif(trim(filter_reason), '') as filter_reason,
-           source_file, source_sha256, source_row, loaded_at
-    from raw.incidents
-),
-map_category as (
-    select source, lower(raw_value) as match_key, category from category_map
-    where match_on = 'category'
-),
-map_offense_code as (
-    select source, ltrim(upper(raw_value), '0') as match_key, category from category_map
-    where match_on = 'offense_code'
-),
-map_offense_description as (
-    select source, upper(raw_value) as match_key, category from category_map
-    where match_on = 'offense_description'
-),
-categorised as (
-    select renamed.*,
-           coalesce(mc.category, renamed.category_raw, mo.category, md.category) as category
-    from renamed
-    left join map_category as mc
-        on renamed.source = mc.source and lower(renamed.category_raw) = mc.match_key
-    left join map_offense_code as mo
-        on renamed.source = mo.source and ltrim(renamed.offense_code, '0') = mo.match_key
-    left join map_offense_description as md
-        on renamed.source = md.source and upper(renamed.offense_description) = md.match_key
-),
-checked as (
-    select *,
-           case
-               when filter_reason is not null then filter_reason
-               when occurred_at is null then 'unparseable_timestamp'
-               when occurred_at < make_timestamp({min_year}, 1, 1, 0, 0, 0)
-                    or occurred_at > loaded_at + interval 14 hour then 'implausible_date'
-               when area is null then 'missing_area'
-               when category is null then 'missing_category'
-           end as invalid_reason
-    from categorised
-),
-keyed as (
-    select *,
-           case when incident_id is null then row_number() over (
-               partition by source, source_file, invalid_reason is null, incident_id,
-                            offense_code, offense_description, occurred_at, area,
-                            incident_count, category_raw
-               order by source_row
-           ) end as occurrence_in_file,
-           {dedupable} as is_dedupable
-    from checked
-),
-ranked as (
-    select *,
-           case when is_dedupable then row_number() over same_record end as duplicate_rank,
-           first_value(source_file) over same_record as first_file,
-           first_value(source_row) over same_record as first_row
-    from keyed
-    window same_record as (
-        partition by source, is_dedupable, {partition}
-        order by loaded_at desc nulls last, source_row asc, source_sha256 asc
-    )
-)
-select *,
-       cast(occurred_at as date) as occurred_date,
-       coalesce(invalid_reason, case when duplicate_rank > 1 then 'duplicate' end)
-           as drop_reason
-from ranked;
-
-create temp table orphans as
-with
-kept as (select * from staged where drop_reason is null),
-originals as (
-    select incident_id, occurred_at, area, category, sum(incident_count) as n_original
-    from kept where incident_count > 0
-    group by all
-),
-matched as (
-    select kept.*, coalesce(originals.n_original, 0) as n_original,
-           sum(-kept.incident_count) over (
-               partition by kept.incident_id, kept.occurred_at, kept.area, kept.category
-               order by kept.loaded_at, kept.source_sha256, kept.source_row
-               rows between unbounded preceding and current row
-           ) as n_reversed
-    from kept
-    left join originals
-        on kept.incident_id is not distinct from originals.incident_id
-        and kept.occurred_at = originals.occurred_at
-        and kept.area = originals.area
-        and kept.category = originals.category
-    where kept.incident_count < 0
-)
-select source_file, source_row from matched where n_reversed > n_original;
-
-create temp table preview as
-select staged.* exclude (drop_reason),
-       orphans.source_row is not null as is_orphan,
-       coalesce(
-           staged.drop_reason,
-           case when orphans.source_row is not null and {drop_orphans} then 'orphan_reversal' end
-       ) as drop_reason
-from staged
-left join orphans using (source_file, source_row);
+#: every raw row with dbt's outcome (int_incidents__checked's drop_reason, or orphan_reversal
+#: for the reversals the source's policy drops: the combination incidents_data_quality makes)
+_PREVIEW_VIEW = """
+create temp view preview as
+select
+    checked.* exclude (drop_reason),
+    orphans.source_row is not null as is_orphan,
+    coalesce(
+        checked.drop_reason,
+        case when orphans.orphan_reversals = 'drop' then 'orphan_reversal' end
+    ) as drop_reason
+from intermediate.int_incidents__checked as checked
+left join intermediate.int_incidents__orphan_reversals as orphans
+    using (source, source_file, source_row)
 """
 
-#: dedupe key (mapping field) → column of the staged rows
-_KEY_COLUMNS = {
-    "incident_id": "incident_id",
-    "offense_code": "offense_code",
-    "offense_description": "offense_description",
-    "timestamp": "occurred_at",
-    "area": "area",
-}
+#: the dbt nodes the preview builds: the category seed, the cleaning and the source's range
+_DBT_SELECT = ("category_map", "+incidents_data_quality", "+int_incidents__source_days")
 
 
-def _dedupe_sql(mapping: SourceMapping) -> tuple[str, str]:
-    """(is_dedupable expression, partition columns) of int_incidents__checked's duplicate
-    window for the mapping's `dedupe` policy."""
-    mode = getattr(mapping, "dedupe", "default")
-    keys = set(getattr(mapping, "dedupe_keys", ()))
-    if mode == "off":
-        return "false", "source"
-    if mode == "keys":
-        columns = {**_KEY_COLUMNS, "count": "incident_count", "category": "category"}
-        missing = " or ".join(f"{columns[k]} is null" for k in sorted(keys))
-        parts = [_KEY_COLUMNS[k] for k in _KEY_COLUMNS if k in keys]
-        # without `count` among the keys a reversal still only duplicates a reversal
-        parts.append("incident_count" if "count" in keys else "sign(incident_count)")
-        if "category" in keys:
-            parts.append("category")
-        return f"invalid_reason is null and not ({missing or 'false'})", ", ".join(parts)
-    parts = [*_KEY_COLUMNS.values(), "incident_count"]
-    parts += [
-        "case when incident_id is null then category_raw end",
-        "occurrence_in_file",
-    ]
-    return "invalid_reason is null", ", ".join(parts)
+def _dbt_clean(warehouse: Path, scratch: Path) -> None:
+    """dbt's own cleaning models on the preview's scratch warehouse (a subprocess: its DuckDB
+    instance and logs stay out of this process); a failure raises PreviewError with dbt's
+    first error line."""
+    args = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", "build", "--quiet"]
+    args += ["--select", *_DBT_SELECT, "--resource-type", "model", "--resource-type", "seed"]
+    args += ["--vars", json.dumps({"warehouse_path": str(warehouse)})]
+    args += ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    args += ["--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=scratch, check=False)
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else "no output")
+        raise PreviewError(f"dbt's cleaning models failed on this input: {first[:400]}")
 
 
 def _n(x: int | float | None) -> str:
@@ -215,39 +106,26 @@ def _policy(mapping: SourceMapping, name: str, default: str) -> str:
     return str(getattr(mapping, name, default))
 
 
-def _category_map_sql(mapping: SourceMapping) -> str:
-    seed = seeds_dir_for(mapping.path) / "category_map.csv" if mapping.path else None
-    if seed is None or not seed.is_file():
-        return (
-            "(select NULL::VARCHAR as source, NULL::VARCHAR as match_on, "
-            "NULL::VARCHAR as raw_value, NULL::VARCHAR as category where false)"
-        )
-    path = str(seed).replace("'", "''")
-    return f"read_csv('{path}', header=true, all_varchar=true)"
-
-
 def preview_source(mapping_path: str | Path, input_spec: str | None = None) -> str:
     """A text report of what `mapping_path` would load from `input_spec` (None → the mapping's
-    `input`) and what dbt's cleaning would keep. Raises MappingError for an invalid mapping
-    and LoadError for a file problem."""
+    `input`) and what dbt's cleaning keeps. Raises MappingError for an invalid mapping,
+    LoadError for a file problem and PreviewError when dbt fails."""
     mapping = load_mapping(Path(mapping_path))
-    con = duckdb.connect(":memory:")
-    try:
-        result = load_source(con, mapping, input_spec)
-        min_year = int(os.environ.get("CRIMECAST_MIN_YEAR", "1990"))
-        dedupable, partition = _dedupe_sql(mapping)
-        con.execute(
-            _STAGING_SQL.format(
-                category_map=_category_map_sql(mapping),
-                min_year=min_year,
-                dedupable=dedupable,
-                partition=partition,
-                drop_orphans=str(_policy(mapping, "orphan_reversals", "drop") == "drop"),
-            )
-        )
-        return _report(con, mapping, input_spec, result.files_skipped, min_year)
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="crimecast-preview-") as tmp:
+        scratch = Path(tmp)
+        warehouse = scratch / _SCRATCH_NAME
+        con = duckdb.connect(str(warehouse))
+        try:
+            result = load_source(con, mapping, input_spec)
+        finally:
+            con.close()
+        _dbt_clean(warehouse, scratch)
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            con.execute(_PREVIEW_VIEW)
+            return _report(con, mapping, input_spec, result.files_skipped)
+        finally:
+            con.close()
 
 
 def _report(
@@ -255,8 +133,9 @@ def _report(
     mapping: SourceMapping,
     input_spec: str | None,
     skipped: list[str],
-    min_year: int,
 ) -> str:
+    # the year is dbt's var (int_incidents__checked.sql), named here for the reader only
+    min_year = os.environ.get("CRIMECAST_MIN_YEAR", "").strip() or "1990"
     files = con.execute(
         "select source_file, encoding, rows from raw.source_files order by source_file"
     ).fetchall()
@@ -321,9 +200,21 @@ def _report(
         else "date range of the rows kept: none"
     )
     if lo:
-        lines.append(_last_day(con, _policy(mapping, "last_day", "partial")))
+        lines.append(_last_day(con))
     n_areas, areas = _values(con, "area", "drop_reason is null", _TOP)
     lines.append(f"areas of the rows kept ({n_areas}): {areas or '(none)'}")
+    read, located, implausible = con.execute(
+        "select max(rows_read), max(rows_located), max(rows_coordinates_implausible) "
+        "from marts.incidents_data_quality"
+    ).fetchone()
+    if located or implausible:
+        lines.append(
+            f"coordinates: {_n(located)} of {_n(read)} rows read located "
+            f"({100 * (located or 0) / max(read or 0, 1):.1f} %); {_n(implausible)} implausible "
+            "(set NULL, the row kept)"
+        )
+    else:
+        lines.append("coordinates: none located (no latitude/longitude mapped or published)")
     n_cats, cats = _values(con, "category", "drop_reason is null")
     lines.append(f"categories of the rows kept ({n_cats}): {cats or '(none)'}")
     n_codes, codes = _values(
@@ -351,15 +242,14 @@ def _examples(con: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append("  unparseable timestamp examples:")
         lines += [f"    {Path(f).name} row {r}: {raw!r}" for f, r, raw in bad_ts]
     dups = con.execute(
-        "select source_file, source_row, first_file, first_row from preview "
+        "select source_file, source_row, incident_id, occurred_at_raw from preview "
         "where drop_reason = 'duplicate' order by source_file, source_row limit ?",
         [_EXAMPLES],
     ).fetchall()
     if dups:
-        lines.append("  duplicate examples:")
+        lines.append("  duplicate examples (a copy of a row that is kept):")
         lines += [
-            f"    {Path(f).name} row {r} duplicates {Path(f0).name} row {r0}"
-            for f, r, f0, r0 in dups
+            f"    {Path(f).name} row {r}: id {i or '(none)'}, {raw!r}" for f, r, i, raw in dups
         ]
     return lines
 
@@ -401,28 +291,13 @@ def _negative_days(con: duckdb.DuckDBPyConnection, policy: str) -> list[str]:
     return lines
 
 
-def _last_day(con: duckdb.DuckDBPyConnection, policy: str) -> str:
-    """Whether daily_counts includes the last day with data (int_incidents__source_days.sql:
-    `auto` = complete when it has at least 3/4 of the median records of the 28 days before it)."""
-    last, n_last, median = con.execute(
-        """
-        with kept as (select occurred_date from preview where drop_reason is null),
-        bounds as (select min(occurred_date) as first, max(occurred_date) as last from kept),
-        days as (
-            select d::date as day
-            from bounds, generate_series(greatest(first, last - 28), last - 1, interval 1 day)
-                as t(d)
-        ),
-        counts as (select occurred_date as day, count(*) as n from kept group by 1)
-        select (select last from bounds),
-               (select n from counts where day = (select last from bounds)),
-               (select median(coalesce(counts.n, 0))
-                from days left join counts using (day))
-        """
+def _last_day(con: duckdb.DuckDBPyConnection) -> str:
+    """Whether daily_counts includes the last day with data, as int_incidents__source_days
+    decided it (the mapping's `last_day` policy)."""
+    last, complete, policy, n_last, median = con.execute(
+        "select last_day, last_day_complete, last_day_policy, last_day_records, "
+        "median_previous_28 from intermediate.int_incidents__source_days"
     ).fetchone()
-    complete = policy == "complete" or (
-        policy == "auto" and median is not None and n_last >= 0.75 * median
-    )
     why = f"last_day: {policy}"
     if policy == "auto":
         shown = f"{median:g}" if median is not None else "none (no day before it)"
