@@ -183,9 +183,18 @@ def test_hour_that_is_not_a_whole_number_0_23_is_an_unparseable_timestamp(
         ("2024-01-05 23:00:00", "2024-01-05 23"),
     ]
     assert result.rows_unparseable_timestamp == 1
+
+
+def test_validate_source_counts_every_bad_hour_and_shows_it(tmp_path: Path) -> None:
+    """The preview (dbt's cleaning models) counts each bad hour once, in one scratch build."""
+    bad = ["7.5", "0x5", "1e1", "+7", "24", "7h"]
+    mapping = mapping_for(tmp_path, HOURLY)
+    rows = "".join(f"2024-01-05,{h},A1,Theft\n" for h in ["07", *bad, "23"])
+    f = write(tmp_path / "data" / "hours.csv", "date,hour,district,category\n" + rows)
     report = preview_source(mapping.path, str(f))
-    assert "  unparseable_timestamp: 1\n" in report
-    assert f"hours.csv row 2: '2024-01-05 {hour}'" in report
+    assert f"  unparseable_timestamp: {len(bad)}\n" in report
+    for row, hour in enumerate(bad[:5], start=2):  # the report shows five examples
+        assert f"hours.csv row {row}: '2024-01-05 {hour}'" in report
 
 
 # --------------------------------------------------------------------------------------------
