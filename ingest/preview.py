@@ -22,9 +22,8 @@ import duckdb
 
 from ingest.loader import load_source
 from ingest.mapping import SourceMapping, load_mapping
+from orchestration.config import DBT_PROJECT_DIR
 
-#: the dbt project of this checkout (its seeds hold the category map)
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 #: the scratch warehouse's file name: the dbt profile's catalog is the file's stem, as for
 #: the real warehouse (warehouse/crimecast.duckdb)
 _SCRATCH_NAME = "crimecast.duckdb"
@@ -47,8 +46,8 @@ STANDARD_REASONS = (
     "orphan_reversal",
 )
 
-#: every raw row with dbt's outcome (int_incidents__checked's drop_reason, or orphan_reversal
-#: for the reversals the source's policy drops: the combination incidents_data_quality makes)
+#: every raw row with dbt's outcome: int_incidents__checked's drop_reason, or orphan_reversal
+#: for a reversal that int_incidents__kept leaves out (the source's policy is applied there)
 _PREVIEW_VIEW = """
 create temp view preview as
 select
@@ -56,10 +55,12 @@ select
     orphans.source_row is not null as is_orphan,
     coalesce(
         checked.drop_reason,
-        case when orphans.orphan_reversals = 'drop' then 'orphan_reversal' end
+        case when kept.source_row is null then 'orphan_reversal' end
     ) as drop_reason
 from intermediate.int_incidents__checked as checked
 left join intermediate.int_incidents__orphan_reversals as orphans
+    using (source, source_file, source_row)
+left join intermediate.int_incidents__kept as kept
     using (source, source_file, source_row)
 """
 
