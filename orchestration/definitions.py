@@ -28,7 +28,6 @@ from orchestration.defs.france.assets import (
 from orchestration.defs.incidents.checks import forecast_check_defs
 from orchestration.defs.incidents.ml import ml_forecasts
 from orchestration.defs.incidents.raw import (
-    INCIDENT_PARTITIONS,
     RAW_INCIDENT_KEYS,
     RAW_INCIDENTS,
     RAW_SOURCE_FILES,
@@ -183,19 +182,6 @@ refresh_dashboards = dg.define_asset_job(
     description="Publish a read-only copy of the warehouse and rebuild the Evidence site "
     "(needs Node.js and npm).",
 )
-
-
-def materialize_by_city(assets, resources, cities=None, selection=None, **kwargs):
-    """``dg.materialize`` of ``assets`` (or ``selection``) for tests and benchmarks: the raw
-    incident partition of each city (default: every partition) in its own run, then the rest in
-    one run (no partition: the ML step forecasts every city). The last run's result, or the
-    first failed one."""
-    for city in cities or INCIDENT_PARTITIONS.get_partition_keys():
-        raw = dg.materialize([raw_incidents], resources=resources, partition_key=city, **kwargs)
-        if not raw.success:
-            return raw
-    rest = (selection or dg.AssetSelection.all()) - dg.AssetSelection.assets(*RAW_INCIDENT_KEYS)
-    return dg.materialize(assets, selection=rest, resources=resources, **kwargs)
 
 
 def branch_runs(selection: SourceSelection) -> list[tuple[SourceSelection, str | None]]:

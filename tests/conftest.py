@@ -1,6 +1,6 @@
 """Shared test fixtures (keep small and generic).
 
-The sample warehouse (the whole graph on the built-in sample) is built once per session
+The sample warehouse (`crimecast run` on the built-in sample) is built once per session
 (``sample_warehouse``, shared by pytest-xdist workers through a file lock) and copied per module
 or per test (``copy_warehouse``, ``sample_copy``): a module that only reads the pipeline's
 output never runs the pipeline itself.
@@ -63,19 +63,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ------------------------------------------------------------------ the sample warehouse, once
-def _build_sample(warehouse: Path) -> None:
-    """Every asset of the graph materialized in-process on the built-in sample, with no
-    CRIMECAST_* setting but the warehouse (what `make run` builds, without the site)."""
-    from orchestration.definitions import ALL_ASSETS, build_resources, materialize_by_city
+#: what `crimecast run` printed while it built the session's sample warehouse (beside it)
+SAMPLE_RUN_OUTPUT = "crimecast_run.out"
 
+
+def _build_sample(warehouse: Path, dagster_home: Path) -> None:
+    """`crimecast run` in this process on the built-in sample, with no CRIMECAST_* setting but
+    the warehouse (what `make run` builds, without the site); what it prints is kept beside the
+    warehouse (:data:`SAMPLE_RUN_OUTPUT`, read by tests/test_cli.py)."""
+    import contextlib
+    import io
+
+    from orchestration.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("CRIMECAST_"):
                 mp.delenv(name)
         mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
         mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")
-        result = materialize_by_city(ALL_ASSETS, build_resources(warehouse))
-    assert result.success
+        mp.setenv("DAGSTER_HOME", str(dagster_home))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["run"])
+    (warehouse.parent / SAMPLE_RUN_OUTPUT).write_text(out.getvalue())
+    tail = out.getvalue()[-3000:] + err.getvalue()[-3000:]
+    assert code == 0, f"crimecast run on the sample failed:\n{tail}"
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +108,13 @@ def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
+            home = root / "sample_dagster_home"  # outside the folder copy_warehouse copies
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir()
             try:
-                _build_sample(warehouse)
+                _build_sample(warehouse, home)
             except BaseException as exc:
-                failed.write_text(f"{type(exc).__name__}: {exc}"[:2000])
+                failed.write_text(f"{type(exc).__name__}: {exc}"[:4000])
                 raise
             done.touch()
     return warehouse

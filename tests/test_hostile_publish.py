@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +28,7 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_warehouse
 
 from serving import publish
 from serving.publish import (
@@ -122,34 +122,24 @@ def assert_only_publishable(copy: Path) -> None:
 
 # ------------------------------------------------------------------ the real pipeline, once
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The whole graph on a small Houston sample plus France and São Paulo samples; then a
-    second forecasting run published with CRIMECAST_PUBLISH_KEEP_RUNS=1."""
+def site(sample_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A copy of the session's sample warehouse (the whole graph: Boston, Houston, France, São
+    Paulo; first forecasting run and its published copy); then a second forecasting run
+    published with CRIMECAST_PUBLISH_KEEP_RUNS=1."""
     from orchestration.definitions import ALL_ASSETS, build_resources
     from orchestration.defs.incidents.ml import ml_forecasts
     from orchestration.defs.serving.publish import PUBLISHED
-    from samples.incidents import write_sample
 
     root = tmp_path_factory.mktemp("hostile_publish")
-    write_sample("houston", root / "houston", scale=0.12, years=1, start=date(2023, 1, 1))
-    warehouse = root / "w" / "crimecast.duckdb"
+    warehouse = copy_warehouse(sample_warehouse, root / "w")
+    published = warehouse.parent / "published" / "crimecast.duckdb"
+    first = _q(published, "select distinct run_id from ml.forecasts")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+        for name in list(os.environ):
+            if name.startswith("CRIMECAST_"):
+                mp.delenv(name)
         mp.setenv("CRIMECAST_WAREHOUSE", str(warehouse))
-        mp.setenv("CRIMECAST_SOURCES", "houston,france,saopaulo")
-        mp.setenv("CRIMECAST_INPUT_HOUSTON", str(root / "houston"))
-        mp.setenv("CRIMECAST_ML_PROFILE", "lean")
-        mp.setenv("CRIMECAST_FRANCE_MODELS", "last_value,drift")
-        mp.setenv("CRIMECAST_SERIES_PRESET", "top5x5")
         mp.setenv("CRIMECAST_SKIP_DASHBOARDS", "1")
-        for var in ("CRIMECAST_CUTOFF", "CRIMECAST_PUBLISHED", "CRIMECAST_PUBLISH_KEEP_RUNS"):
-            mp.delenv(var, raising=False)
-        result = dg.materialize(
-            ALL_ASSETS, resources=build_resources(warehouse), partition_key="houston"
-        )
-        assert result.success
-        published = warehouse.parent / "published" / "crimecast.duckdb"
-        first = _q(published, "select distinct run_id from ml.forecasts")
         mp.setenv("CRIMECAST_PUBLISH_KEEP_RUNS", "1")
         again = dg.materialize(
             ALL_ASSETS,

@@ -9,9 +9,11 @@
    means the latest run's rows are equal excluding run_id, timestamps and artifact paths;
 4. a bad raw file stops the run at raw/incidents and the published copy is unchanged.
 
-The module fixture does the first run and, with a reader on the published copy, the second (what
-tests 1 and 3 check, the fingerprints taken by the fixture); the other tests start from there and
-no test depends on another.
+The module fixture makes three runs and records what the tests check: run 1; a run killed
+mid-way through dbt; run 2 (the same graph again, the next run after the kill) with a reader on
+the published copy. So one rerun serves 1, 2 and 3 (a kill that left something behind, or a
+rerun that is not idempotent, both show as run 2 differing from run 1); no test depends on
+another.
 
 Each run materializes raw/incidents → dbt (incident models) → ml_forecasts → published/warehouse
 with the blocking raw checks (France / São Paulo are left out to keep the test short).
@@ -34,7 +36,7 @@ import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow  # six pipeline runs in subprocesses, one of them killed
+pytestmark = pytest.mark.slow  # four pipeline runs in subprocesses, one of them killed
 
 RUN = textwrap.dedent(
     """
@@ -78,9 +80,10 @@ VOLATILE = {"run_id", "started_at", "artifact_path", "created_at", "published_at
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A small Houston sample and an environment for pipeline runs; run 1 done, then run 2
-    (the same graph again) with a :class:`Reader` on the published copy; the fingerprints of
-    the warehouse after each run."""
+    """A small Houston sample and an environment for pipeline runs; run 1, a run killed
+    during dbt, then run 2 (the same graph again) with a :class:`Reader` on the published
+    copy; the fingerprints of the warehouse after runs 1 and 2, the published copy's hash
+    around the kill."""
     from samples.incidents import write_sample
 
     root = tmp_path_factory.mktemp("reliability")
@@ -95,7 +98,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "DAGSTER_HOME": str(root / "dh"),
         "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
         "CRIMECAST_SKIP_DASHBOARDS": "1",
-        # six runs: the 25 largest series keep each short (what is checked needs no more)
+        # several runs: the 25 largest series keep each short (what is checked needs no more)
         "CRIMECAST_SERIES_PRESET": "top5x5",
         "PYTHONPATH": str(REPO),
     }
@@ -112,8 +115,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert state["published"].exists()
     state["after_run_1"] = _fingerprint(state["warehouse"])
-    # run 2, the same graph again, with a reader on the published copy throughout: what both
-    # the reader test and the rerun test look at (one run instead of one per test)
+    state["published_before_kill"] = _sha(state["published"])
+    state["killed"] = _kill_during_dbt(state)
+    state["published_after_kill"] = _sha(state["published"])
+    con = duckdb.connect(str(state["published"]), read_only=True)
+    try:
+        state["published_rows_after_kill"] = con.execute(
+            "select count(*) from serving.daily_counts"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    # run 2, the same graph again after the kill, with a reader on the published copy
+    # throughout: what the reader, kill and rerun tests look at (one run, not one per test)
     reader = Reader(state["published"])
     reader.start()
     try:
@@ -123,7 +136,35 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         reader.join(timeout=30)
     state["reader_during_run_2"] = reader
     state["after_run_2"] = _fingerprint(state["warehouse"])
+    state["published_after_run_2"] = _sha(state["published"])
     return state
+
+
+def _kill_during_dbt(state: dict) -> tuple[str | None, int]:
+    """A run started in a subprocess and SIGKILLed (its process group: the dbt child too) 3 s
+    into its dbt step; where it was killed and its return code."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN],
+        cwd=REPO,
+        env=state["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the dbt child is in the same process group
+    )
+    assert proc.stdout is not None
+    killed_in = None
+    deadline = time.monotonic() + 600
+    for line in proc.stdout:
+        if "STEP_START" in line and "crimecast_dbt_assets" in line:
+            time.sleep(3)  # mid-way through dbt
+            killed_in = "dbt"
+            break
+        if time.monotonic() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    return killed_in, proc.returncode
 
 
 def _run(state: dict, **env) -> subprocess.CompletedProcess[str]:
@@ -220,42 +261,15 @@ def test_reader_never_errors_during_a_full_run(site: dict) -> None:
 
 
 def test_sigkill_mid_run_leaves_the_published_copy_and_the_next_run_succeeds(site: dict) -> None:
-    before = _sha(site["published"])
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RUN],
-        cwd=REPO,
-        env=site["env"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the dbt child is in the same process group
-    )
-    assert proc.stdout is not None
-    killed_in = None
-    deadline = time.monotonic() + 600
-    for line in proc.stdout:
-        if "STEP_START" in line and "crimecast_dbt_assets" in line:
-            time.sleep(3)  # mid-way through dbt
-            killed_in = "dbt"
-            break
-        if time.monotonic() > deadline:
-            break
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert killed_in == "dbt" and proc.returncode == -signal.SIGKILL
-    assert _sha(site["published"]) == before  # untouched
-    con = duckdb.connect(str(site["published"]), read_only=True)
-    try:
-        assert con.execute("select count(*) from serving.daily_counts").fetchone()[0] > 0
-    finally:
-        con.close()
-
-    again = _run(site)
-    assert again.returncode == 0, again.stdout[-4000:]
-    assert _sha(site["published"]) != before  # replaced by the successful run
+    assert site["killed"] == ("dbt", -signal.SIGKILL)
+    assert site["published_after_kill"] == site["published_before_kill"]  # untouched
+    assert site["published_rows_after_kill"] > 0  # and readable
+    # the next run succeeds and replaces the copy
+    assert site["run_2"].returncode == 0, site["run_2"].stdout[-4000:]
+    assert site["published_after_run_2"] != site["published_before_kill"]
     # and the kill left nothing behind that the next run would build on
-    after = _fingerprint(site["warehouse"])
-    assert {k for k in after if after[k] != site["after_run_1"].get(k)} == set()
+    first, after = site["after_run_1"], site["after_run_2"]
+    assert {k for k in after if after[k] != first.get(k)} == set()
 
 
 def test_rerunning_the_graph_gives_identical_tables(site: dict) -> None:
