@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# dbt parse, with the vars the pipeline's dbt steps pass (orchestration/defs/dbt.py)
 manifest: $(STAMP)
-	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/defs/dbt.py
 
 # The pipeline, then the dashboards when Node.js/npm are there (skipped with a note if not).
 run: pipeline
@@ -52,10 +53,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt_project --processes 2
 
-# two workers, one test file each at a time (module fixtures built once); the slow files
-# (site build, killed runs) start first: tests/conftest.py. `pytest -m "not slow"` skips them.
+# two workers, one test file each at a time (module fixtures built once); the longest files
+# (site build, killed runs, Spark) start first, in tests/conftest.py's order (which xdist would
+# otherwise replace by the number of tests per file). `pytest -m "not slow"` skips the slowest.
 unit: manifest
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The sample built with the dbt `spark` target equals the DuckDB build (tests/test_spark.py),
 # alone; installs the [spark] extra first. `make unit` (so `make test`) runs the same test when

@@ -51,15 +51,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+#: the longest files, longest first (seconds measured on 2 idle cores, `--durations`): they start
+#: first so that none ends the run alone. With ``--dist loadfile`` each worker is handed two
+#: files at the start (worker 1: the 1st and 3rd, worker 2: the 2nd and 4th), then one at a time
+#: as it frees up; the site and the Spark build share the session's sample warehouse (the first
+#: of them builds it), the reliability and hostile-run files build their own.
+LONGEST_FIRST = (
+    "test_dashboards.py",  # sample build + Evidence site + Chromium
+    "test_reliability_publish.py",  # four pipeline runs in subprocesses
+    "test_spark.py",  # the dbt project on local Spark
+    "test_hostile_runs.py",  # killed and failing `crimecast run`s
+    "test_reliability_incremental.py",
+    "test_partitions.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files holding a ``slow`` test run first, each file kept whole (its module fixtures are
-    built once): on two workers (``make unit``: ``-n 2 --dist loadfile``) the longest files
-    start at once instead of ending the run alone."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    """Files in :data:`LONGEST_FIRST` order, then the others as collected; each file kept
+    whole (its module fixtures are built once). ``make unit`` passes
+    ``--no-loadscope-reorder``: by default xdist would reorder files by their number of
+    tests."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     first_seen = {}
     for index, item in enumerate(items):
         first_seen.setdefault(item.path, index)
-    items.sort(key=lambda item: (item.path not in slow_files, first_seen[item.path]))
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), first_seen[item.path]))
 
 
 # ------------------------------------------------------------------ the sample warehouse, once

@@ -5,7 +5,10 @@ for dbt, the run defaults are read when the resources are built, and no code wri
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -222,3 +225,28 @@ def test_crimecast_run_opens_dagster_home_without_setting_it(tmp_path, monkeypat
     finally:
         instance.dispose()
     assert "DAGSTER_HOME" not in os.environ
+
+
+def test_the_manifest_is_parsed_with_the_vars_of_the_dbt_steps(tmp_path: Path) -> None:
+    """`make manifest` parses with the vars the dbt steps pass on the environment's warehouse:
+    dbt reuses that parse only under the same vars, else every build parses in full. Checked in
+    a fresh process, as `make manifest` runs (the parse's arguments are fixed at import)."""
+    script = (
+        "import dagster as dg\n"
+        "from orchestration.definitions import build_resources\n"
+        "from orchestration.defs.dbt import dbt_project, dbt_vars_args\n"
+        "parse = dbt_project.preparer._prepare_project_cli_args\n"
+        "assert parse[:1] == ['parse'], parse\n"
+        # the warehouse resource as a run resolves it (its EnvVar read then)
+        "with dg.build_resources({'w': build_resources()['warehouse']}) as res:\n"
+        "    expected = dbt_vars_args(res.w)\n"
+        "assert parse[parse.index('--vars'):][:2] == expected, (parse, expected)\n"
+        "print(expected[1])\n"
+    )
+    warehouse = tmp_path / "elsewhere" / "crimecast.duckdb"
+    env = {**os.environ, "CRIMECAST_WAREHOUSE": str(warehouse)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert str(warehouse) in proc.stdout
