@@ -21,3 +21,28 @@ def test_dbt_executable_is_found_from_the_venv_prefix(monkeypatch: pytest.Monkey
     guard = Path(definitions.build_resources()["dbt"].dbt_executable)
     assert guard.stat().st_mode & 0o111
     assert f"os.execv({str(venv_dbt)!r}" in guard.read_text()
+
+
+def test_a_dbt_step_keeps_only_its_newest_target_folders(tmp_path: Path) -> None:
+    """dagster-dbt writes a target folder per invocation and never removes one: each dbt step
+    prunes its own to the newest KEEP_TARGETS (the current one always kept), other steps'
+    folders untouched."""
+    import os
+
+    from orchestration.defs.dbt import KEEP_TARGETS, prune_targets
+
+    def folder(name: str, age_s: int) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        os.utime(path, (1_000_000 - age_s, 1_000_000 - age_s))
+        return path
+
+    mine = [folder(f"crimecast_dbt_assets-run{i:04d}-u{i:06d}", age_s=i) for i in range(9)]
+    current = folder("crimecast_dbt_assets-runzzzz-uzzzzzz", age_s=100)  # oldest mtime
+    others = [folder(f"serving_dbt_assets-run{i:04d}-u{i:06d}", age_s=50 + i) for i in range(7)]
+    other_op = folder("crimecast_dbt_assets_v2-run0000-u000000", age_s=99)
+
+    removed = prune_targets(current)
+    assert sorted(removed) == sorted(mine[KEEP_TARGETS:])
+    assert all(p.exists() for p in mine[:KEEP_TARGETS] + [current, other_op] + others)
+    assert not any(p.exists() for p in removed)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,7 +104,7 @@ def crimecast_dbt_assets(
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
-        stop(invocation.process)
+        finish(invocation)
     if not context.is_subset:  # a subset leaves models behind: the window stays for them
         with warehouse.connect() as con:
             mark_built(con, window)
@@ -117,6 +118,39 @@ def guard_args(dbt: DbtCliResource) -> list[str]:
     if Path(dbt.dbt_executable).name.startswith("crimecast-dbt-"):
         return [f"{GUARD_PARENT_FLAG}={os.getpid()}"]
     return []
+
+
+#: how many of its dbt target folders each dbt step keeps (the newest; run_results.json of a
+#: recent failure stays readable)
+KEEP_TARGETS = 5
+
+
+def prune_targets(target_path: Path, keep: int = KEEP_TARGETS) -> list[Path]:
+    """Remove all but the ``keep`` newest target folders of the step that wrote ``target_path``.
+    dagster-dbt gives every invocation its own folder (``<op>-<run id>-<uuid>``, about 7 MB:
+    manifest, run results, compiled SQL) and never removes one: a daily run would add 5 GB a
+    year. Returns the removed folders."""
+    op = target_path.name.rsplit("-", 2)[0]
+    siblings = target_path.parent.glob(f"{op}-*-*")
+    mine = [p for p in siblings if p.is_dir() and p.name.rsplit("-", 2)[0] == op]
+    mine.sort(key=_mtime, reverse=True)
+    removed = [p for p in mine[keep:] if p != target_path]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile by another run's pruning
+        return 0.0
+
+
+def finish(invocation) -> None:
+    """After a dbt step: end dbt if it still runs, and prune the step's old target folders."""
+    stop(invocation.process)
+    prune_targets(Path(invocation.target_path))
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from orchestration.defs import dbt as dbt_defs
-from orchestration.defs.dbt import dbt_failure_line, dbt_project, stop
+from orchestration.defs.dbt import dbt_failure_line, dbt_project
 from orchestration.defs.incidents.raw import failure
 from orchestration.resources import WarehouseResource
 
@@ -60,4 +60,4 @@ def serving_dbt_assets(
     except DagsterDbtCliRuntimeError as exc:
         raise failure(context, dbt_failure_line(invocation, exc), exc) from exc
     finally:
-        stop(invocation.process)
+        dbt_defs.finish(invocation)
