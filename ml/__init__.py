@@ -1,66 +1,56 @@
 """crimecast forecasting library (plain Python: no Dagster imports).
 
 Long frames like mlforecast: ``series_id, ds, y`` plus the ``marts.daily_features`` columns.
+The names below are loaded on first use (PEP 562), so importing one light module of the
+package (``ml.project``, ``ml.tables``) does not import scikit-learn and XGBoost.
 """
 
-from ml.backtest import BacktestPlan, fit_frame, rolling_backtest
-from ml.champion import add_ensemble, champion_rows, select_champions
-from ml.features import (
-    FEATURE_COLUMNS,
-    build_features,
-    from_mart,
-    holidays_from_seed,
-    horizon_features,
-)
-from ml.forecast import forecast_direct
-from ml.hierarchy import aggregate
-from ml.intervals import add_intervals, calibrate, coverage
-from ml.metrics import mae, noise_floor_mae, poisson_median, rmse, score
-from ml.models import (
-    HistGBCountModel,
-    Mean7,
-    Mean28,
-    PoissonGLMModel,
-    RandomForestCountModel,
-    SeasonalNaive7,
-    XGBCountModel,
-    load_model,
-)
-from ml.pipeline import RunConfig, run_source
-from ml.runs import model_run_record, train_window
+from __future__ import annotations
 
-__all__ = [
-    "BacktestPlan",
-    "FEATURE_COLUMNS",
-    "HistGBCountModel",
-    "PoissonGLMModel",
-    "RandomForestCountModel",
-    "RunConfig",
-    "add_ensemble",
-    "add_intervals",
-    "aggregate",
-    "calibrate",
-    "champion_rows",
-    "coverage",
-    "forecast_direct",
-    "horizon_features",
-    "rolling_backtest",
-    "run_source",
-    "select_champions",
-    "Mean7",
-    "Mean28",
-    "SeasonalNaive7",
-    "XGBCountModel",
-    "build_features",
-    "fit_frame",
-    "from_mart",
-    "holidays_from_seed",
-    "load_model",
-    "mae",
-    "model_run_record",
-    "noise_floor_mae",
-    "poisson_median",
-    "rmse",
-    "score",
-    "train_window",
-]
+import importlib
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "BacktestPlan": "ml.backtest",
+    "FEATURE_COLUMNS": "ml.features",
+    "HistGBCountModel": "ml.models",
+    "Mean28": "ml.models",
+    "Mean7": "ml.models",
+    "PoissonGLMModel": "ml.models",
+    "RandomForestCountModel": "ml.models",
+    "RunConfig": "ml.pipeline",
+    "SeasonalNaive7": "ml.models",
+    "XGBCountModel": "ml.models",
+    "add_ensemble": "ml.champion",
+    "add_intervals": "ml.intervals",
+    "aggregate": "ml.hierarchy",
+    "build_features": "ml.features",
+    "calibrate": "ml.intervals",
+    "champion_rows": "ml.champion",
+    "coverage": "ml.intervals",
+    "fit_frame": "ml.backtest",
+    "forecast_direct": "ml.forecast",
+    "from_mart": "ml.features",
+    "holidays_from_seed": "ml.features",
+    "horizon_features": "ml.features",
+    "load_model": "ml.models",
+    "mae": "ml.metrics",
+    "model_run_record": "ml.runs",
+    "noise_floor_mae": "ml.metrics",
+    "poisson_median": "ml.metrics",
+    "rmse": "ml.metrics",
+    "rolling_backtest": "ml.backtest",
+    "run_source": "ml.pipeline",
+    "score": "ml.metrics",
+    "select_champions": "ml.champion",
+    "train_window": "ml.runs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ml' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -27,8 +27,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-LAGS: tuple[int, ...] = (1, 7, 14, 28, 364)
-ROLL_WINDOWS: tuple[int, ...] = (7, 28)
+from ml.project import dbt_project_var
+
+#: days back of the lag features and lengths of the rolling windows: the vars of dbt_project.yml
+#: that marts.daily_features builds them from (one list for the SQL and the Python)
+LAGS: tuple[int, ...] = tuple(int(k) for k in dbt_project_var("daily_feature_lags"))
+ROLL_WINDOWS: tuple[int, ...] = tuple(int(w) for w in dbt_project_var("daily_feature_windows"))
 
 LAG_COLUMNS = [f"lag_{k}" for k in LAGS]
 ROLL_COLUMNS = [f"roll_{stat}_{w}" for w in ROLL_WINDOWS for stat in ("mean", "std")]

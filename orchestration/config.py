@@ -16,22 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ml.project import dbt_project_var
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES_DIR = REPO_ROOT / "sources"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "crimecast.duckdb"
-
-
-def dbt_project_var(name: str):
-    """A var of dbt_project.yml (plain values only: a Jinja expression comes back as text)."""
-    import yaml
-
-    with (DBT_PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as f:
-        project = yaml.safe_load(f)
-    if name not in (project.get("vars") or {}):
-        raise KeyError(f"dbt_project.yml defines no var {name!r}")
-    return project["vars"][name]
 
 
 #: k of the small-cell rule (docs/saopaulo.md): rows built from fewer than k records are not

@@ -434,7 +434,7 @@ def test_small_calibration_bins_are_merged_with_their_neighbours() -> None:
 
 
 def test_the_publisher_the_model_and_dbt_use_one_k() -> None:
-    from orchestration.config import dbt_project_var
+    from ml.project import dbt_project_var
     from orchestration.defs.saopaulo.assets import SaoPauloModelConfig
 
     assert MIN_CELL_RECORDS == dbt_project_var("min_cell_records") == 5

@@ -4,6 +4,8 @@
     zero-filled, so one row = one day). Rolling windows end THE DAY BEFORE the target day and
     are NULL until full; roll_std_* is the sample standard deviation (ddof = 1). area_code and
     category_code are dense ranks over the selected series (int_incidents__series) of each source.
+    Which lags and windows: the vars daily_feature_lags and daily_feature_windows of
+    dbt_project.yml, the one list (ml/features.py reads the same vars).
 
     Incremental by rebuild window (macros/incremental_window.sql): per source, rows from
     `from_day` on are rebuilt and replace the same (source, day) of the table (delete+insert
@@ -11,7 +13,7 @@
     source's first day in daily_counts when the table has no row of it, its first day moved
     or its series or area/category codes changed; otherwise the earlier of the window's day
     (var rebuild_from) and the day after the table's last day. The windows read daily_counts
-    from from_day - 364 days (the longest lag), so every rebuilt row sees its whole history.
+    from from_day minus the longest lag, so every rebuilt row sees its whole history.
     A change of the holidays seed or of raw.sources.country needs `dbt build --full-refresh`.
 -#}
 
@@ -19,6 +21,10 @@
     on_schema_change='fail',
     **rebuild_window_config(['source', 'date'])
 ) }}
+
+{%- set lags = var('daily_feature_lags') %}
+{%- set windows = var('daily_feature_windows') %}
+{%- set lookback = [lags | max, windows | max] | max %}
 
 with
 
@@ -101,14 +107,14 @@ rebuild as (
 
 ),
 
--- the rows to rebuild and the 364 days before them (the longest lag)
+-- the rows to rebuild and the days before them that their longest lag or window reads
 counts as (
 
     select all_counts.*
     from all_counts
     inner join rebuild
         on all_counts.source = rebuild.source
-    where all_counts.date >= {{ add_days('rebuild.from_day', -364) }}
+    where all_counts.date >= {{ add_days('rebuild.from_day', -lookback) }}
 
 ),
 
@@ -139,55 +145,39 @@ windowed as (
         category,
         date,
         incident_count,
-        is_filled,
-        lag(incident_count, 1) over by_day as lag_1,
-        lag(incident_count, 7) over by_day as lag_7,
-        lag(incident_count, 14) over by_day as lag_14,
-        lag(incident_count, 28) over by_day as lag_28,
-        lag(incident_count, 364) over by_day as lag_364,
+        {% for k in lags %}
+        lag(incident_count, {{ k }}) over by_day as lag_{{ k }},
+        {% endfor %}
         -- from exact integer window sums (n, Σx, Σx²): the same bits whatever the partition
         -- size, so an incremental build equals a full refresh exactly (avg / stddev_samp
         -- combine partial doubles in an order that depends on the partition). Divided as
         -- doubles: an engine may divide an integer sum by 7.0 as a decimal of fixed scale.
+        {% for w in windows %}
         case
-            when count(incident_count) over last_7_days = 7
-                then cast(sum(incident_count) over last_7_days as double) / 7.0
-        end as roll_mean_7,
+            when count(incident_count) over last_{{ w }}_days = {{ w }}
+                then cast(sum(incident_count) over last_{{ w }}_days as double) / {{ w }}.0
+        end as roll_mean_{{ w }},
         case
-            when count(incident_count) over last_7_days = 7
+            when count(incident_count) over last_{{ w }}_days = {{ w }}
                 then sqrt(
                         (
-                            7
-                            * sum(cast(incident_count as bigint) * incident_count) over last_7_days
-                            - power(sum(cast(incident_count as bigint)) over last_7_days, 2)
-                        ) / 42.0
+                            {{ w }} * sum(cast(incident_count as bigint) * incident_count)
+                                over last_{{ w }}_days
+                            - power(sum(cast(incident_count as bigint)) over last_{{ w }}_days, 2)
+                        ) / {{ w * (w - 1) }}.0
                     )
-        end as roll_std_7,
-        case
-            when count(incident_count) over last_28_days = 28
-                then cast(sum(incident_count) over last_28_days as double) / 28.0
-        end as roll_mean_28,
-        case
-            when count(incident_count) over last_28_days = 28
-                then sqrt(
-                        (
-                            28 * sum(cast(incident_count as bigint) * incident_count)
-                                over last_28_days
-                            - power(sum(cast(incident_count as bigint)) over last_28_days, 2)
-                        ) / 756.0
-                    )
-        end as roll_std_28
+        end as roll_std_{{ w }},
+        {% endfor %}
+        is_filled
     from counts
     window
-        by_day as (partition by series_id order by date),
-        last_7_days as (
+        {% for w in windows %}
+        last_{{ w }}_days as (
             partition by series_id order by date
-            rows between 7 preceding and 1 preceding
+            rows between {{ w }} preceding and 1 preceding
         ),
-        last_28_days as (
-            partition by series_id order by date
-            rows between 28 preceding and 1 preceding
-        )
+        {% endfor %}
+        by_day as (partition by series_id order by date)
 
 ),
 
@@ -201,15 +191,13 @@ final as (
         windowed.date,
         windowed.incident_count,
         windowed.is_filled,
-        windowed.lag_1,
-        windowed.lag_7,
-        windowed.lag_14,
-        windowed.lag_28,
-        windowed.lag_364,
-        cast(windowed.roll_mean_7 as double) as roll_mean_7,
-        cast(windowed.roll_std_7 as double) as roll_std_7,
-        cast(windowed.roll_mean_28 as double) as roll_mean_28,
-        cast(windowed.roll_std_28 as double) as roll_std_28,
+        {% for k in lags %}
+        windowed.lag_{{ k }},
+        {% endfor %}
+        {% for w in windows %}
+        cast(windowed.roll_mean_{{ w }} as double) as roll_mean_{{ w }},
+        cast(windowed.roll_std_{{ w }} as double) as roll_std_{{ w }},
+        {% endfor %}
         cast({{ day_of_week_monday0('windowed.date') }} as integer) as day_of_week,
         cast(extract(month from windowed.date) as integer) as month,
         sin(2 * pi() * {{ day_of_year('windowed.date') }} / 365.25) as doy_sin,
