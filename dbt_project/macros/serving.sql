@@ -104,7 +104,8 @@
     'anomalies_latest', 'source_status', 'source_status_latest', 'france_annual_rates',
     'france_forecasts', 'france_forecasts_latest', 'france_backtest_metrics',
     'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
-    'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest'
+    'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
+    'overview'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}
