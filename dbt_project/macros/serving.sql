@@ -105,7 +105,7 @@
     'france_forecasts', 'france_forecasts_latest', 'france_backtest_metrics',
     'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
     'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
-    'overview', 'saopaulo_place_probabilities_labelled'
+    'overview', 'saopaulo_place_probabilities_labelled', 'series_labels'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}
