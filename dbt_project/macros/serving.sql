@@ -105,7 +105,8 @@
     'france_forecasts', 'france_forecasts_latest', 'france_backtest_metrics',
     'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
     'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
-    'overview', 'saopaulo_place_probabilities_labelled', 'series_labels'
+    'overview', 'saopaulo_place_probabilities_labelled', 'series_labels',
+    'forecast_bands'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}
