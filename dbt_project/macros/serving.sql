@@ -106,7 +106,8 @@
     'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
     'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
     'overview', 'saopaulo_place_probabilities_labelled', 'series_labels',
-    'forecast_bands', 'backtest_predictions_last_cutoff'
+    'forecast_bands', 'backtest_predictions_last_cutoff',
+    'explanations_labelled'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}
