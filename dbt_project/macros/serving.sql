@@ -107,7 +107,8 @@
     'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
     'overview', 'saopaulo_place_probabilities_labelled', 'series_labels',
     'forecast_bands', 'backtest_predictions_last_cutoff',
-    'explanations_labelled', 'model_labels', 'interval_coverage_pooled'
+    'explanations_labelled', 'model_labels', 'interval_coverage_pooled',
+    'anomaly_bands'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}
