@@ -8,6 +8,8 @@
   serving.availability; the published copy holds the serving schema dbt built.
 * The "latest run" rule is written once: no reader (API, summary, publisher, Evidence sources)
   computes it.
+* The Evidence sources compute nothing: each reads one serving table (the page rules are dbt
+  models with unit tests, issue 12).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 import yaml
 from serving_dbt import DBT_DIR, REPO, build_serving, serving_target
 
-from serving.publish import publish_copy
+from serving.publish import PUBLISHER_TABLES, publish_copy
 
 SERVING_DIR = DBT_DIR / "models" / "serving"
 NEW, OLD = "20240630T060000-bbbbbbbb", "20240601T060000-aaaaaaaa"
@@ -215,3 +217,32 @@ def test_the_latest_rule_is_written_once() -> None:
     for path in READERS:
         for table in re.findall(r"serving\.(\w+_latest)", path.read_text()):
             assert table in aliases, f"{path.name}: serving.{table} is not a serving model"
+
+
+# ------------------------------------------------------------------ sources compute nothing
+SOURCES = REPO / "dashboards" / "sources" / "crimecast"
+#: SQL that holds a rule (joins, aggregates, labels, windows, inline tables, subqueries in FROM)
+SOURCE_LOGIC = re.compile(
+    r"\b(join|group\s+by|case|over|having|values|distinct)\b|\bfrom\s*\("
+    r"|\b(sum|count|min|max|avg|string_agg)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line.split("--")[0] for line in sql.splitlines())
+
+
+def test_the_evidence_sources_compute_nothing() -> None:
+    """Each source query reads one serving table (the placeholder row idiom aside) and holds no
+    rule: a join, an aggregate, a CASE or a window belongs in a dbt serving model."""
+    models = yaml.safe_load((SERVING_DIR / "_serving__models.yml").read_text())["models"]
+    tables = {m["config"]["alias"] for m in models} | set(PUBLISHER_TABLES)
+    paths = sorted(SOURCES.glob("*.sql"))
+    assert len(paths) > 15
+    for path in paths:
+        sql = _without_comments(path.read_text())
+        found = SOURCE_LOGIC.findall(sql)
+        assert not found, f"{path.name} computes in the source query: {found}"
+        read = set(re.findall(r"\bserving\.(\w+)", sql))
+        assert len(read) == 1 and read <= tables, f"{path.name} reads {read}"

@@ -69,6 +69,29 @@
     regexp_replace({{ expr }}, {{ p }}, {{ r }})
 {%- endmacro %}
 
+{#- Whether the WHOLE of `expr` matches the regular expression `pattern` (a template string, not
+    a SQL literal). DuckDB: regexp_full_match. Spark: rlike finds a match anywhere, so the
+    pattern is anchored, \z being the very end (Java's $ also matches before a final line
+    break); its string literals read backslashes (doubled here). NULL for a NULL expr. -#}
+{% macro regexp_full_match(expr, pattern) -%}
+    {{ return(adapter.dispatch('regexp_full_match', 'crimecast')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro duckdb__regexp_full_match(expr, pattern) -%}
+    regexp_full_match({{ expr }}, {{ dbt.string_literal(dbt.escape_single_quotes(pattern)) }})
+{%- endmacro %}
+
+{% macro spark__regexp_full_match(expr, pattern) -%}
+    {%- set anchored = ('^(?:' ~ pattern ~ ')\\z') | replace('\\', '\\\\') -%}
+    ({{ expr }} rlike {{ dbt.string_literal(dbt.escape_single_quotes(anchored)) }})
+{%- endmacro %}
+
+{% macro default__regexp_full_match(expr, pattern) -%}
+    {{ exceptions.raise_compiler_error(
+        'regexp_full_match: no version for adapter ' ~ adapter.type()
+        ~ ' (macros/cross_database.sql has duckdb and spark)') }}
+{%- endmacro %}
+
 {#- cast(expr as type), NULL when the value does not convert. dbt.safe_cast is a plain cast
     (an error) on DuckDB and Spark (ANSI mode, Spark 4's default); both have try_cast. -#}
 {% macro try_cast(expr, type) -%}

@@ -104,7 +104,11 @@
     'anomalies_latest', 'source_status', 'source_status_latest', 'france_annual_rates',
     'france_forecasts', 'france_forecasts_latest', 'france_backtest_metrics',
     'france_backtest_metrics_latest', 'saopaulo_place_probabilities',
-    'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest'
+    'saopaulo_place_probabilities_latest', 'saopaulo_metrics', 'saopaulo_metrics_latest',
+    'overview', 'saopaulo_place_probabilities_labelled', 'series_labels',
+    'forecast_bands', 'backtest_predictions_last_cutoff',
+    'explanations_labelled', 'model_labels', 'interval_coverage_pooled',
+    'anomaly_bands'
 ] %}
 {%- set rows = [] %}
 {%- for name in names %}

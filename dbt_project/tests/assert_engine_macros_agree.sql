@@ -132,6 +132,18 @@ checks as (
     union all
 
     select
+        'regexp_full_match' as check_name,
+        {{ regexp_full_match("'lag_14'", 'lag_[0-9]+') }}
+        and not {{ regexp_full_match("'lag_14x'", 'lag_[0-9]+') }}
+        and not {{ regexp_full_match("'xlag_14'", 'lag_[0-9]+') }}
+        and {{ regexp_full_match("'ab'", 'a|ab') }}
+        and {{ regexp_full_match("'a b'", 'a\\s+b') }}
+        and {{ regexp_full_match('cast(null as ' ~ dbt.type_string() ~ ')', 'a') }} is null
+            as passed
+
+    union all
+
+    select
         'ltrim_chars' as check_name,
         {{ ltrim_chars("'0012a0'", '0') }} = '12a0'
         and {{ crimecast.default__ltrim_chars("'0012a0'", '0') }} = '12a0'
