@@ -10,6 +10,12 @@ import pytest
 import xgboost as xgb
 from sklearn.base import clone
 from sklearn.metrics import log_loss as sk_log_loss
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
 
 from ml import saopaulo as pt
 from ml.saopaulo import protocol
@@ -316,6 +322,13 @@ def test_estimator_clones_and_a_refitted_clone_predicts_the_same(spied: SimpleNa
     design, features, train, model = spied.refits[0]
     est = model.model
     assert isinstance(est, pt.PlaceTypeXGB) and isinstance(est.estimator_, xgb.XGBClassifier)
+    for check in (
+        check_parameters_default_constructible,
+        check_get_params_invariance,
+        check_set_params,
+        check_no_attributes_set_in_init,
+    ):
+        check("PlaceTypeXGB", pt.PlaceTypeXGB())
     twin = clone(est)
     assert twin.get_params() == est.get_params() and not hasattr(twin, "estimator_")
     x = design.matrix(features, train, None)
