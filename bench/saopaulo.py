@@ -62,8 +62,10 @@ def evaluate(spec: str | None = None, keep_dir: Path | None = None, log=print):
     import duckdb
 
     from ingest.saopaulo import load_saopaulo
-    from ml.saopaulo import load_records, write_results
+    from ml.saopaulo import PlaceTypeConfig, load_records, result_frames
     from ml.saopaulo import run as fit_and_score
+    from ml.tables import DuckDBTables
+    from orchestration.config import MIN_CELL_RECORDS
 
     started = time.perf_counter()
     work = Path(keep_dir or tempfile.mkdtemp(prefix="crimecast-bench-saopaulo-"))
@@ -84,8 +86,10 @@ def evaluate(spec: str | None = None, keep_dir: Path | None = None, log=print):
         _dbt(warehouse, work)
         con = duckdb.connect(str(warehouse))
         try:
-            result = fit_and_score(load_records(con), log=log)
-            write_results(con, result, run_id="bench")
+            tables = DuckDBTables(con)
+            cfg = PlaceTypeConfig(min_cell_records=MIN_CELL_RECORDS)
+            result = fit_and_score(load_records(tables), cfg, log=log)
+            tables.append(result_frames(result, run_id="bench"))
         finally:
             con.close()
     finally:

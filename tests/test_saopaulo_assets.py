@@ -17,14 +17,17 @@ from orchestration.defs.saopaulo.assets import (
     saopaulo_place_model,
     saopaulo_raw,
 )
-from orchestration.resources import WarehouseResource
+from orchestration.resources import MLTablesResource, WarehouseResource
 
 
 def _resources(warehouse: Path) -> dict:
-    """The warehouse and the run defaults of the environment now (CRIMECAST_INPUT_SAOPAULO)."""
+    """The warehouse, its ML tables (DuckDB) and the run defaults of the environment now
+    (CRIMECAST_INPUT_SAOPAULO)."""
     from orchestration.definitions import run_defaults
 
-    return {"warehouse": WarehouseResource(database=str(warehouse)), "run_defaults": run_defaults()}
+    w = WarehouseResource(database=str(warehouse))
+    tables = MLTablesResource(warehouse=w)
+    return {"warehouse": w, "ml_tables": tables, "run_defaults": run_defaults()}
 
 
 def test_raw_asset_loads_sample_and_fails_cleanly(tmp_path, monkeypatch):
@@ -125,5 +128,41 @@ def test_ml_asset_writes_tables_without_small_cells(tmp_path):
         ).fetchone()[0]
         assert bad_sums == 0
         assert con.execute("select count(*) from ml.saopaulo_calibration").fetchone()[0] > 0
+        assert con.execute("select distinct run_id from ml.saopaulo_metrics").fetchall() == [
+            (meta["run_id"],)
+        ]
+        # a run without ablation types the ablation's all-missing columns as an ablation does
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'ml' and table_name = 'saopaulo_ablation'"
+            ).fetchall()
+        )
+        assert (types["column"], types["kept"]) == ("VARCHAR", "BOOLEAN")
+    finally:
+        con.close()
+    # A second run appends its vintage (Tables.append): the first run's rows stay, the same
+    # number of rows under a newer run_id (the serving *_latest models keep the largest).
+    again = dg.materialize(
+        [saopaulo_place_model],
+        resources=_resources(warehouse),
+        run_config={"ops": {"saopaulo_place_model": {"config": {"ablation": False}}}},
+    )
+    assert again.success
+    second = {
+        e.asset_key: e.materialization.metadata for e in again.get_asset_materialization_events()
+    }
+    second_id = second[ML_PROBABILITIES]["run_id"].value
+    assert second_id > meta["run_id"]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        for key, metadata in mats.items():
+            per_run = dict(
+                con.execute(
+                    f"select run_id, count(*) from ml.{key.path[-1]} group by run_id"
+                ).fetchall()
+            )
+            rows = metadata["dagster/row_count"].value
+            assert per_run == {meta["run_id"]: rows, second_id: rows}, key
     finally:
         con.close()

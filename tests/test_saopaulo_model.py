@@ -7,7 +7,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
+from sklearn.base import clone
 from sklearn.metrics import log_loss as sk_log_loss
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
 
 from ml import saopaulo as pt
 from ml.saopaulo import protocol
@@ -308,3 +316,62 @@ def test_expected_calibration_error_detects_overconfidence():
     sharp = pt.reliability_table(y, pt.softmax(logits), "sharp", classes=labels)
     honest = pt.reliability_table(y, pt.softmax(logits / 3.0), "honest", classes=labels)
     assert pt.expected_calibration_error(sharp) > 3 * pt.expected_calibration_error(honest)
+
+
+def test_estimator_clones_and_a_refitted_clone_predicts_the_same(spied: SimpleNamespace):
+    design, features, train, model = spied.refits[0]
+    est = model.model
+    assert isinstance(est, pt.PlaceTypeXGB) and isinstance(est.estimator_, xgb.XGBClassifier)
+    for check in (
+        check_parameters_default_constructible,
+        check_get_params_invariance,
+        check_set_params,
+        check_no_attributes_set_in_init,
+    ):
+        check("PlaceTypeXGB", pt.PlaceTypeXGB())
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and not hasattr(twin, "estimator_")
+    x = design.matrix(features, train, None)
+    twin.fit(x, design.y[train])
+    assert twin.best_iteration_ == est.best_iteration_ == est.n_estimators - 1
+    others = np.setdiff1d(np.arange(len(design.y)), train)
+    rows = design.matrix(features, train, others)
+    np.testing.assert_array_equal(twin.predict_proba(rows), est.predict_proba(rows))
+    np.testing.assert_allclose(est.predict_proba(rows).sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_estimator_with_absent_classes_is_the_num_class_booster():
+    """Classes the fit rows lack get zero-weight rows: the same K-class booster as xgb.train."""
+    rng = np.random.default_rng(11)
+    x, xv = rng.normal(size=(500, 4)), rng.normal(size=(200, 4))
+    w = rng.normal(size=(4, pt.K))
+    y = np.argmax(x @ w + rng.gumbel(size=(500, pt.K)), axis=1)
+    y[np.isin(y, [3, 9])] = 0  # classes 3 and 9 absent from the fit rows
+    yv = np.argmax(xv @ w + rng.gumbel(size=(200, pt.K)), axis=1)
+    cfg = pt.PlaceTypeConfig(min_cell_records=MIN_CELL_RECORDS, max_rounds=200)
+    est = protocol.estimator(cfg).fit(x, y, eval_set=(xv, yv))
+    params = {
+        "objective": "multi:softprob",
+        "num_class": pt.K,
+        "eval_metric": "mlogloss",
+        "tree_method": "hist",
+        "nthread": 1,
+        "seed": cfg.seed,
+        **cfg.xgb_params,
+    }
+    booster = xgb.train(
+        params,
+        xgb.DMatrix(x, label=y),
+        num_boost_round=cfg.max_rounds,
+        evals=[(xgb.DMatrix(xv, label=yv), "val")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    assert est.best_iteration_ == booster.best_iteration > 0
+    want = booster.predict(
+        xgb.DMatrix(xv), output_margin=True, iteration_range=(0, booster.best_iteration + 1)
+    )
+    np.testing.assert_allclose(est.decision_function(xv), want, atol=1e-6)
+    assert est.decision_function(xv).shape == (200, pt.K)
+    with pytest.raises(ValueError, match="class codes outside"):
+        protocol.estimator(cfg).fit(x, np.where(y == 0, pt.K, y))

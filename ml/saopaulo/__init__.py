@@ -39,10 +39,12 @@ its own label. This holds for the published table too: its records are scored wi
 :meth:`Design.scoring_matrix` (the training rows keep the out-of-fold encodings the model was
 fitted on). Feature selection: see :func:`run` and docs/saopaulo.md.
 
-Modules: :mod:`~ml.saopaulo.schema` (classes, config, result, warehouse I/O),
+Modules: :mod:`~ml.saopaulo.schema` (classes, config, result, the frames
+read and appended through :mod:`ml.tables`),
 :mod:`~ml.saopaulo.metrics` (scikit-learn's metrics, reliability bins, temperature),
 :mod:`~ml.saopaulo.encoding` (frequencies, ``TargetEncoder`` design) and
-:mod:`~ml.saopaulo.protocol` (:func:`run`, the cell table).
+:mod:`~ml.saopaulo.protocol` (:class:`PlaceTypeXGB`, an ``XGBClassifier``
+estimator; :func:`run`; the cell table).
 """
 
 from ml.saopaulo.encoding import Design, features_for, prior_of, smoothed_frequencies
@@ -61,6 +63,7 @@ from ml.saopaulo.metrics import (
 )
 from ml.saopaulo.protocol import (
     FittedXGB,
+    PlaceTypeXGB,
     cell_probabilities,
     fit_xgb,
     refit_xgb,
@@ -78,7 +81,7 @@ from ml.saopaulo.schema import (
     PlaceTypeResult,
     encode_target,
     load_records,
-    write_results,
+    result_frames,
 )
 
 __all__ = [
@@ -89,6 +92,7 @@ __all__ = [
     "TARGET_ENCODED",
     "Design",
     "FittedXGB",
+    "PlaceTypeXGB",
     "PlaceTypeConfig",
     "PlaceTypeResult",
     "TemperatureScaler",
@@ -106,6 +110,7 @@ __all__ = [
     "prior_of",
     "refit_xgb",
     "reliability_table",
+    "result_frames",
     "run",
     "score",
     "smoothed_frequencies",
@@ -113,5 +118,4 @@ __all__ = [
     "split_indices",
     "suppression_counts",
     "top_k",
-    "write_results",
 ]

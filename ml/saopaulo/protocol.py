@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
 
 from ml.saopaulo.encoding import (
     Design,
@@ -41,12 +43,95 @@ from ml.saopaulo.schema import (
 )
 
 
+class PlaceTypeXGB(ClassifierMixin, BaseEstimator):
+    """The place-type booster as a scikit-learn estimator: an ``xgboost.XGBClassifier``
+    (``estimator_``; wrapped, not subclassed, like :class:`ml.models.XGBCountModel`) with
+    ``multi:softprob`` over the :data:`K` classes, hist trees and a fixed ``seed``.
+
+    ``fit(X, y, eval_set=(X_val, y_val))`` stops early on that set (``early_stopping_rounds``);
+    ``best_iteration_`` is the last tree kept and every prediction uses trees 0 …
+    ``best_iteration_``. ``params`` are XGBoost's own names (:attr:`PlaceTypeConfig.xgb_params`).
+    Labels are the class codes 0 … K−1; ``XGBClassifier`` wants every one of them in ``y``, so a
+    class the rows lack is given one zero-weight row (its gradient is 0: the booster is the one
+    ``xgb.train`` with ``num_class=K`` fits, margins identical on a test with 2 classes absent).
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 1500,
+        early_stopping_rounds: int | None = None,
+        params: dict | None = None,
+        seed: int = 42,
+        n_jobs: int = 1,
+        n_classes: int = K,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.params = params
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.n_classes = n_classes
+
+    def _classifier(self, early_stopping: bool) -> xgb.XGBClassifier:
+        return xgb.XGBClassifier(
+            objective="multi:softprob",
+            eval_metric="mlogloss",
+            tree_method="hist",
+            n_estimators=max(int(self.n_estimators), 1),
+            early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
+            n_jobs=self.n_jobs,
+            random_state=self.seed,
+            **(self.params or {}),
+        )
+
+    def fit(self, X, y, eval_set: tuple | None = None) -> PlaceTypeXGB:
+        X, y = np.asarray(X, dtype="float64"), np.asarray(y, dtype=int)
+        if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"class codes outside 0 … {self.n_classes - 1}: {np.unique(y)}")
+        absent = np.setdiff1d(np.arange(self.n_classes), y)
+        weight = None
+        if len(absent):
+            X = np.vstack([X, np.repeat(X[:1], len(absent), axis=0)])
+            y = np.concatenate([y, absent])
+            weight = np.r_[np.ones(len(y) - len(absent)), np.zeros(len(absent))]
+        model = self._classifier(early_stopping=eval_set is not None)
+        evals = [tuple(np.asarray(a) for a in eval_set)] if eval_set is not None else None
+        model.fit(X, y, sample_weight=weight, eval_set=evals, verbose=False)
+        self.estimator_ = model
+        self.classes_ = np.arange(self.n_classes)
+        best = getattr(model, "best_iteration", None) if eval_set is not None else None
+        self.best_iteration_ = int(best) if best is not None else model.n_estimators - 1
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Margins (log-odds before the softmax) from trees 0 … ``best_iteration_``."""
+        check_is_fitted(self, "estimator_")
+        margins = self.estimator_.get_booster().predict(
+            xgb.DMatrix(np.asarray(X, dtype="float64"), nthread=self.n_jobs),
+            output_margin=True,
+            iteration_range=(0, self.best_iteration_ + 1),
+        )
+        return np.asarray(margins, dtype="float64")
+
+    def predict_proba(self, X) -> np.ndarray:
+        return softmax(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        return self.decision_function(X).argmax(axis=1)
+
+
 @dataclass
 class FittedXGB:
-    booster: xgb.Booster
+    """A fitted :class:`PlaceTypeXGB` with the features of its design matrix (the protocol's
+    record of a variant; the validation log loss when it was fitted with early stopping)."""
+
+    model: PlaceTypeXGB
     features: list[str]
-    best_iteration: int
     val_log_loss: float
+
+    @property
+    def best_iteration(self) -> int:
+        return self.model.best_iteration_
 
     def margins(self, design: Design, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Margins of ``rows`` (not in ``train``): target encodings from all training rows."""
@@ -58,30 +143,27 @@ class FittedXGB:
         return self.predict_margins(design.scoring_matrix(self.features, train))
 
     def predict_margins(self, x: np.ndarray) -> np.ndarray:
-        margins = self.booster.predict(
-            xgb.DMatrix(x), output_margin=True, iteration_range=(0, self.best_iteration + 1)
-        )
-        return np.asarray(margins, dtype="float64")
+        return self.model.decision_function(x)
 
 
-def _params(cfg: PlaceTypeConfig, seed: int | None = None) -> dict:
-    return {
-        "objective": "multi:softprob",
-        "num_class": K,
-        "eval_metric": "mlogloss",
-        "tree_method": "hist",
-        "nthread": cfg.n_jobs,
-        "seed": cfg.seed if seed is None else seed,
-        **cfg.xgb_params,
-    }
+def estimator(cfg: PlaceTypeConfig, seed: int | None = None, rounds: int | None = None):
+    """The :class:`PlaceTypeXGB` of ``cfg``: ``cfg.max_rounds`` trees with early stopping, or
+    ``rounds`` trees without (the refit)."""
+    return PlaceTypeXGB(
+        n_estimators=cfg.max_rounds if rounds is None else max(rounds, 1),
+        early_stopping_rounds=cfg.early_stopping_rounds if rounds is None else None,
+        params=dict(cfg.xgb_params),
+        seed=cfg.seed if seed is None else seed,
+        n_jobs=cfg.n_jobs,
+    )
 
 
 def refit_xgb(
     design: Design, features: Sequence[str], train: np.ndarray, rounds: int, cfg: PlaceTypeConfig
 ) -> FittedXGB:
-    dtrain = xgb.DMatrix(design.matrix(features, train, None), label=design.y[train])
-    booster = xgb.train(_params(cfg), dtrain, num_boost_round=max(rounds, 1))
-    return FittedXGB(booster, list(features), max(rounds, 1) - 1, float("nan"))
+    model = estimator(cfg, rounds=rounds)
+    model.fit(design.matrix(features, train, None), design.y[train])
+    return FittedXGB(model, list(features), float("nan"))
 
 
 def fit_xgb(
@@ -93,19 +175,10 @@ def fit_xgb(
     seed: int | None = None,
 ) -> FittedXGB:
     y = design.y
-    dtrain = xgb.DMatrix(design.matrix(features, train, None), label=y[train])
-    dval = xgb.DMatrix(design.matrix(features, train, val), label=y[val])
-    booster = xgb.train(
-        _params(cfg, seed),
-        dtrain,
-        num_boost_round=cfg.max_rounds,
-        evals=[(dval, "val")],
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    best = int(booster.best_iteration)
-    p = booster.predict(dval, iteration_range=(0, best + 1))
-    return FittedXGB(booster, list(features), best, log_loss(y[val], p))
+    x_val = design.matrix(features, train, val)
+    model = estimator(cfg, seed)
+    model.fit(design.matrix(features, train, None), y[train], eval_set=(x_val, y[val]))
+    return FittedXGB(model, list(features), log_loss(y[val], model.predict_proba(x_val)))
 
 
 def _stratify(y: np.ndarray) -> np.ndarray | None:

@@ -120,32 +120,31 @@ order by source_file, source_row
 """
 
 
-def load_records(con) -> pd.DataFrame:
-    """The usable records from the dbt mart (a DuckDB connection)."""
-    return con.execute(RECORDS_SQL).df()
+def load_records(tables) -> pd.DataFrame:
+    """The usable records from the dbt mart (a :class:`ml.tables.Tables`)."""
+    return tables.read(RECORDS_SQL)
 
 
-def write_results(con, result: PlaceTypeResult, run_id: str) -> dict[str, int]:
-    """Replace ml.saopaulo_metrics, _calibration, _ablation, _place_probabilities in one
-    transaction. Every row carries run_id."""
-    tables = {
-        "saopaulo_metrics": result.metrics,
-        "saopaulo_calibration": result.calibration,
-        "saopaulo_ablation": result.ablation,
-        "saopaulo_place_probabilities": result.probabilities,
-    }
-    con.execute("begin transaction")
-    try:
-        con.execute("create schema if not exists ml")
-        for name, frame in tables.items():
-            out = frame.copy()
-            out.insert(0, "run_id", run_id)
-            view = f"_{name}_df"
-            con.register(view, out)
-            con.execute(f"create or replace table ml.{name} as select * from {view}")
-            con.unregister(view)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return {name: len(frame) for name, frame in tables.items()}
+#: The ml.* table of each result frame.
+RESULT_TABLES = {
+    "saopaulo_metrics": "metrics",
+    "saopaulo_calibration": "calibration",
+    "saopaulo_ablation": "ablation",
+    "saopaulo_place_probabilities": "probabilities",
+}
+
+
+def result_frames(result: PlaceTypeResult, run_id: str) -> dict[str, pd.DataFrame]:
+    """The frames of ml.saopaulo_metrics, _calibration, _ablation, _place_probabilities for
+    ``Tables.append`` (one transaction; every row carries ``run_id``, each run a vintage).
+    The ablation's text and flag columns are typed: a run without ablation leaves them all
+    missing, which must not give the appended table another type."""
+    frames = {}
+    for name, attr in RESULT_TABLES.items():
+        out = getattr(result, attr).copy()
+        out.insert(0, "run_id", run_id)
+        frames[name] = out
+    ablation = frames["saopaulo_ablation"]
+    ablation["column"] = ablation["column"].astype("string")
+    ablation["kept"] = ablation["kept"].astype("boolean")
+    return frames

@@ -6,7 +6,8 @@ Assets
   ``CRIMECAST_INPUT_SAOPAULO`` (file, folder, glob or http(s) URL), else the generated sample.
 * ``[ml, saopaulo_metrics]``, ``[ml, saopaulo_calibration]``, ``[ml, saopaulo_ablation]``,
   ``[ml, saopaulo_place_probabilities]`` (group "ml"): ml/saopaulo/ on
-  ``marts.saopaulo_phone_theft_records`` (see docs/saopaulo.md).
+  ``marts.saopaulo_phone_theft_records`` (see docs/saopaulo.md), read and appended (one
+  vintage per run_id) through the ``ml_tables`` resource (ml/tables.py) like ``ml_forecasts``.
 
 Add ``saopaulo_assets`` to the Definitions (orchestration/definitions.py).
 """
@@ -19,7 +20,7 @@ import dagster as dg
 from ingest.saopaulo import load_saopaulo
 from orchestration.config import MIN_CELL_RECORDS
 from orchestration.defs.raw_files import UNCHANGED, left_out, load_failure
-from orchestration.resources import RunDefaults, WarehouseResource
+from orchestration.resources import MLTablesResource, RunDefaults, WarehouseResource
 
 RAW_SAOPAULO = dg.AssetKey(["raw", "saopaulo_phone_thefts"])
 ML_METRICS = dg.AssetKey(["ml", "saopaulo_metrics"])
@@ -133,16 +134,17 @@ _DEPS = ["saopaulo_phone_theft_records", "saopaulo_data_quality"]
 def saopaulo_place_model(
     context: dg.AssetExecutionContext,
     config: SaoPauloModelConfig,
-    warehouse: WarehouseResource,
+    ml_tables: MLTablesResource,
 ):
-    from ml.saopaulo import PlaceTypeConfig, load_records, run, write_results
+    from ml.saopaulo import PlaceTypeConfig, load_records, result_frames, run
 
-    with warehouse.connect(read_only=True) as con:
-        records = load_records(con)
-        quality = con.execute(
-            "select outcome, sum(rows) from marts.saopaulo_data_quality group by outcome"
-        ).fetchall()
-    excluded = {k: int(v) for k, v in quality if k != "kept"}
+    # read and append through ml/tables.py, as ml_forecasts does (CRIMECAST_ML_ENGINE)
+    with ml_tables.open() as tables:
+        records = load_records(tables)
+        quality = tables.read(
+            "select outcome, sum(rows) as n from marts.saopaulo_data_quality group by outcome"
+        )
+    excluded = {r.outcome: int(r.n) for r in quality.itertuples() if r.outcome != "kept"}
     if excluded.get("unmapped_place_type"):
         context.log.warning(
             f"{excluded['unmapped_place_type']} rows have a place subtype that "
@@ -152,8 +154,8 @@ def saopaulo_place_model(
     cfg = PlaceTypeConfig(run_ablation=config.ablation, min_cell_records=config.min_cell_records)
     result = run(records, cfg, log=context.log.info)
     run_id = f"saopaulo-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    with warehouse.connect() as con:
-        counts = write_results(con, result, run_id)
+    with ml_tables.open(write=True) as tables:
+        counts = tables.append(result_frames(result, run_id))
 
     m = result.metrics.set_index("model")
     prior_ll = float(m.loc["prior", "log_loss"])
