@@ -95,20 +95,25 @@ def _compared_models(results) -> list:
 
 def _normalised(frame: pd.DataFrame) -> pd.DataFrame:
     """Types made comparable across engines: timestamps as naive UTC instants, decimals and
-    integers of any width as float64 (exact for these counts), text as str; rows sorted."""
+    integers of any width as float64 (exact for these counts), text as str; rows sorted. An
+    object column's kind is read from its first non-null value (the engines give one type per
+    column), not from a Python pass over every row."""
+    from decimal import Decimal
+
     out = pd.DataFrame(index=frame.index)
     for name in sorted(frame.columns):
         col = frame[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
             col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        first = col.dropna().iloc[0] if col.dtype == object and col.notna().any() else None
         if pd.api.types.is_datetime64_any_dtype(col):
             out[name] = col.astype("datetime64[us]")
-        elif col.map(lambda v: isinstance(v, datetime.date)).any():  # Spark's dates
-            out[name] = pd.to_datetime(col).astype("datetime64[us]")
         elif pd.api.types.is_bool_dtype(col):
             out[name] = col.astype("boolean")
-        elif pd.api.types.is_numeric_dtype(col) or col.map(_is_decimal).any():
+        elif pd.api.types.is_numeric_dtype(col) or isinstance(first, Decimal):
             out[name] = pd.to_numeric(col, errors="raise").astype("float64")
+        elif isinstance(first, datetime.date):  # Spark's dates
+            out[name] = pd.to_datetime(col).astype("datetime64[us]")
         else:
             out[name] = col.map(lambda v: None if v is None or v is pd.NaT else v)
     return out.sort_values(list(out.columns), na_position="last").reset_index(drop=True)
@@ -136,12 +141,6 @@ def _differences(label: str, expected: pd.DataFrame, got: pd.DataFrame) -> list[
                 f"DuckDB {a.iloc[i]!r} Spark {b.iloc[i]!r}"
             )
     return problems
-
-
-def _is_decimal(value) -> bool:
-    from decimal import Decimal
-
-    return isinstance(value, Decimal)
 
 
 def test_marts_and_latest_serving_equal_duckdb(spark_build: dict, sample_warehouse: Path):
