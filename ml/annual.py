@@ -7,8 +7,11 @@ one global model per geography level, fitted on (origin, horizon) pairs, with th
 feature. :func:`make_pairs` builds that long frame (``series_id, ds, y`` + features, where
 ``ds`` is the target year and ``y`` the rate per 100,000 inhabitants in it).
 
-Every model is a plain estimator, ``fit(X, y)`` / ``predict(X)`` on the pairs frame, predicting
-the RATE per 100k:
+Every model is a scikit-learn estimator (``BaseEstimator`` + ``RegressorMixin``: parameters
+stored as given, fitted state ending in ``_``, ``get_params``/``clone`` from scikit-learn),
+``fit(X, y)`` / ``predict(X)`` on the pairs frame, predicting the RATE per 100k; models that
+read each series' history (Holt, the ensemble) get it through ``observe(history)``, the hook
+the daily models use. :func:`recorded_params` is what the tables' ``params`` column holds:
 
 * baselines: ``last_value`` (the rate at the origin), ``drift`` (last value plus the average
   yearly change since the first year, times h), ``holt`` (damped Holt linear trend, implemented
@@ -33,6 +36,7 @@ the one-step band (:func:`monotone_capped_quantiles`), then back-transformed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -43,8 +47,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ml.metrics import mae, rmse
@@ -169,7 +175,7 @@ def make_pairs(
 # --------------------------------------------------------------------------- models
 
 
-class LastValue:
+class LastValue(RegressorMixin, BaseEstimator):
     """Naive: the rate of the origin year, for every horizon."""
 
     name = "last_value"
@@ -180,11 +186,8 @@ class LastValue:
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return X["last"].to_numpy(dtype="float64")
 
-    def get_params(self) -> dict[str, Any]:
-        return {}
 
-
-class Drift:
+class Drift(RegressorMixin, BaseEstimator):
     """Random walk with drift: last + h × (last − first) / (origin − first year), floored at 0."""
 
     name = "drift"
@@ -201,26 +204,28 @@ class Drift:
         pred = X["last"].to_numpy("float64") + self.damping * h * slope
         return np.clip(pred, 0.0, None)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"damping": self.damping}
 
-
-class HoltDamped:
-    """Damped Holt linear trend per series (smoothing parameters shared by all series), fitted
-    on each series' history up to the origin; on the log scale when ``log=True``. ``fit``
-    stores the history table (series × year → rate); ``predict`` only reads years ≤ origin."""
+class HoltDamped(RegressorMixin, BaseEstimator):
+    """Damped Holt linear trend per series (smoothing parameters shared by all series), run
+    over each series' history up to the origin; on the log scale when ``log=True``.
+    :meth:`observe` stores the history table (series × year → rate, ``history_``);
+    ``predict`` only reads years ≤ each row's origin. Why this numpy recursion and not
+    statsmodels or the daily ETS filter: docs/decisions.md."""
 
     name = "holt"
 
     def __init__(self, alpha: float = 0.8, beta: float = 0.2, phi: float = 0.8, log: bool = True):
-        self.alpha, self.beta, self.phi, self.log = alpha, beta, phi, log
-        self.history_: pd.DataFrame | None = None
+        self.alpha = alpha
+        self.beta = beta
+        self.phi = phi
+        self.log = log
 
-    def fit(self, X: pd.DataFrame, y=None) -> HoltDamped:  # noqa: ARG002 - per-series states
+    def observe(self, history_frame: pd.DataFrame) -> HoltDamped:
+        """The observed rates (``series_id, year, y``) the forecasts may condition on."""
+        self.history_ = history_frame
         return self
 
-    def set_history(self, history_frame: pd.DataFrame) -> HoltDamped:
-        self.history_ = history_frame
+    def fit(self, X: pd.DataFrame, y=None) -> HoltDamped:  # noqa: ARG002 - per-series states
         return self
 
     def _states(self) -> tuple[pd.Index, list[int], np.ndarray, np.ndarray]:
@@ -249,8 +254,8 @@ class HoltDamped:
         return wide.index, list(wide.columns), levels, trends
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        if self.history_ is None:
-            raise RuntimeError("HoltDamped needs the history (set_history) before predict")
+        if getattr(self, "history_", None) is None:
+            raise RuntimeError("HoltDamped needs the history (observe) before predict")
         index, years, levels, trends = self._states()
         rows = index.get_indexer(X["series_id"])
         cols = pd.Index(years).get_indexer(X["origin"].astype(int))
@@ -263,27 +268,24 @@ class HoltDamped:
             out = np.exp(out) - EPS
         return np.clip(out, 0.0, None)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "beta": self.beta, "phi": self.phi, "log": self.log}
 
-
-class LogRatioRegressor:
-    """A global regressor on the log ratio ln((y+1)/(last+1)), weighted by the origin rate."""
+class LogRatioRegressor(RegressorMixin, BaseEstimator):
+    """A global regressor (``estimator``, any scikit-learn regressor taking
+    ``sample_weight``; cloned into ``estimator_`` at fit) of the log ratio
+    ln((y+1)/(last+1)), weighted by the origin rate. ``name``: the model's name in the
+    tables."""
 
     def __init__(
         self,
-        name: str,
-        make: Callable[[], Any],
-        params: dict[str, Any],
+        estimator: Any = None,
+        name: str = "ridge",
         weighted: bool = True,
         shrink: float = 1.0,
     ) -> None:
+        self.estimator = estimator
         self.name = name
-        self.make = make
-        self.params = params
         self.weighted = weighted
         self.shrink = shrink
-        self.model_: Any = None
 
     def _X(self, X: pd.DataFrame) -> np.ndarray:
         # NaN log-ratio features (too little history) → 0, i.e. "no change"
@@ -294,33 +296,34 @@ class LogRatioRegressor:
         return values
 
     def fit(self, X: pd.DataFrame, y) -> LogRatioRegressor:
+        if self.estimator is None:
+            raise ValueError("LogRatioRegressor needs an estimator (e.g. _RidgeImputed(1.0))")
         target = _log_ratio(y, X["last"])
         ok = np.isfinite(target)
         w = (X["last"].to_numpy("float64") + EPS) if self.weighted else np.ones(len(X))
-        self.model_ = self.make()
+        self.estimator_ = clone(self.estimator)
         with threadpool_limits(1):  # tiny data: threads only add overhead on a shared machine
-            self.model_.fit(self._X(X)[ok], target[ok], sample_weight=w[ok] / w[ok].mean())
+            self.estimator_.fit(self._X(X)[ok], target[ok], sample_weight=w[ok] / w[ok].mean())
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
         with threadpool_limits(1):
-            lr = self.shrink * self.model_.predict(self._X(X))
+            lr = self.shrink * self.estimator_.predict(self._X(X))
         cap = MAX_LOG_GROWTH * X["horizon"].to_numpy("float64")
         lr = np.clip(lr, -cap, cap)
         return np.clip((X["last"].to_numpy("float64") + EPS) * np.exp(lr) - EPS, 0.0, None)
-
-    def get_params(self) -> dict[str, Any]:
-        return {**self.params, "weighted": self.weighted, "shrink": self.shrink}
 
 
 _INDICATOR_COL = MODEL_FEATURES.index("indicator_code")
 
 
-class _RidgeImputed:
+class _RidgeImputed(RegressorMixin, BaseEstimator):
     """Ridge on standardised features, plus one-hot indicator effects (an indicator's own
-    growth) and their interaction with the horizon."""
+    growth) and their interaction with the horizon. Not ``make_pipeline(StandardScaler(),
+    Ridge())``: that scaling does not reproduce these numbers (docs/decisions.md)."""
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
     def _design(self, X: np.ndarray) -> np.ndarray:
@@ -329,102 +332,135 @@ class _RidgeImputed:
         h = X[:, [MODEL_FEATURES.index("horizon")]]
         return np.hstack([np.delete(X, _INDICATOR_COL, axis=1), onehot, onehot * h])
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None) -> _RidgeImputed:
         self.codes_ = np.unique(X[:, _INDICATOR_COL])
         D = self._design(X)
         self.mu_, self.sd_ = D.mean(axis=0), D.std(axis=0) + 1e-9
         self.model_ = Ridge(alpha=self.alpha).fit((D - self.mu_) / self.sd_, y, sample_weight)
         return self
 
-    def predict(self, X):
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
         return self.model_.predict((self._design(X) - self.mu_) / self.sd_)
 
 
-class _XGB:
-    def __init__(self, **params) -> None:
-        self.params = params
+def _xgb_regressor(max_depth: int = 2, eta: float = 0.05) -> xgb.XGBRegressor:
+    """The annual XGBoost: L1 objective, hist trees, seed 0, one thread, 200 rounds."""
+    return xgb.XGBRegressor(
+        objective="reg:absoluteerror",
+        max_depth=max_depth,
+        learning_rate=eta,
+        n_estimators=200,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        min_child_weight=5.0,
+        tree_method="hist",
+        random_state=0,
+        n_jobs=1,
+        verbosity=0,
+    )
 
-    def fit(self, X, y, sample_weight=None):
-        p = dict(self.params)
-        rounds = p.pop("n_estimators", 200)
-        d = xgb.DMatrix(X, label=y, weight=sample_weight, missing=np.nan, nthread=1)
-        base = {"tree_method": "hist", "seed": 0, "nthread": 1, "verbosity": 0}
-        self.booster_ = xgb.train({**base, **p}, d, num_boost_round=rounds)
-        return self
 
-    def predict(self, X):
-        return self.booster_.predict(xgb.DMatrix(X, missing=np.nan, nthread=1))
-
-
-class Ensemble:
-    """Mean of member forecasts (simple forecast combination)."""
+class Ensemble(RegressorMixin, BaseEstimator):
+    """Mean of member forecasts (simple forecast combination). ``members`` are cloned into
+    ``members_`` at fit; the history given to :meth:`observe` goes to the members that take
+    one."""
 
     name = "ensemble"
 
-    def __init__(self, members: list[Any]) -> None:
+    def __init__(self, members: tuple[Any, ...] = ()) -> None:
         self.members = members
 
-    def set_history(self, history_frame: pd.DataFrame) -> Ensemble:
-        for m in self.members:
-            if hasattr(m, "set_history"):
-                m.set_history(history_frame)
+    def observe(self, history_frame: pd.DataFrame) -> Ensemble:
+        """The observed rates, for the members that read a history (Holt)."""
+        self.history_ = history_frame
         return self
 
     def fit(self, X: pd.DataFrame, y) -> Ensemble:
-        for m in self.members:
+        if not self.members:
+            raise ValueError("Ensemble needs at least one member")
+        self.members_ = [clone(m) for m in self.members]
+        history_frame = getattr(self, "history_", None)
+        for m in self.members_:
+            if history_frame is not None and hasattr(m, "observe"):
+                m.observe(history_frame)
             m.fit(X, y)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return np.mean([m.predict(X) for m in self.members], axis=0)
+        check_is_fitted(self, "members_")
+        return np.mean([m.predict(X) for m in self.members_], axis=0)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"members": [{"model": m.name, **m.get_params()} for m in self.members]}
+
+#: Per regressor name, the parameters the tables' ``params`` column records, as
+#: {recorded key: parameter of the inner estimator}: the keys the tables have held since
+#: before these models were scikit-learn estimators (e.g. ``eta`` for XGBoost's
+#: ``learning_rate``), so that runs stay comparable across vintages.
+RECORDED_PARAMS = {
+    "ridge": {"alpha": "alpha"},
+    "random_forest": {"min_samples_leaf": "min_samples_leaf"},
+    "hist_gradient_boosting": {
+        "max_depth": "max_depth",
+        "learning_rate": "learning_rate",
+        "max_iter": "max_iter",
+    },
+    "xgboost": {
+        "objective": "objective",
+        "max_depth": "max_depth",
+        "eta": "learning_rate",
+        "n_estimators": "n_estimators",
+        "subsample": "subsample",
+        "colsample_bytree": "colsample_bytree",
+        "min_child_weight": "min_child_weight",
+    },
+}
+
+
+def recorded_params(model) -> dict[str, Any]:
+    """What ``ml.france_backtest_metrics.params`` records of a model: its scikit-learn
+    parameters (``get_params(deep=False)``, in ``__init__``'s order); for a
+    :class:`LogRatioRegressor` the :data:`RECORDED_PARAMS` of its inner estimator plus
+    ``weighted`` and ``shrink``; for an :class:`Ensemble`
+    ``{"members": [{"model": name, **recorded_params(member)}]}``."""
+    if isinstance(model, Ensemble):
+        return {"members": [{"model": m.name, **recorded_params(m)} for m in model.members]}
+    if isinstance(model, LogRatioRegressor):
+        inner = model.estimator.get_params(deep=False)
+        picked = {key: inner[param] for key, param in RECORDED_PARAMS[model.name].items()}
+        return {**picked, "weighted": model.weighted, "shrink": model.shrink}
+    params = model.get_params(deep=False)  # sorted by name; the record keeps __init__'s order
+    return {k: params[k] for k in inspect.signature(type(model).__init__).parameters if k in params}
 
 
 def _ridge(alpha: float, **kw) -> LogRatioRegressor:
-    return LogRatioRegressor("ridge", lambda: _RidgeImputed(alpha), {"alpha": alpha}, **kw)
+    return LogRatioRegressor(_RidgeImputed(alpha), "ridge", **kw)
 
 
 def _rf(min_samples_leaf: int, **kw) -> LogRatioRegressor:
-    def make():
-        return RandomForestRegressor(
-            n_estimators=100,
-            min_samples_leaf=min_samples_leaf,
-            max_features=0.5,
-            n_jobs=1,
-            random_state=0,
-        )
-
-    return LogRatioRegressor("random_forest", make, {"min_samples_leaf": min_samples_leaf}, **kw)
+    forest = RandomForestRegressor(
+        n_estimators=100,
+        min_samples_leaf=min_samples_leaf,
+        max_features=0.5,
+        n_jobs=1,
+        random_state=0,
+    )
+    return LogRatioRegressor(forest, "random_forest", **kw)
 
 
 def _hgb(max_depth: int, learning_rate: float, **kw) -> LogRatioRegressor:
-    def make():
-        return HistGradientBoostingRegressor(
-            max_depth=max_depth,
-            learning_rate=learning_rate,
-            max_iter=150,
-            min_samples_leaf=20,
-            early_stopping=False,
-            random_state=0,
-        )
-
-    params = {"max_depth": max_depth, "learning_rate": learning_rate, "max_iter": 150}
-    return LogRatioRegressor("hist_gradient_boosting", make, params, **kw)
+    boost = HistGradientBoostingRegressor(
+        max_depth=max_depth,
+        learning_rate=learning_rate,
+        max_iter=150,
+        min_samples_leaf=20,
+        early_stopping=False,
+        random_state=0,
+    )
+    return LogRatioRegressor(boost, "hist_gradient_boosting", **kw)
 
 
 def _xgb(max_depth: int, eta: float, **kw) -> LogRatioRegressor:
-    params = {
-        "objective": "reg:absoluteerror",
-        "max_depth": max_depth,
-        "eta": eta,
-        "n_estimators": 200,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 5.0,
-    }
-    return LogRatioRegressor("xgboost", lambda: _XGB(**params), params, **kw)
+    return LogRatioRegressor(_xgb_regressor(max_depth, eta), "xgboost", **kw)
 
 
 def candidate_grid(models: Iterable[str] | None = None) -> dict[str, list[Callable[[], Any]]]:
@@ -444,8 +480,8 @@ def candidate_grid(models: Iterable[str] | None = None) -> dict[str, list[Callab
         "hist_gradient_boosting": [lambda d=d: _hgb(d, 0.05) for d in (2, 4)],
         "xgboost": [lambda d=d: _xgb(d, 0.05) for d in (2, 4)],
         "ensemble": [
-            lambda: Ensemble([Drift(0.5), HoltDamped(0.9, 0.1, 0.5), _ridge(100.0)]),
-            lambda: Ensemble([Drift(0.5), _ridge(100.0), _hgb(2, 0.05)]),
+            lambda: Ensemble((Drift(0.5), HoltDamped(0.9, 0.1, 0.5), _ridge(100.0))),
+            lambda: Ensemble((Drift(0.5), _ridge(100.0), _hgb(2, 0.05))),
         ],
     }
     if models is None:
@@ -501,8 +537,8 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def _fit_predict(model, train: pd.DataFrame, test: pd.DataFrame, hist: pd.DataFrame):
-    if hasattr(model, "set_history"):
-        model.set_history(hist.loc[hist["year"] <= test["origin"].max()])
+    if hasattr(model, "observe"):
+        model.observe(hist.loc[hist["year"] <= test["origin"].max()])
     model.fit(train, train["y"].to_numpy("float64"))
     return model.predict(test)
 
@@ -575,7 +611,7 @@ def backtest(
         test = _predict_fold(factory, pairs, hist, split.train_end, split.horizons)
         test["split"] = split.name
         preds.append(test)
-        params[name] = factory().get_params()
+        params[name] = recorded_params(factory())
         cover = (
             interval_coverage(features, geo_level, split, factory, test)
             if intervals and name in (selected, "last_value")
@@ -748,7 +784,7 @@ def forecast(
     future["model"] = model.name
     future["as_of_year"] = last_year
     future["year"] = future["ds"]
-    return future, quantiles, model.get_params()
+    return future, quantiles, recorded_params(model)
 
 
 FORECAST_COLUMNS = [

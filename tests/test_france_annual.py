@@ -151,8 +151,8 @@ def test_pairs_and_models_ignore_future_values(features):
         preds = []
         for feats in (regional, changed):
             hist = annual.history(feats)
-            if hasattr(model, "set_history"):
-                model.set_history(hist)  # the full history, future included
+            if hasattr(model, "observe"):
+                model.observe(hist)  # the full history, future included
             pairs = annual.make_pairs(feats, [1, 2, 3], origins=[2020], keep_unobserved=True)
             preds.append(model.fit(pairs, pairs["y"]).predict(pairs))
         np.testing.assert_allclose(preds[0], preds[1])
