@@ -46,3 +46,25 @@ def test_a_dbt_step_keeps_only_its_newest_target_folders(tmp_path: Path) -> None
     assert sorted(removed) == sorted(mine[KEEP_TARGETS:])
     assert all(p.exists() for p in mine[:KEEP_TARGETS] + [current, other_op] + others)
     assert not any(p.exists() for p in removed)
+
+
+def test_raw_incidents_freshness_is_one_rule_for_dagster_and_dbt() -> None:
+    """The load-freshness windows live in dbt_project.yml (vars): the Dagster FreshnessPolicy of
+    raw/incidents (per city) and dbt's source freshness of raw.incidents read the same hours."""
+    import json
+    from datetime import timedelta
+
+    from ml.project import dbt_project_var
+    from orchestration.defs.dbt import dbt_project
+    from orchestration.defs.incidents.raw import RAW_INCIDENTS, raw_incidents
+
+    warn, error = (int(dbt_project_var(f"load_{k}_after_hours")) for k in ("warn", "error"))
+    assert 0 < warn < error
+    policy = raw_incidents.specs_by_key[RAW_INCIDENTS].freshness_policy
+    assert policy.warn_window.to_timedelta() == timedelta(hours=warn)
+    assert policy.fail_window.to_timedelta() == timedelta(hours=error)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    source = manifest["sources"]["source.crimecast.raw.incidents"]
+    assert source["loaded_at_field"] == "loaded_at"
+    assert source["freshness"]["warn_after"] == {"count": warn, "period": "hour"}
+    assert source["freshness"]["error_after"] == {"count": error, "period": "hour"}

@@ -18,6 +18,7 @@ import dagster as dg
 
 from ingest.loader import LoadError, load_source
 from ingest.mapping import MappingError, discover_mappings, load_mapping
+from ml.project import dbt_project_var
 from orchestration.config import DATASETS, SOURCES_DIR, SettingsError, settings, split_sources
 from orchestration.resources import RunDefaults, WarehouseResource
 
@@ -123,9 +124,11 @@ class RawIncidentsConfig(dg.Config):
             "partition per source mapping.",
             group_name="raw",
             kinds={"duckdb", "python"},
-            # loaded daily (06:00 UTC): WARN after 30 h without a load of a city, fail after 48
+            # loaded daily (06:00 UTC): WARN, then fail, after the vars' hours without a load of
+            # a city (dbt_project.yml; `dbt source freshness` on raw.incidents reads them too)
             freshness_policy=dg.FreshnessPolicy.time_window(
-                fail_window=timedelta(hours=48), warn_window=timedelta(hours=30)
+                fail_window=timedelta(hours=int(dbt_project_var("load_error_after_hours"))),
+                warn_window=timedelta(hours=int(dbt_project_var("load_warn_after_hours"))),
             ),
             owners=["team:data-engineering"],
             tags={"domain": "incidents", "layer": "raw"},
