@@ -42,6 +42,7 @@ pipeline: manifest
 
 dashboards: $(STAMP)
 	$(BIN)/python -m serving.publish
+	$(BIN)/python -m serving.boundaries
 	cd dashboards && { test -d node_modules || npm install --no-audit --no-fund; } && npm run sources && npm run build
 	@echo "dashboards built: dashboards/build (preview: python3 -m http.server 3001 --bind 127.0.0.1 --directory dashboards/build)"
 

@@ -12,6 +12,7 @@ import codecs
 import csv
 import functools
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ _TOP_KEYS = {
     "dedupe": "duplicate removal in dbt: 'off' or {keys: [field, ...]} (default: built-in)",
     "orphan_reversals": "a reversal without its original: 'drop' (default) or 'net'",
     "last_day": "is the last day with data complete: 'partial' (default), 'complete' or 'auto'",
+    "boundaries": "area polygons for the map: {file: <GeoJSON>, area_property: <property>}",
 }
 #: dbt policies (sources/README.md, "Cleaning policies"); the first value is the default
 DEDUPE_MODES: tuple[str, ...] = ("default", "off", "keys")
@@ -79,6 +81,11 @@ _FIELD_KEYS = ("column", "regex", "range")
 _TS_SINGLE_KEYS = ("column", "formats", "zone")
 _TS_DATE_KEYS = ("date", "date_formats", "hour", "zone")
 _FILTER_KEYS = ("field", *FILTER_OPS, *FILTER_TIME_TESTS, "not")
+_BOUNDARY_KEYS = ("file", "area_property")
+#: GeoJSON geometries an area boundary may have (a map draws filled areas)
+BOUNDARY_GEOMETRIES: tuple[str, ...] = ("Polygon", "MultiPolygon")
+#: the characters the loader trims from every value (ingest/loader.py's _WS)
+_AREA_WS = " \t\r\n\u00a0"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _DIRECTIVE_RE = re.compile(r"%(.)")
 
@@ -145,6 +152,18 @@ class FilterSpec:
 
 
 @dataclass(frozen=True)
+class BoundariesSpec:
+    """Area polygons for the map: a GeoJSON FeatureCollection (`file`, resolved) whose
+    `area_property` holds each feature's area code. `areas` are those codes normalised the way
+    the loader and dbt normalise `area` (the area field's regex, then trimmed), in feature
+    order: :func:`normalised_boundaries` writes them back into the features."""
+
+    file: Path
+    area_property: str
+    areas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SourceMapping:
     name: str
     title: str
@@ -162,6 +181,7 @@ class SourceMapping:
     dedupe_keys: tuple[str, ...] = ()
     orphan_reversals: str = "drop"
     last_day: str = "partial"
+    boundaries: BoundariesSpec | None = None
     path: Path | None = None
     sha256: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -305,6 +325,36 @@ def check_encoding(name: str) -> str | None:
     return None
 
 
+def normalise_area(value: str, regex: str | None = None) -> str | None:
+    """An area code as the warehouse stores it: the mapping's area regex (its first group,
+    DuckDB's regexp_extract as the loader runs it), then trimmed; '' is None (dbt: NULL)."""
+    value = value.strip(_AREA_WS)
+    if regex:
+        value = _duck().execute("select regexp_extract(?, ?, 1)", [value, regex]).fetchone()[0]
+    value = value.strip(_AREA_WS).strip()
+    return value or None
+
+
+#: the feature property the normalised copy adds, holding the warehouse's area code (a fixed
+#: name, so the map page needs no per-source property name; prefixed not to collide)
+BOUNDARY_AREA_PROPERTY = "crimecast_area"
+
+
+def normalised_boundaries(mapping: SourceMapping) -> dict[str, Any]:
+    """The mapping's boundaries FeatureCollection with each feature's normalised area code
+    (a string, as the warehouse's `area`) added as property BOUNDARY_AREA_PROPERTY, for the
+    map to join; the published properties are kept."""
+    spec = mapping.boundaries
+    if spec is None:
+        raise ValueError(f"{mapping.path}: the mapping has no boundaries")
+    data = json.loads(spec.file.read_bytes())
+    if len(data["features"]) != len(spec.areas):
+        raise MappingError(f"{mapping.path}: boundaries.file: {spec.file} changed since loaded")
+    for feat, area in zip(data["features"], spec.areas, strict=True):
+        feat["properties"][BOUNDARY_AREA_PROPERTY] = area
+    return data
+
+
 class _Validator:
     def __init__(self, path: Path, seeds_dir: Path) -> None:
         self.path = path
@@ -396,6 +446,7 @@ class _Validator:
             d.get("orphan_reversals"), "orphan_reversals", ORPHAN_REVERSAL_POLICIES
         )
         last_day = self._choice(d.get("last_day"), "last_day", LAST_DAY_POLICIES)
+        boundaries = self._boundaries(d.get("boundaries"), fields)
 
         return SourceMapping(
             name=name,
@@ -414,6 +465,7 @@ class _Validator:
             dedupe_keys=dedupe_keys,
             orphan_reversals=orphan_reversals,
             last_day=last_day,
+            boundaries=boundaries,
             path=self.path,
             sha256=sha,
             raw=d,
@@ -687,6 +739,77 @@ class _Validator:
         if value not in allowed:
             raise self.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
         return value
+
+    def _boundaries(self, value: Any, fields: dict[str, FieldSpec]) -> BoundariesSpec | None:
+        """The GeoJSON file of the area polygons, read and checked now so that a bad file is
+        a one-line mapping error, not a blank map."""
+        if value is None:
+            return None
+        d = self._dict(value, "boundaries")
+        self._keys(d, _BOUNDARY_KEYS, "boundaries")
+        for k in _BOUNDARY_KEYS:
+            if k not in d:
+                raise self.fail(
+                    f"boundaries.{k}", "missing (boundaries need file and area_property)"
+                )
+        if "area" not in fields:
+            raise self.fail("boundaries", "the mapping has no 'area' field for the areas to join")
+        name = self._str(d["file"], "boundaries.file")
+        prop = self._str(d["area_property"], "boundaries.area_property")
+        file = Path(name).expanduser()
+        if not file.is_absolute():
+            file = self.path.resolve().parent / file
+        key = "boundaries.file"
+        try:
+            data = json.loads(file.read_bytes())
+        except FileNotFoundError:
+            raise self.fail(key, f"{file} does not exist") from None
+        except OSError as exc:
+            raise self.fail(key, f"cannot read {file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise self.fail(key, f"{file} is not JSON: {str(exc).splitlines()[0]}") from None
+        kind = data.get("type") if isinstance(data, dict) else None
+        features = data.get("features") if kind == "FeatureCollection" else None
+        if not isinstance(features, list) or not features:
+            what = f"type {kind!r}" if kind else "no GeoJSON type"
+            raise self.fail(
+                key, f"{file} must be a GeoJSON FeatureCollection with features, found {what}"
+            )
+        regex = fields["area"].regex
+        areas: list[str] = []
+        seen: dict[str, int] = {}
+        for i, feat in enumerate(features):
+            geometry = feat.get("geometry") if isinstance(feat, dict) else None
+            gtype = geometry.get("type") if isinstance(geometry, dict) else None
+            if gtype not in BOUNDARY_GEOMETRIES:
+                raise self.fail(
+                    key,
+                    f"{file}: feature {i} has geometry {gtype or 'none'}, "
+                    f"need {' or '.join(BOUNDARY_GEOMETRIES)}",
+                )
+            props = feat.get("properties") or {}
+            raw = props.get(prop) if isinstance(props, dict) else None
+            if raw is None or isinstance(raw, bool | dict | list):
+                have = ", ".join(sorted(map(str, props))) if isinstance(props, dict) else ""
+                raise self.fail(
+                    "boundaries.area_property",
+                    f"{file}: feature {i} has no property {prop!r} with an area code "
+                    f"(its properties: {have or 'none'})",
+                )
+            area = normalise_area(str(raw), regex)
+            if area is None:
+                raise self.fail(
+                    "boundaries.area_property",
+                    f"{file}: feature {i}: {prop}={raw!r} gives no area code",
+                )
+            if area in seen:
+                raise self.fail(
+                    "boundaries.area_property",
+                    f"{file}: features {seen[area]} and {i} are both area {area!r}",
+                )
+            seen[area] = i
+            areas.append(area)
+        return BoundariesSpec(file=file, area_property=prop, areas=tuple(areas))
 
     def _category_map(
         self, value: Any, fields: dict[str, FieldSpec], source: str

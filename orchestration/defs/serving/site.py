@@ -2,7 +2,8 @@
 
 Asset ``[dashboards, site]`` (group "serving"), downstream of ``[published, warehouse]``:
 copies the published copy to where Evidence reads it
-(serving/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``), then
+(serving/publish.py → ``dashboards/sources/crimecast/crimecast.duckdb``) and the mappings' area
+boundaries to its static folder (serving/boundaries.py → ``dashboards/static/boundaries/``), then
 ``npm run sources`` and ``npm run build`` in ``dashboards/`` (``npm install`` first when
 ``node_modules`` is missing). The static site lands in ``dashboards/build/``.
 
@@ -23,6 +24,7 @@ import dagster as dg
 
 from orchestration.config import REPO_ROOT
 from orchestration.resources import RunDefaults, WarehouseResource
+from serving.boundaries import publish_boundaries
 from serving.publish import DEFAULT_TARGET, copy_source, publish_copy
 
 DASHBOARDS_DIR = REPO_ROOT / "dashboards"
@@ -93,6 +95,9 @@ def build_site(warehouse: Path, log) -> dict:
     published = publish_copy(copy_source(warehouse), DEFAULT_TARGET)
     timings = {"publish_s": round(time.perf_counter() - t0, 1)}
     log.info(f"published {warehouse} -> {published}")
+    # the map page's polygons (dashboards/static/boundaries/), for the sources that have them
+    boundaries = publish_boundaries()
+    log.info(f"area boundaries for the map: {sorted(boundaries) or 'none'}")
     if not (DASHBOARDS_DIR / "node_modules").is_dir():
         log.info("dashboards/node_modules is missing: running npm install (about 1-2 minutes)")
         timings["npm_install_s"] = round(run_npm(["install", "--no-audit", "--no-fund"], log), 1)
@@ -105,6 +110,7 @@ def build_site(warehouse: Path, log) -> dict:
         "pages": pages,
         "site_mb": round(size / 1e6, 1),
         "published_mb": round(published.stat().st_size / 1e6, 1),
+        "boundaries": sorted(boundaries),
     }
 
 
@@ -129,6 +135,7 @@ def dashboards_site(
             "skipped": False,
             "build_dir": dg.MetadataValue.path(str(BUILD_DIR)),
             "pages": dg.MetadataValue.json(info.pop("pages")),
+            "boundaries": dg.MetadataValue.json(info.pop("boundaries")),
             **info,
         }
     )
