@@ -28,9 +28,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# dbt parse, with the vars the pipeline's dbt steps pass (orchestration/defs/dbt.py)
+# dbt parse, with the vars the pipeline's dbt steps pass (orchestration/defs/dbt.py); dagster-dbt
+# runs the `dbt` it finds on PATH
 manifest: $(STAMP)
-	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/defs/dbt.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster-dbt project prepare-and-package --file orchestration/defs/dbt.py
 
 # The pipeline, then the dashboards when Node.js/npm are there (skipped with a note if not).
 run: pipeline
