@@ -3,12 +3,13 @@ extracts in ../shared/data (or CRIMECAST_DATA). Prints the tables and writes
 bench/results.json and bench/results.md. ``--france``: only the France part (its rows are
 replaced, the others kept).
 
-Every number is out of sample on a named split, beside naive baselines and the Poisson
+Every number is out of sample on a named split, beside naive baselines and the model-based
 Poisson reference. Warehouses are kept under bench/work/ so anyone can recompute with SQL.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -422,8 +423,16 @@ def main_france_only() -> int:
     return 0
 
 
-def main() -> int:
-    if "--france" in sys.argv[1:]:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="The real-data benchmark: writes bench/results.json and bench/results.md "
+        f"(data: {DATA}, or CRIMECAST_DATA)."
+    )
+    parser.add_argument(
+        "--france", action="store_true", help="only the France part (its rows replaced)"
+    )
+    args = parser.parse_args(argv)
+    if args.france:
         return main_france_only()
     if not DATA.is_dir():
         print(f"no real data at {DATA}: set CRIMECAST_DATA to the folder of the extracts")

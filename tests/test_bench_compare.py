@@ -117,3 +117,19 @@ def test_readme_summary_names_references_and_subsets(compared):
     text = run_bench.readme_summary(results)
     assert "model-based reference, not a floor" in text
     assert "On the target days every horizon predicts" in text and "test window 3" in text
+
+
+def test_help_and_unknown_options_do_not_run_the_benchmark(capsys, monkeypatch):
+    """`--help` prints the usage and a typo is an error, before any data is read (the old
+    argv check ran the whole benchmark for either)."""
+    monkeypatch.setattr(run_bench, "run_incident_set", _must_not_run)
+    monkeypatch.setattr(run_bench, "main_france_only", _must_not_run)
+    for argv, code in ((["--help"], 0), (["--franse"], 2)):
+        with pytest.raises(SystemExit) as exit_info:
+            run_bench.main(argv)
+        assert exit_info.value.code == code
+    assert "--france" in capsys.readouterr().out
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the benchmark ran")
