@@ -23,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 
+_REPO_DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+
 #: the schemas whose tables are dbt sources
 SOURCE_SCHEMAS = ("raw", "ml")
 
@@ -131,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--project-dir",
         type=Path,
-        default=Path(os.environ.get("DBT_PROJECT_DIR", "dbt_project")),
-        help="the dbt project (and profiles) folder (default dbt_project)",
+        default=Path(os.environ.get("DBT_PROJECT_DIR", _REPO_DBT_PROJECT)),
+        help="the dbt project (and profiles) folder (default: the repository's dbt_project, "
+        "wherever this runs from)",
     )
     args = parser.parse_args(argv)
     try:
@@ -141,7 +144,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"export failed: {exc}") from exc
     print(f"{len(names)} tables written to {args.folder}")
     if args.register:
-        register_spark_tables(args.folder, names, project_dir=args.project_dir)
+        try:
+            register_spark_tables(args.folder, names, project_dir=args.project_dir)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from exc
         print(f"{len(names)} tables registered on the spark target")
 
 
