@@ -24,11 +24,11 @@ import pandas as pd
 
 from bench import peers
 from ml.intervals import estimate_dispersion, quantiles
-from ml.metrics import day_block_bootstrap_mae, interval, mae, poisson_median
+from ml.metrics import best_on_validation, day_block_bootstrap_mae, interval, poisson_median
+from ml.zoo import MEDIAN_BASELINES
 
-#: the baselines whose point is a count (a median, or an observed count); the ones whose point
-#: is a mean (mean_7, mean_28) are reported but not the reference of a median model
-MEDIAN_BASELINES = ("median_7", "median_28", "seasonal_naive_7")
+#: the baselines whose point is a mean: reported, but not the reference of a median model
+#: (:data:`ml.zoo.MEDIAN_BASELINES` are)
 MEAN_BASELINES = ("mean_7", "mean_28")
 KEY = ["series_id", "ds", "horizon"]
 #: the negative-binomial reference (module docstring)
@@ -40,7 +40,7 @@ WINDOW_DAYS = 28
 def _predictions(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     """The latest run's backtest predictions, with the median baselines derived from the mean
     baselines' window means (median of Poisson(window mean): the same kind of point as every
-    count model's)."""
+    count model's) when the run did not have them (the zoo has had them since issue 14)."""
     preds = con.execute(
         "select series_id, date::timestamp as ds, horizon, model, split, cutoff, prediction, "
         "prediction_mean, actual from ml.backtest_predictions where source = ? and run_id = "
@@ -49,21 +49,21 @@ def _predictions(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     ).df()
     derived = []
     for mean_model in MEAN_BASELINES:
+        median_model = mean_model.replace("mean_", "median_")
+        if (preds["model"] == median_model).any():
+            continue
         part = preds.loc[preds["model"] == mean_model].copy()
-        part["model"] = mean_model.replace("mean_", "median_")
+        part["model"] = median_model
         part["prediction"] = poisson_median(part["prediction_mean"].to_numpy())
         derived.append(part)
     return pd.concat([preds, *derived], ignore_index=True)
 
 
 def _best_on(frame: pd.DataFrame, candidates, horizon: int) -> str | None:
-    rows = frame.loc[(frame["horizon"] == horizon) & frame["model"].isin(list(candidates))]
-    if rows.empty:
-        return None
-    scores = rows.groupby("model").apply(
-        lambda g: mae(g["actual"], g["prediction"]), include_groups=False
-    )
-    return str(scores.idxmin())
+    """The candidate with the lowest MAE on ``frame``'s rows of ``horizon`` (the rule of the
+    warehouse's ``baseline_model``: :func:`ml.metrics.best_on_validation`)."""
+    best = best_on_validation(frame[frame["horizon"] == horizon], candidates)
+    return str(best["baseline_model"].iloc[0]) if len(best) else None
 
 
 def compare(warehouse: Path, source: str, with_peers: bool = True) -> tuple[list[dict], dict]:

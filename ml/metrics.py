@@ -172,6 +172,81 @@ def mae_intervals(
     return pd.DataFrame(rows, columns=[*by, "mae_lo", "mae_hi"])
 
 
+def best_on_validation(
+    validation: pd.DataFrame, candidates, by: list[str] | None = None
+) -> pd.DataFrame:
+    """Per group of ``by`` (default ``horizon``), the candidate with the lowest MAE on the
+    ``validation`` rows every present candidate predicted (ties: name). Pass only rows before
+    the test window: what is chosen here is then the reference of the test rows too. Returns
+    ``by + [baseline_model]`` (no row for a group without a candidate)."""
+    by = list(by or ["horizon"])
+    sub = validation[validation["model"].isin(list(candidates))]
+    sub = sub[
+        np.isfinite(sub["actual"].to_numpy("f8")) & np.isfinite(sub["prediction"].to_numpy("f8"))
+    ]
+    rows = []
+    key = [c for c in ("series_id", "ds", "cutoff", "origin") if c in sub.columns]
+    for group, g in sub.groupby(by, sort=True):
+        err = (g["actual"] - g["prediction"]).abs()
+        wide = g.assign(_abs=err).pivot_table(index=key, columns="model", values="_abs")
+        wide = wide.dropna()
+        if wide.empty:
+            continue
+        maes = wide.mean()
+        best = min(maes.index, key=lambda m: (maes[m], m))
+        rows.append((*(group if isinstance(group, tuple) else (group,)), str(best)))
+    out = pd.DataFrame(rows, columns=[*by, "baseline_model"])
+    return out.astype({c: validation[c].dtype for c in by})  # typed even when empty
+
+
+DIFF_COLUMNS = ["baseline_model", "diff_baseline", "diff_lo", "diff_hi"]
+
+
+def baseline_differences(
+    predictions: pd.DataFrame,
+    by: list[str],
+    baselines: pd.DataFrame,
+    level: float = 0.95,
+    n_boot: int = 2000,
+) -> pd.DataFrame:
+    """Each group's MAE minus its baseline's MAE on the rows both scored, with the ``level``
+    PAIRED day-block bootstrap interval of that difference (both error series resampled on the
+    same days by :func:`day_block_bootstrap_mae`).
+
+    ``by`` holds ``model``; ``baselines`` maps the other columns it shares with ``by`` (e.g.
+    ``horizon``) to ``baseline_model`` (:func:`best_on_validation`). Rows pair on ``by`` minus
+    ``model`` plus ``series_id``, ``ds`` and ``cutoff``. Returns ``by +`` :data:`DIFF_COLUMNS`,
+    one row per group that has a baseline and a common row (the baseline's own row: 0 [0, 0])."""
+    a = predictions["actual"].to_numpy(dtype="float64")
+    p = predictions["prediction"].to_numpy(dtype="float64")
+    ok = np.isfinite(a) & np.isfinite(p)
+    others = [c for c in by if c != "model"]
+    pair = [
+        *others,
+        *(c for c in ("series_id", "ds", "cutoff") if c in predictions and c not in by),
+    ]
+    work = predictions.loc[ok, list(dict.fromkeys([*by, *pair]))].copy()
+    work["_abs"] = np.abs(a[ok] - p[ok])
+    ref_on = [c for c in baselines.columns if c != "baseline_model"]
+    work = work.merge(baselines, on=ref_on, how="inner")
+    base = work.loc[work["model"] == work["baseline_model"], [*pair, "_abs"]]
+    work = work.merge(base.rename(columns={"_abs": "_base"}), on=pair, how="inner")
+    rows = []
+    for key, g in work.groupby(by, sort=True, dropna=False):
+        reps = day_block_bootstrap_mae(
+            g["ds"].to_numpy(),
+            {"m": g["_abs"].to_numpy(), "b": g["_base"].to_numpy()},
+            n_boot=n_boot,
+        )
+        lo, hi = interval(reps["m"] - reps["b"], level)
+        diff = float(g["_abs"].mean() - g["_base"].mean())
+        keys = key if isinstance(key, tuple) else (key,)
+        rows.append((*keys, g["baseline_model"].iloc[0], diff, lo, hi))
+    out = pd.DataFrame(rows, columns=[*by, *DIFF_COLUMNS])
+    types = {c: predictions[c].dtype for c in by} | dict.fromkeys(DIFF_COLUMNS[1:], "float64")
+    return out.astype(types)  # typed even when empty
+
+
 def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap replicates."""
     tail = (1 - level) / 2 * 100

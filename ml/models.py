@@ -100,6 +100,32 @@ class Mean28(_ColumnBaseline):
     name = "mean_28"
 
 
+class _MedianBaseline(_ColumnBaseline):
+    """The median of Poisson(window mean) as the point, the window mean as the expected count:
+    the same kind of point as every count model's (a mean baseline's non-integer point is not a
+    fair reference for a median model's MAE)."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return poisson_median(self.predict_mean(X))
+
+    def predict_mean(self, X: pd.DataFrame) -> np.ndarray:
+        return X[self.column].to_numpy(dtype="float64")
+
+
+class Median7(_MedianBaseline):
+    """Poisson median of the mean of the 7 days before the target day (``roll_mean_7``)."""
+
+    column = "roll_mean_7"
+    name = "median_7"
+
+
+class Median28(_MedianBaseline):
+    """Poisson median of the mean of the 28 days before the target day (``roll_mean_28``)."""
+
+    column = "roll_mean_28"
+    name = "median_28"
+
+
 class XGBCountModel(RegressorMixin, BaseEstimator):
     """Global gradient-boosted count model over all series of a source.
 
@@ -482,7 +508,7 @@ class HistGBCountModel(_SklearnCountModel):
         )
 
 
-BASELINES = {m.name: m for m in (SeasonalNaive7, Mean7, Mean28)}
+BASELINES = {m.name: m for m in (SeasonalNaive7, Mean7, Mean28, Median7, Median28)}
 
 
 def load_model(path: str | Path):

@@ -42,10 +42,16 @@ from ml.intervals import (
     interval_columns,
     lookup,
 )
-from ml.metrics import mae_intervals, score
+from ml.metrics import DIFF_COLUMNS, baseline_differences, best_on_validation, mae_intervals, score
 from ml.models import describe
 from ml.runs import model_run_record, train_window
-from ml.zoo import ensemble_members, make_model, model_factory, profile_models
+from ml.zoo import (
+    MEDIAN_BASELINES,
+    ensemble_members,
+    make_model,
+    model_factory,
+    profile_models,
+)
 
 INTERVALS = interval_columns()
 TOP_DRIVERS = 5
@@ -94,8 +100,14 @@ def _d(values) -> np.ndarray:
     return days[codes]  # code -1 (NaT) → None
 
 
-def _score_with_coverage(preds: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def _score_with_coverage(
+    preds: pd.DataFrame, by: list[str], baselines: pd.DataFrame
+) -> pd.DataFrame:
+    """Scores of ``by`` groups: :func:`ml.metrics.score`, the MAE's bootstrap interval, the
+    difference to ``baselines`` (chosen on validation) with its paired interval, coverage."""
     m = score(preds, by=by).merge(mae_intervals(preds, by), on=by, how="left")
+    m = m.merge(baseline_differences(preds, by, baselines), on=by, how="left")
+    m["baseline_model"] = m["baseline_model"].astype("string")
     cov = coverage(preds, by=by)
     if not cov.empty:
         wide = cov.pivot_table(index=by, columns="nominal", values="coverage").reset_index()
@@ -210,7 +222,9 @@ def run_source(
             "champion_model": bp["champion_model"],
         }
     )
-    metrics = _score_with_coverage(preds, ["split", "cutoff", "model", "horizon"])
+    # the reference of every row, test rows included: the best median baseline on validation
+    baselines = best_on_validation(cv, MEDIAN_BASELINES)
+    metrics = _score_with_coverage(preds, ["split", "cutoff", "model", "horizon"], baselines)
     backtest_metrics = metrics.assign(run_id=run_id, source=source, cutoff=_d(metrics["cutoff"]))
     backtest_metrics = backtest_metrics[
         [
@@ -223,6 +237,7 @@ def run_source(
             "mae",
             "mae_lo",
             "mae_hi",
+            *DIFF_COLUMNS,
             "rmse",
             "n",
             "noise_floor_mae",
@@ -246,7 +261,7 @@ def run_source(
             "noise_floor_mae",
         ]
     ]
-    board = _score_with_coverage(preds, ["split", "model", "horizon"])
+    board = _score_with_coverage(preds, ["split", "model", "horizon"], baselines)
     ref = board[board["model"] == "mean_28"].set_index(["split", "horizon"])["mae"]
     board["mae_vs_mean_28"] = board["mae"] / [
         ref.get((s, h), np.nan) for s, h in zip(board["split"], board["horizon"], strict=True)
@@ -271,6 +286,7 @@ def run_source(
             "mae",
             "mae_lo",
             "mae_hi",
+            *DIFF_COLUMNS,
             "rmse",
             "n",
             "noise_floor_mae",

@@ -10,13 +10,18 @@ from ml.models import (
     HistGBCountModel,
     Mean7,
     Mean28,
+    Median7,
+    Median28,
     PoissonGLMModel,
     RandomForestCountModel,
     SeasonalNaive7,
     XGBCountModel,
 )
 
-BASELINE_NAMES = ["seasonal_naive_7", "mean_7", "mean_28"]
+BASELINE_NAMES = ["seasonal_naive_7", "mean_7", "mean_28", "median_7", "median_28"]
+#: the baselines whose point is a count (a Poisson median, or an observed count) like every
+#: learned model's: the references a model's gain is reported against (``mean_*`` are not)
+MEDIAN_BASELINES = ("median_7", "median_28", "seasonal_naive_7")
 #: Learned models in the order they are listed; the ensemble averages those present.
 LEARNED_NAMES = ["poisson_glm", "random_forest", "hist_gbm", "xgboost", "holt_winters", "lstm"]
 
@@ -24,6 +29,8 @@ _FACTORIES: dict[str, Callable[[], object]] = {
     "seasonal_naive_7": SeasonalNaive7,
     "mean_7": Mean7,
     "mean_28": Mean28,
+    "median_7": Median7,
+    "median_28": Median28,
     "poisson_glm": PoissonGLMModel,
     "random_forest": RandomForestCountModel,
     "hist_gbm": HistGBCountModel,

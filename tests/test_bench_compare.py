@@ -100,6 +100,24 @@ def test_main_common_and_window_rows_with_intervals(compared):
     assert all(r.get("reference") for r in nb)
 
 
+def test_median_baselines_of_the_run_are_used_not_derived_again(tmp_path):
+    """A run whose zoo has median_28 (since issue 14): its own rows are scored, once."""
+    preds = _predictions()
+    own = preds[preds["model"] == "mean_28"].assign(model="median_28")
+    own["prediction"] = np.floor(own["prediction_mean"]) + 1.0  # unlike the derived median
+    path = _warehouse(tmp_path / "m.duckdb", pd.concat([preds, own], ignore_index=True))
+    rows, _ = cmp.compare(path, "town", with_peers=False)
+    main = [r for r in rows if "target_days" not in r and "window" not in r]
+    for h in HORIZONS:
+        (got,) = [r for r in main if r["model"] == "median_28" and r["horizon"] == h]
+        test = own[(own["split"] == "test") & (own["horizon"] == h)]
+        assert got["n"] == len(test)
+        assert got["mae"] == pytest.approx(
+            (test["prediction"] - test["actual"]).abs().mean(), abs=1e-4
+        )
+    assert {r["model"] for r in main} >= {"median_7", "median_28"}  # median_7 still derived
+
+
 def test_the_nb_reference_dispersion_comes_from_validation_rows(tmp_path, compared):
     _, facts = compared
     poisoned = _warehouse(tmp_path / "p.duckdb", _predictions(test_scale=5.0))

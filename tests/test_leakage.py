@@ -54,7 +54,15 @@ def _run(poison: bool, monkeypatch) -> tuple[dict, dict, list[pd.DataFrame]]:
         test_cutoff=CUTOFF.date(),
         horizon=7,
         profile="lean",
-        models=["seasonal_naive_7", "mean_7", "mean_28", "poisson_glm", "xgboost"],
+        models=[
+            "seasonal_naive_7",
+            "mean_7",
+            "mean_28",
+            "median_7",
+            "median_28",
+            "poisson_glm",
+            "xgboost",
+        ],
         plan=BacktestPlan(horizons=(1, 7), n_cutoffs=2, window=28, train_days=150),
         started_at=pd.Timestamp("2024-03-01").to_pydatetime(),
     )
@@ -93,6 +101,14 @@ def test_champions_and_ensemble_members_are_identical(runs):
     (clean, s1, _), (poisoned, s2, _) = runs
     pd.testing.assert_frame_equal(clean["champions"], poisoned["champions"])
     assert s1["ensemble_members"] == s2["ensemble_members"] and s1["ensemble_members"]
+
+
+def test_the_reference_baseline_is_chosen_before_the_test_window(runs):
+    (clean, _, _), (poisoned, _, _) = runs
+    cols = ["split", "cutoff", "model", "horizon", "baseline_model"]
+    a, b = (f["backtest_metrics"][cols].reset_index(drop=True) for f in (clean, poisoned))
+    assert a["baseline_model"].notna().all()
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_every_calibration_is_identical(runs):

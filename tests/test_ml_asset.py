@@ -142,6 +142,45 @@ def test_every_table_is_written_with_intervals(runs):
     assert status["skipped_reason"].isna().all() and (status["history_days"] >= 300).all()
 
 
+def test_every_score_has_its_difference_to_the_best_median_baseline_on_validation(runs):
+    """baseline_model is chosen per horizon on the cv rows (the same for cv and test rows);
+    diff_baseline is the MAE difference on the common rows, inside its paired interval."""
+    from ml.metrics import best_on_validation
+    from ml.zoo import MEDIAN_BASELINES
+
+    warehouse, _ = runs
+    run = _q(warehouse, "select max(run_id) as r from ml.backtest_metrics")["r"][0]
+    for table in ("backtest_metrics", "leaderboard"):
+        m = _q(warehouse, f"select * from ml.{table} where run_id = ?", [run])
+        assert m["baseline_model"].notna().all() and m["diff_baseline"].notna().all()
+        assert set(m["baseline_model"]) <= set(MEDIAN_BASELINES)
+        assert (m.groupby("horizon")["baseline_model"].nunique() == 1).all()
+        assert ((m["diff_lo"] <= m["diff_baseline"]) & (m["diff_baseline"] <= m["diff_hi"])).all()
+        own = m[m["model"] == m["baseline_model"]]
+        assert len(own) and (own[["diff_baseline", "diff_lo", "diff_hi"]] == 0).all().all()
+        assert (m["diff_lo"] < m["diff_hi"]).any()
+    preds = _q(
+        warehouse,
+        "select series_id, date::timestamp as ds, cutoff, split, horizon, model, prediction, "
+        "actual from ml.backtest_predictions where run_id = ?",
+        [run],
+    )
+    chosen = best_on_validation(preds[preds["split"] == "cv"], MEDIAN_BASELINES)
+    got = m.drop_duplicates("horizon").set_index("horizon")["baseline_model"]
+    assert got.to_dict() == chosen.set_index("horizon")["baseline_model"].to_dict()
+    # the champion's test difference, recomputed from the stored predictions
+    champ = m[(m["split"] == "test") & (m["model"] == "champion")].set_index("horizon")
+    for h, row in champ.iterrows():
+        at = preds[(preds["split"] == "test") & (preds["horizon"] == h)]
+        wide = at.pivot_table(
+            index=["series_id", "ds"], columns="model", values="prediction", aggfunc="first"
+        )
+        actual = at.groupby(["series_id", "ds"])["actual"].first()
+        both = wide[["champion", row["baseline_model"]]].dropna().join(actual).dropna()
+        err = both.drop(columns="actual").sub(both["actual"], axis=0).abs().mean()
+        assert row["diff_baseline"] == pytest.approx(err["champion"] - err[row["baseline_model"]])
+
+
 def test_hierarchy_is_coherent_in_the_warehouse(runs):
     warehouse, _ = runs
     bad = _q(

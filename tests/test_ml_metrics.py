@@ -145,3 +145,114 @@ def test_mae_intervals_per_group_are_the_day_block_bootstrap_of_its_scored_rows(
     # a group without a scored row has no interval
     empty = preds.assign(prediction=np.where(preds["model"] == "a", np.nan, preds["prediction"]))
     assert mae_intervals(empty, ["model"]).set_index("model").loc["a"].isna().all()
+
+
+def _paired_frame(shift: float = 0.0, seed: int = 5) -> pd.DataFrame:
+    """Rows of a baseline ``b`` and a model ``m`` = b's prediction + ``shift``, on 56 days × 8
+    series whose level changes from day to day (so days differ a lot in error)."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2021-01-01", periods=56)
+    level = rng.gamma(2.0, 2.0, len(days))  # busy and quiet days
+    ds = np.repeat(days, 8)
+    actual = rng.poisson(np.repeat(level, 8)).astype(float)
+    base = np.full(len(ds), float(np.median(actual)))
+    frames = []
+    for model, pred in (("b", base), ("m", base + shift)):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "series_id": np.tile([f"s{i}" for i in range(8)], len(days)),
+                    "ds": ds,
+                    "cutoff": days[0],
+                    "split": "test",
+                    "horizon": 1,
+                    "model": model,
+                    "prediction": pred,
+                    "actual": actual,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_baseline_difference_of_a_copy_of_the_baseline_is_zero_with_a_zero_interval():
+    from ml.metrics import baseline_differences
+
+    preds = _paired_frame(shift=0.0)
+    ref = pd.DataFrame({"horizon": [1], "baseline_model": ["b"]})
+    got = baseline_differences(preds, ["split", "model", "horizon"], ref).set_index("model")
+    assert list(got.loc["m", ["diff_baseline", "diff_lo", "diff_hi"]]) == [0.0, 0.0, 0.0]
+    assert got.loc["m", "baseline_model"] == "b" and got.loc["b", "diff_baseline"] == 0.0
+
+
+def test_a_worse_model_has_a_positive_difference_clear_of_zero():
+    from ml.metrics import baseline_differences, score
+
+    preds = _paired_frame(shift=1.0)
+    ref = pd.DataFrame({"horizon": [1], "baseline_model": ["b"]})
+    got = baseline_differences(preds, ["model", "horizon"], ref).set_index("model").loc["m"]
+    maes = score(preds, by=["model"]).set_index("model")["mae"]
+    assert got["diff_baseline"] == pytest.approx(maes["m"] - maes["b"])
+    assert 0 < got["diff_lo"] <= got["diff_baseline"] <= got["diff_hi"]
+
+
+def test_the_difference_interval_resamples_the_same_days_for_both_models():
+    """m's errors are b's plus 0.5 on every row: resampled on the same days, every replicate
+    of the difference is 0.5; resampled independently, the busy-day noise of each MAE would
+    make it as wide as the MAE intervals (about ±0.5 here)."""
+    from ml.metrics import baseline_differences, mae_intervals
+
+    preds = _paired_frame(shift=0.0)
+    b = preds["model"] == "b"
+    # m predicts 0.5 further from the actual than b on every row: |e| + 0.5 exactly
+    sign = np.where(preds["prediction"] >= preds["actual"], 1.0, -1.0)
+    preds.loc[~b, "prediction"] = preds.loc[~b, "prediction"] + 0.5 * sign[~b]
+    ref = pd.DataFrame({"horizon": [1], "baseline_model": ["b"]})
+    got = baseline_differences(preds, ["model", "horizon"], ref).set_index("model").loc["m"]
+    assert got["diff_baseline"] == pytest.approx(0.5)
+    assert got["diff_lo"] == pytest.approx(0.5) and got["diff_hi"] == pytest.approx(0.5)
+    width = mae_intervals(preds, ["model"]).eval("mae_hi - mae_lo")
+    assert (width > 0.3).all()  # each MAE alone is uncertain: the pairing is what removes it
+
+
+def test_baseline_differences_pair_rows_both_scored_and_per_group_baseline():
+    from ml.metrics import baseline_differences
+
+    preds = pd.concat(
+        [_paired_frame(1.0).assign(horizon=1), _paired_frame(2.0, seed=6).assign(horizon=7)],
+        ignore_index=True,
+    )
+    first = preds["ds"] == preds["ds"].min()
+    preds.loc[first & (preds["model"] == "b"), "prediction"] = np.nan  # b did not score day 1
+    ref = pd.DataFrame({"horizon": [1, 7], "baseline_model": ["b", "m"]})
+    got = baseline_differences(preds, ["model", "horizon"], ref).set_index(["model", "horizon"])
+    common = preds[~first]
+    at1 = common[common["horizon"] == 1]
+    e = (at1["prediction"] - at1["actual"]).abs().groupby(at1["model"]).mean()
+    assert got.loc[("m", 1), "diff_baseline"] == pytest.approx(e["m"] - e["b"])
+    assert got.loc[("b", 7), "baseline_model"] == "m" and got.loc[("b", 7), "diff_baseline"] < 0
+    # no baseline for a horizon: no row; an empty choice gives a typed empty frame
+    assert baseline_differences(preds, ["model", "horizon"], ref.iloc[:1]).shape[0] == 2
+    none = baseline_differences(preds, ["model", "horizon"], ref.iloc[:0])
+    assert none.empty and none["horizon"].dtype == preds["horizon"].dtype
+
+
+def test_best_on_validation_compares_candidates_on_common_rows_only():
+    from ml.metrics import best_on_validation
+
+    days = pd.date_range("2021-01-01", periods=10)
+    b = np.r_[np.ones(9), 30.0]  # b's one bad row is a row m did not predict
+    m = np.r_[np.full(9, 2.0), np.nan]
+    preds = pd.concat(
+        [
+            pd.DataFrame(
+                {"series_id": "s", "ds": days, "horizon": 1, "model": name, "prediction": pred}
+            )
+            for name, pred in (("b", b), ("m", m))
+        ],
+        ignore_index=True,
+    ).assign(actual=0.0)
+    # on its own rows b would lose (MAE 3.9 against 2.0); on the rows both predicted it wins
+    got = best_on_validation(preds, ["b", "m", "absent"])
+    assert got.to_dict("records") == [{"horizon": 1, "baseline_model": "b"}]
+    assert best_on_validation(preds, ["absent"]).empty

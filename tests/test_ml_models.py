@@ -8,8 +8,16 @@ import pytest
 
 from ml.backtest import fit_frame
 from ml.features import FEATURE_COLUMNS, build_features
-from ml.metrics import score
-from ml.models import Mean7, Mean28, SeasonalNaive7, XGBCountModel, load_model
+from ml.metrics import poisson_median, score
+from ml.models import (
+    Mean7,
+    Mean28,
+    Median7,
+    Median28,
+    SeasonalNaive7,
+    XGBCountModel,
+    load_model,
+)
 
 
 def synthetic_frame(n_series: int = 6, days: int = 420, seed: int = 0) -> pd.DataFrame:
@@ -64,6 +72,17 @@ def test_baselines_return_their_feature_columns():
         pred = model.fit(frame, frame["y"]).predict(frame)
         np.testing.assert_array_equal(pred, frame[col].to_numpy(dtype="float64"))
         np.testing.assert_array_equal(model.predict_mean(frame), pred)
+
+
+def test_median_baselines_report_the_poisson_median_of_their_window_mean(tmp_path):
+    frame = synthetic_frame(n_series=2, days=60)
+    for model, col in ((Median7(), "roll_mean_7"), (Median28(), "roll_mean_28")):
+        mean = frame[col].to_numpy(dtype="float64")
+        pred = model.fit(frame, frame["y"]).predict(frame)
+        np.testing.assert_array_equal(model.predict_mean(frame), mean)
+        np.testing.assert_array_equal(pred, poisson_median(mean))  # NaN where the mean is NaN
+        assert np.isnan(pred).any() and np.all(pred[~np.isnan(pred)] % 1 == 0)
+        assert type(load_model(model.save(tmp_path / f"{model.name}.json"))) is type(model)
 
 
 def test_xgboost_model_is_trained_on_train_rows_only():

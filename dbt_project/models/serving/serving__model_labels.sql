@@ -1,6 +1,6 @@
 -- A readable name for each model of the latest backtests (ml/zoo.py), those of the metrics and
 -- of the predictions, and whether it is a baseline.
-{%- set baselines = ['seasonal_naive_7', 'mean_7', 'mean_28'] %}
+{%- set baselines = ['seasonal_naive_7', 'mean_7', 'mean_28', 'median_7', 'median_28'] %}
 with models as (
     select distinct model from {{ ref('serving__backtest_metrics_latest') }}
     union
@@ -14,6 +14,8 @@ select
         when 'seasonal_naive_7' then 'baseline: same weekday last week'
         when 'mean_7' then 'baseline: 7-day mean'
         when 'mean_28' then 'baseline: 28-day mean'
+        when 'median_7' then 'baseline: median, 7 days'
+        when 'median_28' then 'baseline: median, 28 days'
         when 'poisson_glm' then 'Poisson regression'
         when 'random_forest' then 'random forest'
         when 'hist_gbm' then 'gradient boosting'

@@ -42,7 +42,8 @@ ML_TABLES = {
     "backtest_predictions": "Out-of-sample predictions with actuals and intervals per series, "
     "model, split (cv / test), cutoff, horizon and day; model 'champion' = the chosen model.",
     "backtest_metrics": "MAE / RMSE / n / Poisson reference / interval coverage per source, split, "
-    "cutoff, model and horizon.",
+    "cutoff, model and horizon, with bootstrap intervals of the MAE and of its difference to the "
+    "best median baseline on validation.",
     "backtest_series_metrics": "MAE per series, split, cutoff, model and horizon.",
     "leaderboard": "Pooled ranking per source, split, horizon (cv = model choice, test = "
     "honest score), with coverage and the champion flags.",
