@@ -17,7 +17,7 @@ help:
 	@echo "make dashboards - publish a read-only copy and build the Evidence site (needs npm)"
 	@echo "make serve  - the read-only forecast API on http://127.0.0.1:8000 (docs at /docs)"
 	@echo "make bench  - the real-data benchmark (needs ../shared/data or CRIMECAST_DATA)"
-	@echo "make bench-scale - the pipeline at 100k, 1M and 10M generated incidents (SIZES=100k,1M)"
+	@echo "make bench-scale - the pipeline at 100k, 1M and 10M generated incidents (SIZES=100k,1M; ENGINE=spark)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "crimecast needs Python 3.11, found " + sys.version.split()[0])'
@@ -85,8 +85,10 @@ bench: manifest
 	$(BIN)/python bench/run_bench.py
 
 SIZES ?= 100k,1M,10M
-bench-scale: manifest
-	$(BIN)/python bench/scale.py --sizes $(SIZES)
+# ENGINE=spark: the same sizes with the dbt spark target (bench/scale_results_spark.md)
+ENGINE ?= duckdb
+bench-scale: manifest $(if $(filter spark,$(ENGINE)),spark-extra)
+	$(BIN)/python bench/scale.py --sizes $(SIZES) --engine $(ENGINE)
 
 clean:
 	rm -rf warehouse dbt_project/target dbt_project/target-spark dbt_project/logs target logs .pytest_cache

@@ -20,10 +20,24 @@ child, i.e. the largest resident set of the stage's process):
 
 The load average (1 min) is recorded before and after every stage: the machine is shared.
 
+``--engine spark`` builds the same marts with the dbt ``spark`` target (local Spark in dbt's
+process, ``local[2]`` unless CRIMECAST_SPARK_MASTER says otherwise; docs/scale-out.md): after
+generate and ingest (the loader writes DuckDB's raw tables, as on DuckDB),
+
+* export    raw.* to Parquet, registered in the Spark metastore (``ingest.parquet``)
+* dbt       the same selection, ``--target spark`` (a first build: every model in full)
+* ml        the same asset with ``CRIMECAST_ML_ENGINE=spark`` (marts read from Spark, ml.*
+  appended there; the models run in this process on pandas either way)
+
+with no incremental or pandas comparison. Each Spark stage has a time limit (``--timeout``);
+a stage over it is stopped and recorded as not finished.
+
     .venv/bin/python bench/scale.py                       # 100k, 1M, 10M
     .venv/bin/python bench/scale.py --sizes 100k,1M --no-ml
+    .venv/bin/python bench/scale.py --engine spark --sizes 1M,10M
 
-Writes bench/scale_results.json and bench/scale_results.md.
+Writes bench/scale_results.json and bench/scale_results.md (``--engine spark``:
+bench/scale_results_spark.*).
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -48,6 +63,7 @@ CATEGORIES = 32
 START = date(2005, 1, 1)  # 20 years → 2024-12-31: nothing in the future (implausible_date)
 NEXT_DAY = date(2025, 1, 1)
 DEFAULT_OUT = REPO / "bench" / "scale_results"
+DEFAULT_OUT_SPARK = REPO / "bench" / "scale_results_spark"
 DBT_SELECT = ["+daily_features", "+incidents_data_quality"]
 
 
@@ -61,27 +77,89 @@ def _label(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1_000}k"
 
 
-def run_stage(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict:
-    """Run one stage as a child process; wall time, peak RSS (MB), load averages."""
+class _TreeRss:
+    """The largest summed resident set of a process and its descendants, sampled from /proc
+    once a second in a thread (Linux; 0 elsewhere)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_mb = pid, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._done.wait(1.0):
+            parents: dict[int, int] = {}
+            pages: dict[int, int] = {}
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    stat = (entry / "stat").read_text()
+                    statm = (entry / "statm").read_text()
+                except OSError:
+                    continue
+                pid = int(entry.name)
+                parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+                pages[pid] = int(statm.split()[1])
+            tree, grew = {self.pid}, True
+            while grew:
+                more = {p for p, pp in parents.items() if pp in tree} - tree
+                tree |= more
+                grew = bool(more)
+            self.peak_mb = max(self.peak_mb, sum(pages.get(p, 0) for p in tree) * page_mb)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def run_stage(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    log: Path,
+    cwd: Path = REPO,
+    timeout_s: float | None = None,
+) -> dict:
+    """Run one stage as a child process; wall time, peak RSS (MB), load averages. A stage
+    still running after ``timeout_s`` is killed and recorded as not finished."""
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
+    timed_out = False
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        tree = _TreeRss(proc.pid)
+        timer = None
+        if timeout_s:
+            timer = threading.Timer(timeout_s, proc.kill)
+            timer.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
+        if timer is not None:
+            timed_out = not timer.is_alive() and time.perf_counter() - t0 >= timeout_s
+            timer.cancel()
     wall = time.perf_counter() - t0
+    tree.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     result = {
         "stage": name,
         "wall_s": round(wall, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 0),
+        # the child and every process under it, summed (Spark's JVM is a child of dbt's
+        # process that the rusage above does not count), sampled once a second
+        "peak_tree_rss_mb": round(max(tree.peak_mb, usage.ru_maxrss / 1024), 0),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "ok": proc.returncode == 0,
     }
+    if timed_out:
+        result["timed_out_after_s"] = timeout_s
     print(
         f"  {name:<18} {wall:7.1f} s  {result['peak_rss_mb']:6.0f} MB  "
         f"load {result['load_before']:.2f}→{result['load_after']:.2f}"
-        + ("" if result["ok"] else f"  FAILED (see {log})"),
+        + ("" if result["ok"] else f"  FAILED (see {log})")
+        + (f"  (stopped: over {timeout_s:.0f} s)" if timed_out else ""),
         flush=True,
     )
     if not result["ok"]:
@@ -235,15 +313,15 @@ def _keep_results(target: Path, to: Path) -> None:
         shutil.copyfile(target / "run_results.json", to)
 
 
-def table_rows(warehouse: Path) -> dict[str, int]:
+def table_rows(
+    warehouse: Path,
+    tables: tuple[str, ...] = ("raw.incidents", "marts.daily_counts", "marts.daily_features"),
+) -> dict[str, int]:
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return {
-            t: con.execute(f"select count(*) from {t}").fetchone()[0]
-            for t in ("raw.incidents", "marts.daily_counts", "marts.daily_features")
-        }
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
     finally:
         con.close()
 
@@ -332,6 +410,167 @@ def bench_size(n: int, work: Path, with_ml: bool) -> dict:
     return result
 
 
+def export_cmd(warehouse: Path, folder: Path) -> list[str]:
+    """raw.* of the DuckDB warehouse as Parquet, registered on the Spark target."""
+    return [PY, "-m", "ingest.parquet", str(warehouse), str(folder), "--register"] + [
+        "--project-dir",
+        str(REPO / "dbt_project"),
+    ]
+
+
+def spark_dbt_cmd(target: Path, logs: Path) -> list[str]:
+    """The DuckDB stage's dbt selection on the ``spark`` target (absolute paths: Spark runs
+    in the size's own folder, where it and Derby write their scratch files)."""
+    project = str(REPO / "dbt_project")
+    return [
+        DBT,
+        "build",
+        "--target",
+        "spark",
+        "--select",
+        *DBT_SELECT,
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(logs),
+        "--exclude-resource-type",
+        "unit_test",
+    ]
+
+
+def bench_size_spark(n: int, work: Path, with_ml: bool, timeout_s: float) -> dict:
+    """One size on Spark: generate, ingest (DuckDB raw), export, dbt, ml (see the module
+    docstring); each Spark stage stopped after ``timeout_s``."""
+    label = _label(n)
+    print(
+        f"\n== {label} incidents on Spark ({YEARS} years, {AREAS} areas, {CATEGORIES} categories)"
+    )
+    data = work / "data" / label
+    run = (work / f"{label}_spark").resolve()
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    warehouse = run / "crimecast.duckdb"
+    env = {
+        **os.environ,
+        "CRIMECAST_WAREHOUSE": str(warehouse),
+        "CRIMECAST_SOURCES": "houston",
+        "CRIMECAST_SERIES_PRESET": "all",
+        "CRIMECAST_SPARK_DIR": str(run / "spark"),
+        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
+        "DAGSTER_HOME": str(run / "dagster_home"),
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("CRIMECAST_CUTOFF", None)
+    (run / "dagster_home").mkdir()
+    logs = run / "logs"
+    logs.mkdir()
+    stages = [run_stage("generate", gen_cmd(n, data), env, logs / "generate.log")]
+    stages.append(run_stage("ingest", ingest_cmd(data), env, logs / "ingest.log"))
+    stages.append(
+        run_stage(
+            "export + register",
+            export_cmd(warehouse, run / "spark" / "sources"),
+            env,
+            logs / "export.log",
+            cwd=run,
+            timeout_s=timeout_s,
+        )
+    )
+    if stages[-1]["ok"]:
+        stages.append(
+            run_stage(
+                "dbt (spark)",
+                spark_dbt_cmd(run / "target", logs / "dbt"),
+                env,
+                logs / "dbt.log",
+                cwd=run,
+                timeout_s=timeout_s,
+            )
+        )
+    models = dbt_model_times(run / "target")
+    if with_ml and stages[-1]["ok"]:
+        ml_env = {**env, "CRIMECAST_ML_ENGINE": "spark"}
+        stages.append(
+            run_stage(
+                "ml (spark)", _py(ML_CODE), ml_env, logs / "ml.log", cwd=run, timeout_s=timeout_s
+            )
+        )
+    rows = table_rows(warehouse, ("raw.incidents",))
+    result = {
+        "incidents_target": n,
+        "label": label,
+        "engine": "spark",
+        "rows": rows,
+        "stages": stages,
+        "finished": all(s["ok"] for s in stages),
+        "pipeline_s": round(sum(s["wall_s"] for s in stages if s["stage"] != "generate"), 1),
+        "pipeline_peak_rss_mb": max(s["peak_rss_mb"] for s in stages if s["stage"] != "generate"),
+        "dbt_model_s": models,
+        "dbt_tests_s_sum_of_threads": dbt_test_time(run / "target"),
+    }
+    print(json.dumps({k: result[k] for k in ("rows", "finished", "pipeline_s")}))
+    return result
+
+
+def to_markdown_spark(results: list[dict], meta: dict, duckdb_results: list[dict]) -> str:
+    """The Spark stages, then both engines side by side (DuckDB from bench/scale_results.json,
+    its own run and date)."""
+    lines = [
+        "# Scale benchmark on Spark (bench/scale.py --engine spark)",
+        "",
+        f"Machine: {meta['cpus']} cores, shared (load average beside each number); Spark "
+        f"{meta.get('spark_master', 'local[2]')} in dbt's process. Same generated data as the "
+        f"DuckDB run ({YEARS} years, {AREAS} areas × {CATEGORIES} categories). ML: {meta['ml']}.",
+        "",
+        "| incidents | stage | wall s | peak RSS MB (process tree, JVM included) | "
+        "load 1-min (before→after) |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in results:
+        for s in r["stages"]:
+            state = "" if s["ok"] else " FAILED"
+            if s.get("timed_out_after_s"):
+                state = f" did not finish within {s['timed_out_after_s']:.0f} s"
+            lines.append(
+                f"| {r['label']} ({r['rows'].get('raw.incidents', 0):,} rows) | {s['stage']} | "
+                f"{s['wall_s']} | {s.get('peak_tree_rss_mb', s['peak_rss_mb']):.0f} | "
+                f"{s['load_before']}→{s['load_after']}{state} |"
+            )
+    duck = {r["label"]: r for r in duckdb_results}
+    lines += [
+        "",
+        "## DuckDB and Spark side by side (wall s)",
+        "",
+        "| incidents | DuckDB dbt | Spark export + dbt | DuckDB ml | Spark ml | "
+        "DuckDB ingest → forecasts | Spark ingest → forecasts |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def stage(r: dict | None, *names: str) -> str:
+        if r is None:
+            return "–"
+        by = {s["stage"]: s for s in r["stages"]}
+        if not all(n in by and by[n]["ok"] for n in names):
+            return "did not finish" if any(n in by for n in names) else "–"
+        return f"{sum(by[n]['wall_s'] for n in names):.1f}"
+
+    for r in results:
+        d = duck.get(r["label"])
+        spark_dbt = stage(r, "export + register", "dbt (spark)")
+        spark_total = r["pipeline_s"] if r["finished"] else "did not finish"
+        lines.append(
+            f"| {r['label']} | {stage(d, 'dbt')} | {spark_dbt} | "
+            f"{stage(d, 'ml')} | {stage(r, 'ml (spark)')} | "
+            f"{d['pipeline_s'] if d else '–'} | {spark_total} |"
+        )
+    lines += ["", f"Run at {meta['started']} UTC, total {meta['total_s']} s.", ""]
+    return "\n".join(lines)
+
+
 def to_markdown(results: list[dict], meta: dict) -> str:
     lines = [
         "# Scale benchmark (bench/scale.py)",
@@ -392,8 +631,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100k,1M,10M")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "scale")
     ap.add_argument("--no-ml", action="store_true", help="skip the ML stage")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=None, help="results file stem")
+    ap.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="duckdb (default) or spark: the dbt spark target (needs Java 17, the [spark] extra)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=2700,
+        help="seconds a Spark stage may take (default 45 min)",
+    )
     args = ap.parse_args(argv)
+    if args.engine == "spark":
+        return main_spark(args)
+    args.out = args.out or DEFAULT_OUT
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
     t0 = time.perf_counter()
     meta = {
@@ -422,6 +676,43 @@ def main(argv: list[str] | None = None) -> int:
         # the tables without the page title, into the README's scale section
         if update_readme(md.split("\n", 2)[2].replace("\n## ", "\n#### "), marker="scale"):
             print("updated the scale tables of README.md")
+    return 0
+
+
+def main_spark(args: argparse.Namespace) -> int:
+    """``--engine spark``: the sizes on Spark, beside the DuckDB figures on record."""
+    try:
+        import dbt.adapters.spark  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError:
+        print("the Spark engine needs the [spark] extra: make spark-extra (and Java 17)")
+        return 2
+    if shutil.which("java") is None:
+        print("the Spark engine needs Java 17 (java not found on PATH)")
+        return 2
+    out = args.out or DEFAULT_OUT_SPARK
+    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    t0 = time.perf_counter()
+    meta = {
+        "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "engine": "spark",
+        "spark_master": os.environ.get("CRIMECAST_SPARK_MASTER", "local[2]"),
+        "ml": "skipped"
+        if args.no_ml
+        else "ml_forecasts on CRIMECAST_ML_ENGINE=spark, default lean profile, every series",
+        "timeout_s": args.timeout,
+    }
+    results = [bench_size_spark(n, args.work, not args.no_ml, args.timeout) for n in sizes]
+    meta["total_s"] = round(time.perf_counter() - t0, 1)
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "results": results}, indent=1) + "\n"
+    )
+    duck_file = DEFAULT_OUT.with_suffix(".json")
+    duck = json.loads(duck_file.read_text())["results"] if duck_file.exists() else []
+    md = to_markdown_spark(results, meta, duck)
+    out.with_suffix(".md").write_text(md)
+    print("\n" + md)
     return 0
 
 
