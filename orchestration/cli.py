@@ -30,6 +30,21 @@ def _instance():
     return dg.DagsterInstance.from_config(str(home))
 
 
+#: the run tag by which the Dagster UI lists a job's runs (Dagster's REPOSITORY_LABEL_TAG)
+REPOSITORY_LABEL_TAG = ".dagster/repository"
+
+
+def job_page_tags(defs) -> dict[str, str]:
+    """Tags that list a CLI run on its job's page in `make dev`. The page asks for the runs of
+    the job name tagged ``.dagster/repository = <repository>@<code location>``; Dagster adds
+    that tag only to runs launched from a code location (``dagster job launch``, which with the
+    queued coordinator needs the daemon), not to ``execute_in_process`` runs, which the UI then
+    shows in the global Runs list only."""
+    from orchestration.config import code_location_name
+
+    return {REPOSITORY_LABEL_TAG: f"{defs.get_repository_def().name}@{code_location_name()}"}
+
+
 def step_timings(instance, run_id: str) -> list[tuple[str, float]]:
     """Wall time of each step of a run, from its event log."""
     import dagster as dg
@@ -219,6 +234,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
     # rows stay), and dbt starts once. Resources from the settings of this call (the
     # module-level `defs` keeps those of import), jobs of the sources CRIMECAST_SOURCES names.
     defs = build_defs(selection=selection)
+    ui_tags = job_page_tags(defs)
     ops = ml_run_config(ml, sources=selection.incidents)  # None: every city
     results = []
     skipped_build = False
@@ -236,6 +252,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 instance=instance,
                 raise_on_error=False,
                 partition_key=planned.partition,
+                tags=ui_tags,
                 run_config={
                     "loggers": {"console": {"config": {"log_level": level}}},
                     # only the ops of this job (CRIMECAST_SOURCES may leave ml_forecasts out)

@@ -25,6 +25,15 @@ SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "crimecast.duckdb"
 
 
+def code_location_name() -> str:
+    """The code location `make dev` serves: pyproject's ``[tool.dagster]``
+    ``code_location_name`` (what ``dagster dev`` reads in this folder)."""
+    import tomllib
+
+    with (REPO_ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["tool"]["dagster"]["code_location_name"]
+
+
 #: k of the small-cell rule (docs/saopaulo.md): rows built from fewer than k records are not
 #: published. Defined once, as the var of dbt_project.yml that the serving models read.
 MIN_CELL_RECORDS: int = int(dbt_project_var("min_cell_records"))

@@ -81,6 +81,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ------------------------------------------------------------------ the sample warehouse, once
 #: what `crimecast run` printed while it built the session's sample warehouse (beside it)
 SAMPLE_RUN_OUTPUT = "crimecast_run.out"
+#: the Dagster instance of that run: beside the sample warehouse's folder
+SAMPLE_DAGSTER_HOME = "sample_dagster_home"
 
 
 def _build_sample(warehouse: Path, dagster_home: Path) -> None:
@@ -124,7 +126,7 @@ def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            home = root / "sample_dagster_home"  # outside the folder copy_warehouse copies
+            home = root / SAMPLE_DAGSTER_HOME  # outside the folder copy_warehouse copies
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir()
             try:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
-from conftest import SAMPLE_RUN_OUTPUT
+from conftest import SAMPLE_DAGSTER_HOME, SAMPLE_RUN_OUTPUT
 
 
 def test_run_prints_stage_timings_and_the_out_of_sample_summary(sample_warehouse: Path):
@@ -42,3 +43,27 @@ def test_run_prints_stage_timings_and_the_out_of_sample_summary(sample_warehouse
     finally:
         con.close()
     assert sources == [("boston",), ("houston",)]
+
+
+def test_the_runs_are_listed_on_their_job_pages(sample_warehouse: Path):
+    """The Dagster UI's job page asks for the runs of the job name with the tag
+    ``.dagster/repository = __repository__@crimecast`` (the code location `make dev` serves):
+    every run `crimecast run` made is found by that filter, under its own job."""
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+
+    from orchestration.cli import REPOSITORY_LABEL_TAG as cli_tag
+    from orchestration.definitions import BUILD_JOB
+
+    assert cli_tag == REPOSITORY_LABEL_TAG  # the name Dagster's UI filters on
+    label = "__repository__@crimecast"  # pyproject's [tool.dagster] code_location_name
+    home = sample_warehouse.parent.parent / SAMPLE_DAGSTER_HOME
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) >= 3, "the sample's load runs and build run"
+        jobs = {r.job_name for r in runs}
+        assert BUILD_JOB in jobs
+        for job in jobs:
+            page = instance.get_runs(
+                dg.RunsFilter(job_name=job, tags={REPOSITORY_LABEL_TAG: label})
+            )
+            assert {r.run_id for r in page} == {r.run_id for r in runs if r.job_name == job}
