@@ -28,6 +28,10 @@ _REPO_DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 #: the schemas whose tables are dbt sources
 SOURCE_SCHEMAS = ("raw", "ml")
 
+#: tables written as Hive-style partitions (``<table>/source=boston/…``): one folder per city,
+#: so a city's rows are replaced, read or pruned alone (Spark and DuckDB read the layout)
+PARTITION_BY = {"raw.incidents": ("source",)}
+
 #: DuckDB types Spark cannot read from Parquet (or reads as another type), as the type written:
 #: HUGEINT is a 16-byte integer Spark has no type for, UUID a 16-byte binary, unsigned integers
 #: are widened. Timestamps without time zone are written as instants (UTC): Spark would read
@@ -49,7 +53,8 @@ _SPARK_TYPES = {
 
 def export_parquet(warehouse: Path, folder: Path) -> list[str]:
     """Every table of :data:`SOURCE_SCHEMAS` in ``warehouse`` (opened read-only) as
-    ``folder/<schema>/<table>/data.parquet`` (the table's folder replaced); returns their
+    ``folder/<schema>/<table>/data.parquet``, or partitioned (:data:`PARTITION_BY`:
+    ``folder/raw/incidents/source=<name>/…``), the table's folder replaced; returns their
     names ``schema.table``."""
     if not Path(warehouse).is_file():
         raise FileNotFoundError(f"no DuckDB warehouse at {warehouse}: build it first (make run)")
@@ -71,13 +76,19 @@ def export_parquet(warehouse: Path, folder: Path) -> list[str]:
                 [schema, table],
             ).fetchall()
             select = ", ".join(_spark_column(name, kind) for name, kind in columns)
-            out = table_folder(folder, f"{schema}.{table}") / "data.parquet"
+            name = f"{schema}.{table}"
+            out = table_folder(folder, name) / "data.parquet"
             shutil.rmtree(out.parent, ignore_errors=True)
             out.parent.mkdir(parents=True)
-            con.execute(
-                f'copy (select {select} from "{schema}"."{table}") to '
-                f"'{_sql_path(out)}' (format parquet)"
-            )
+            query = f'select {select} from "{schema}"."{table}"'
+            if name in PARTITION_BY:
+                keys = ", ".join(f'"{c}"' for c in PARTITION_BY[name])
+                con.execute(
+                    f"copy ({query}) to '{_sql_path(out.parent)}' "
+                    f"(format parquet, partition_by ({keys}), filename_pattern 'data_{{i}}')"
+                )
+            else:
+                con.execute(f"copy ({query}) to '{_sql_path(out)}' (format parquet)")
             names.append(f"{schema}.{table}")
     finally:
         con.close()
@@ -112,7 +123,14 @@ def register_spark_tables(
     for full_name in names:
         schema, name = full_name.split(".", 1)
         path = table_folder(folder, full_name).resolve()
-        tables.append({"schema": schema, "name": name, "path": str(path)})
+        tables.append(
+            {
+                "schema": schema,
+                "name": name,
+                "path": str(path),
+                "partitioned": full_name in PARTITION_BY,
+            }
+        )
     result = dbtRunner().invoke(
         ["run-operation", "register_parquet_tables", "--target", target]
         + ["--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
