@@ -326,11 +326,10 @@ def table_rows(
         con.close()
 
 
-def bench_size(n: int, work: Path, with_ml: bool) -> dict:
-    label = _label(n)
-    print(f"\n== {label} incidents ({YEARS} years, {AREAS} areas, {CATEGORIES} categories)")
-    data = work / "data" / label
-    run = work / label
+def _start_size(n: int, run: Path, extra_env: dict[str, str] | None = None):
+    """A fresh folder for one size (warehouse, Dagster home, logs), the stages' environment,
+    and the generate + ingest stages every engine starts with (data cached per size)."""
+    data = run.parent / "data" / _label(n)
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
     warehouse = run / "crimecast.duckdb"
@@ -342,6 +341,7 @@ def bench_size(n: int, work: Path, with_ml: bool) -> dict:
         "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
         "DAGSTER_HOME": str(run / "dagster_home"),
         "PYTHONPATH": str(REPO),
+        **(extra_env or {}),
     }
     env.pop("CRIMECAST_CUTOFF", None)
     (run / "dagster_home").mkdir()
@@ -349,6 +349,14 @@ def bench_size(n: int, work: Path, with_ml: bool) -> dict:
     logs.mkdir()
     stages = [run_stage("generate", gen_cmd(n, data), env, logs / "generate.log")]
     stages.append(run_stage("ingest", ingest_cmd(data), env, logs / "ingest.log"))
+    return data, warehouse, env, logs, stages
+
+
+def bench_size(n: int, work: Path, with_ml: bool) -> dict:
+    label = _label(n)
+    print(f"\n== {label} incidents ({YEARS} years, {AREAS} areas, {CATEGORIES} categories)")
+    run = work / label
+    data, warehouse, env, logs, stages = _start_size(n, run)
     stages.append(run_stage("dbt", dbt_cmd(run / "target"), env, logs / "dbt.log"))
     models = dbt_model_times(run / "target")
     tests_s = dbt_test_time(run / "target")
@@ -449,27 +457,10 @@ def bench_size_spark(n: int, work: Path, with_ml: bool, timeout_s: float) -> dic
     print(
         f"\n== {label} incidents on Spark ({YEARS} years, {AREAS} areas, {CATEGORIES} categories)"
     )
-    data = work / "data" / label
     run = (work / f"{label}_spark").resolve()
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir(parents=True)
-    warehouse = run / "crimecast.duckdb"
-    env = {
-        **os.environ,
-        "CRIMECAST_WAREHOUSE": str(warehouse),
-        "CRIMECAST_SOURCES": "houston",
-        "CRIMECAST_SERIES_PRESET": "all",
-        "CRIMECAST_SPARK_DIR": str(run / "spark"),
-        "DBT_PROFILES_DIR": str(REPO / "dbt_project"),
-        "DAGSTER_HOME": str(run / "dagster_home"),
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("CRIMECAST_CUTOFF", None)
-    (run / "dagster_home").mkdir()
-    logs = run / "logs"
-    logs.mkdir()
-    stages = [run_stage("generate", gen_cmd(n, data), env, logs / "generate.log")]
-    stages.append(run_stage("ingest", ingest_cmd(data), env, logs / "ingest.log"))
+    _data, warehouse, env, logs, stages = _start_size(
+        n, run, {"CRIMECAST_SPARK_DIR": str(run / "spark")}
+    )
     stages.append(
         run_stage(
             "export + register",
