@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features import split_series_id
-from ml.metrics import poisson_median
+from ml.metrics import common_errors, poisson_median
 
 CHAMPION_COLUMNS = [
     "source",
@@ -50,7 +50,7 @@ def ensemble_members_by_horizon(
         present = [m for m in candidates if m in set(g["model"])]
         if len(present) < min_members:
             continue
-        wide, _ = _common(g, present + ([reference] if reference in set(g["model"]) else []))
+        wide, _ = common_errors(g, present + ([reference] if reference in set(g["model"]) else []))
         if wide.empty:
             continue
         maes = wide.mean()
@@ -93,21 +93,6 @@ def add_ensemble(
     return pd.concat(parts, ignore_index=True)
 
 
-def _common(cv: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """Wide absolute errors (rows: series, ds, cutoff) over rows every model predicted."""
-    sub = cv[cv["model"].isin(models)].copy()
-    sub["abs_err"] = (sub["prediction"] - sub["actual"]).abs()
-    sub["sq_err"] = (sub["prediction"] - sub["actual"]) ** 2
-    wide = sub.pivot_table(
-        index=["series_id", "ds", "cutoff"], columns="model", values="abs_err", aggfunc="first"
-    )
-    sq = sub.pivot_table(
-        index=["series_id", "ds", "cutoff"], columns="model", values="sq_err", aggfunc="first"
-    )
-    keep = wide.notna().all(axis=1)
-    return wide[keep], sq[keep]
-
-
 def _choose(w: pd.DataFrame, champ: str, z: float) -> tuple[pd.DataFrame, str | None]:
     """The group's validation errors ``w`` and the model that beats the source champion on
     them by more than ``z`` standard errors of the paired difference (None: keep ``champ``)."""
@@ -133,7 +118,7 @@ def select_champions(
     for (source, h), g in cv.groupby(["source", "horizon"], sort=True):
         models = sorted(candidates or g["model"].unique())
         models = [m for m in models if m in set(g["model"])]
-        wide, sq = _common(g, models)
+        wide, sq = common_errors(g, models)
         if wide.empty:
             continue
         pooled = pd.DataFrame({"mae": wide.mean(), "rmse": np.sqrt(sq.mean())})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -172,6 +174,21 @@ def mae_intervals(
     return pd.DataFrame(rows, columns=[*by, "mae_lo", "mae_hi"])
 
 
+def common_errors(
+    frame: pd.DataFrame, models, index: Sequence[str] = ("series_id", "ds", "cutoff")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Absolute and squared errors, one column per model of ``models``, over the rows (``index``)
+    every one of them predicted: the common rows models are compared on."""
+    sub = frame[frame["model"].isin(list(models))].copy()
+    sub["abs_err"] = (sub["prediction"] - sub["actual"]).abs()
+    sub["sq_err"] = (sub["prediction"] - sub["actual"]) ** 2
+    index = list(index)
+    wide = sub.pivot_table(index=index, columns="model", values="abs_err", aggfunc="first")
+    sq = sub.pivot_table(index=index, columns="model", values="sq_err", aggfunc="first")
+    keep = wide.notna().all(axis=1)
+    return wide[keep], sq[keep]
+
+
 def best_on_validation(
     validation: pd.DataFrame, candidates, by: list[str] | None = None
 ) -> pd.DataFrame:
@@ -187,9 +204,7 @@ def best_on_validation(
     rows = []
     key = [c for c in ("series_id", "ds", "cutoff", "origin") if c in sub.columns]
     for group, g in sub.groupby(by, sort=True):
-        err = (g["actual"] - g["prediction"]).abs()
-        wide = g.assign(_abs=err).pivot_table(index=key, columns="model", values="_abs")
-        wide = wide.dropna()
+        wide, _sq = common_errors(g, sorted(g["model"].unique()), index=key)
         if wide.empty:
             continue
         maes = wide.mean()
