@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-_REPO_DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+from orchestration.config import DBT_PROJECT_DIR
 
 #: the schemas whose tables are dbt sources
 SOURCE_SCHEMAS = ("raw", "ml")
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--project-dir",
         type=Path,
-        default=Path(os.environ.get("DBT_PROJECT_DIR", _REPO_DBT_PROJECT)),
+        default=Path(os.environ.get("DBT_PROJECT_DIR", DBT_PROJECT_DIR)),
         help="the dbt project (and profiles) folder (default: the repository's dbt_project, "
         "wherever this runs from)",
     )
